@@ -1,0 +1,84 @@
+"""Run-time settings, read from the environment once, with embedded defaults.
+
+Every path the product writes to is derived here from one root (``CLV_HOME``),
+so a checkout is self-contained: the warehouse, the MLflow store, Airflow's
+home and Spark's scratch space all live in git-ignored folders inside it.
+
+| variable              | default                                         |
+|-----------------------|-------------------------------------------------|
+| CLV_HOME              | the checkout (two levels above this package)    |
+| CLV_WAREHOUSE_URI     | ``$CLV_HOME/warehouse`` (Parquet + DuckDB)       |
+| MLFLOW_TRACKING_URI   | ``sqlite:///$CLV_HOME/.state/mlflow/mlflow.db``  |
+| CLV_MLFLOW_ARTIFACTS  | ``$CLV_HOME/.state/mlflow/artifacts``            |
+| CLV_SPARK_MASTER      | ``local[2]``                                     |
+| CLV_SPARK_DRIVER_MEMORY | ``4g``                                         |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Default prediction horizon in days (what ``clv_180d`` and ``p_churn_180d`` mean).
+DEFAULT_HORIZON_DAYS = 180
+#: Length of one period of the per-period spend history, in days.
+PERIOD_DAYS = 30
+#: Number of periods of history kept as features (most recent first).
+N_PERIODS = 12
+#: Registered model names in the MLflow registry.
+CLV_MODEL_NAME = "clv_spend"
+CHURN_MODEL_NAME = "clv_churn"
+EXPERIMENT_NAME = "clv"
+
+
+def _default_home() -> Path:
+    # src/clv/config.py -> checkout root (editable install keeps files in place)
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and which engines to talk to."""
+
+    home: Path
+    warehouse_uri: str
+    mlflow_tracking_uri: str
+    mlflow_artifact_root: Path
+    spark_master: str
+    spark_driver_memory: str
+
+    @property
+    def warehouse_root(self) -> Path:
+        """Local folder of the embedded Parquet warehouse."""
+        uri = self.warehouse_uri
+        if uri.startswith("file://"):
+            uri = uri[len("file://"):]
+        if "://" in uri:
+            raise ValueError(
+                f"CLV_WAREHOUSE_URI={self.warehouse_uri!r}: only a local folder (or file://) "
+                "is supported by this build's warehouse backend"
+            )
+        return Path(uri)
+
+    @property
+    def state_dir(self) -> Path:
+        """Git-ignored folder for run-time state (MLflow, Airflow, Spark scratch)."""
+        return self.home / ".state"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, filling in the embedded defaults."""
+    home = Path(os.environ.get("CLV_HOME") or _default_home()).resolve()
+    state = home / ".state"
+    return Settings(
+        home=home,
+        warehouse_uri=os.environ.get("CLV_WAREHOUSE_URI") or str(home / "warehouse"),
+        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{state / 'mlflow' / 'mlflow.db'}",
+        mlflow_artifact_root=Path(
+            os.environ.get("CLV_MLFLOW_ARTIFACTS") or state / "mlflow" / "artifacts"
+        ),
+        spark_master=os.environ.get("CLV_SPARK_MASTER") or "local[2]",
+        spark_driver_memory=os.environ.get("CLV_SPARK_DRIVER_MEMORY") or "4g",
+    )

@@ -1,0 +1,52 @@
+"""One place that builds the SparkSession, from :mod:`clv.config` settings.
+
+The master URL comes from ``CLV_SPARK_MASTER`` (``local[2]`` by default); point it
+at ``spark://host:7077`` (or YARN / k8s) to run the same jobs on a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from clv.config import Settings, load_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+
+def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkSession:
+    """Return the process's SparkSession, creating it on first use.
+
+    Reusing one session per process means tasks that run in the same process
+    (``airflow dags test``, the test suite) pay the JVM start once.
+    """
+    from pyspark.sql import SparkSession
+
+    s = settings or load_settings()
+    scratch = s.state_dir / "spark"
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(s.spark_master)
+        .config("spark.driver.memory", s.spark_driver_memory)
+        .config("spark.local.dir", str(scratch))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", os.environ.get("CLV_SPARK_SHUFFLE_PARTITIONS", "8"))
+        # Spark 4 refuses nanosecond Parquet timestamps; write microseconds everywhere.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", os.environ.get("CLV_SPARK_UI", "false"))
+        .config("spark.sql.warehouse.dir", str(scratch / "spark-warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("CLV_SPARK_LOG_LEVEL", "WARN"))
+    return spark
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable

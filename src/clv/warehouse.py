@@ -1,0 +1,283 @@
+"""The warehouse: the only module that knows where tables live and how they are written.
+
+Embedded layout (the default backend)::
+
+    warehouse/<schema>/<table>/as_of_date=YYYY-MM-DD/part-*.parquet
+    warehouse/<schema>/<table>/_staging/...      (in-flight writes, ignored by readers)
+    warehouse/warehouse.duckdb                   (one view per table, for analysts)
+
+Every write replaces exactly one ``as_of_date`` partition and is idempotent and
+atomic: Spark writes the new partition into ``_staging/``; once Spark's commit
+has finished, the staged folder is exchanged with the published one in a single
+``renameat2(RENAME_EXCHANGE)`` system call, so a reader sees either the old or
+the new partition, never a mix. A writer killed at any point before the swap
+leaves the published partition untouched; its leftovers are removed by the
+next write of that partition. Writers of one partition are serialised by a
+file lock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import errno
+import fcntl
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clv.config import Settings, load_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+PARTITION_COLUMN = "as_of_date"
+CATALOG_FILE = "warehouse.duckdb"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table: its qualified name, primary key within a partition, and purpose."""
+
+    schema: str
+    name: str
+    key: tuple[str, ...]
+    description: str
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+_TABLE_LIST = [
+    Table("raw", "orders", ("order_id",),
+          "Order history. Partitions are load batches; their union is the history."),
+    Table("quality", "rejected_orders", ("order_id", "rule"),
+          "Input rows that were not accepted, with the rule that rejected them."),
+    Table("features", "customer_features", ("customer_id",),
+          "Customer features at the as-of date, from orders strictly before it."),
+    Table("features", "training_examples", ("cutoff_date", "customer_id"),
+          "Features at earlier cutoffs joined with the labels that followed each cutoff."),
+    Table("marts", "customer_scores", ("customer_id",),
+          "Predicted spend and churn probability per customer over the horizon."),
+    Table("marts", "customer_segments", ("customer_id",),
+          "Value tier x churn risk segment per customer."),
+    Table("marts", "budget_allocation", ("customer_id",),
+          "The marketing action chosen per customer (or none) under the budget."),
+]
+TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
+
+
+class WarehouseError(RuntimeError):
+    """A table is missing, unknown or cannot be written."""
+
+
+def get_table(name: str) -> Table:
+    """Look a table up by its qualified name (``schema.table``)."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise WarehouseError(
+            f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}"
+        ) from None
+
+
+def _root(settings: Settings | None) -> Path:
+    return (settings or load_settings()).warehouse_root
+
+
+def table_dir(name: str, settings: Settings | None = None) -> Path:
+    """Folder that holds every partition of a table."""
+    t = get_table(name)
+    return _root(settings) / t.schema / t.name
+
+
+def partition_dir(name: str, as_of_date: dt.date, settings: Settings | None = None) -> Path:
+    """Folder of one published ``as_of_date`` partition."""
+    return table_dir(name, settings) / f"{PARTITION_COLUMN}={as_of_date.isoformat()}"
+
+
+def catalog_path(settings: Settings | None = None) -> Path:
+    """The analysts' DuckDB file."""
+    return _root(settings) / CATALOG_FILE
+
+
+def list_partitions(name: str, settings: Settings | None = None) -> list[dt.date]:
+    """Published partitions of a table, oldest first."""
+    base = table_dir(name, settings)
+    if not base.is_dir():
+        return []
+    prefix = f"{PARTITION_COLUMN}="
+    return sorted(
+        dt.date.fromisoformat(p.name[len(prefix):])
+        for p in base.iterdir()
+        if p.is_dir() and p.name.startswith(prefix) and (p / "_SUCCESS").exists()
+    )
+
+
+# --------------------------------------------------------------------------- writes
+
+def write_partition(
+    df: DataFrame, name: str, as_of_date: dt.date, settings: Settings | None = None
+) -> Path:
+    """Replace the ``as_of_date`` partition of ``name`` with ``df``, atomically.
+
+    ``df`` may carry an ``as_of_date`` column; it must then hold only ``as_of_date``.
+    Returns the published partition folder.
+    """
+    table = get_table(name)
+    missing = [c for c in table.key if c not in df.columns]
+    if missing:
+        raise WarehouseError(f"{name}: key column(s) {missing} missing from the data to write")
+    if PARTITION_COLUMN in df.columns:
+        df = df.drop(PARTITION_COLUMN)
+    final = partition_dir(name, as_of_date, settings)
+    staging = final.parent / "_staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    with _partition_lock(staging / f"{final.name}.lock"):
+        _remove_leftovers(staging, final.name)
+        staged = staging / f"{final.name}.{uuid.uuid4().hex}"
+        df.write.mode("errorifexists").parquet(str(staged))
+        if not (staged / "_SUCCESS").exists():
+            raise WarehouseError(f"{name}: Spark did not commit {staged}")
+        _publish(staged, final)
+    log.info("published %s partition %s -> %s", name, as_of_date, final)
+    return final
+
+
+@contextmanager
+def _partition_lock(lock_file: Path) -> Iterator[None]:
+    with open(lock_file, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(staging: Path, partition_name: str) -> None:
+    """Remove staged folders of this partition left by writers that were killed."""
+    for leftover in staging.glob(f"{partition_name}.*"):
+        if leftover.is_dir():
+            log.warning("removing leftover of an interrupted write: %s", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _publish(staged: Path, final: Path) -> None:
+    if not final.exists():
+        os.rename(staged, final)  # atomic: the partition appears whole
+        return
+    if _exchange(staged, final):
+        shutil.rmtree(staged)  # now holds the previous version
+        return
+    # No renameat2 (not Linux, or a filesystem without it): two renames, with a
+    # window of microseconds in which the partition is absent, never partial.
+    trash = staged.with_name(staged.name + ".old")
+    os.rename(final, trash)
+    os.rename(staged, final)
+    shutil.rmtree(trash)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, f"renameat2 exchange failed: {os.strerror(err)}", str(a))
+
+
+# --------------------------------------------------------------------------- reads
+
+def read_table(
+    spark: SparkSession,
+    name: str,
+    as_of_date: dt.date | None = None,
+    settings: Settings | None = None,
+) -> DataFrame:
+    """Read one partition (with its ``as_of_date`` as a column) or every partition."""
+    from pyspark.sql import functions as F
+
+    base = table_dir(name, settings)
+    if as_of_date is not None:
+        part = partition_dir(name, as_of_date, settings)
+        if not (part / "_SUCCESS").exists():
+            raise WarehouseError(
+                f"{name}: partition {PARTITION_COLUMN}={as_of_date} does not exist under {base}"
+            )
+        return spark.read.parquet(str(part)).withColumn(
+            PARTITION_COLUMN, F.lit(as_of_date).cast("date")
+        )
+    if not list_partitions(name, settings):
+        raise WarehouseError(f"{name}: table is empty or missing (looked in {base})")
+    return (
+        spark.read.option("basePath", str(base))
+        .parquet(str(base / f"{PARTITION_COLUMN}=*"))
+        .withColumn(PARTITION_COLUMN, F.col(PARTITION_COLUMN).cast("date"))
+    )
+
+
+def read_partition_pandas(
+    name: str, as_of_date: dt.date, settings: Settings | None = None
+) -> pd.DataFrame:
+    """Read one customer-level partition into pandas (no JVM needed)."""
+    import pyarrow.parquet as pq
+
+    part = partition_dir(name, as_of_date, settings)
+    if not (part / "_SUCCESS").exists():
+        raise WarehouseError(
+            f"{name}: partition {PARTITION_COLUMN}={as_of_date} does not exist ({part})"
+        )
+    frame = pq.read_table(str(part)).to_pandas()
+    frame[PARTITION_COLUMN] = as_of_date
+    return frame
+
+
+# --------------------------------------------------------------------------- catalog
+
+def refresh_catalog(settings: Settings | None = None) -> Path:
+    """(Re)build the analysts' DuckDB file: one view per table that has data.
+
+    The views glob the partition folders at query time, so new partitions show up
+    without a refresh; a refresh is needed only when a new table appears. The file
+    is built aside and swapped in, so an analyst never opens a half-built catalog.
+    """
+    import duckdb
+
+    target = catalog_path(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    con = duckdb.connect(str(tmp))
+    try:
+        for table in _TABLE_LIST:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
+            if not list_partitions(table.qualified_name, settings):
+                continue
+            pattern = table_dir(table.qualified_name, settings) / f"{PARTITION_COLUMN}=*/*.parquet"
+            literal = str(pattern).replace("'", "''")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {table.qualified_name} AS SELECT * FROM read_parquet("
+                f"'{literal}', hive_partitioning = true, union_by_name = true)"
+            )
+            comment = table.description.replace("'", "''")
+            con.execute(f"COMMENT ON VIEW {table.qualified_name} IS '{comment}'")
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    return target

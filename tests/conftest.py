@@ -1,0 +1,42 @@
+"""Shared fixtures: one SparkSession for the whole run, and an isolated CLV_HOME per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLV_SHARED_DATA", REPO.parent / "shared" / "data"))
+CDNOW_MASTER = SHARED_DATA / "cdnow" / "CDNOW_master.txt.gz"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local SparkSession shared by every test (the JVM starts once)."""
+    os.environ.setdefault("CLV_HOME", str(tmp_path_factory.mktemp("clv_session_home")))
+    from clv.spark import get_spark
+
+    session = get_spark("clv-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def clv_home(tmp_path, monkeypatch):
+    """A fresh, empty CLV_HOME (warehouse, MLflow store, state) for one test."""
+    monkeypatch.setenv("CLV_HOME", str(tmp_path))
+    monkeypatch.delenv("CLV_WAREHOUSE_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("CLV_MLFLOW_ARTIFACTS", raising=False)
+    from clv.config import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def cdnow_path() -> Path:
+    if not CDNOW_MASTER.exists():
+        pytest.fail(f"reference data missing: {CDNOW_MASTER} (see ../shared/data/README.md)")
+    return CDNOW_MASTER
