@@ -224,11 +224,14 @@ def read_table(
         return spark.read.parquet(str(part)).withColumn(
             PARTITION_COLUMN, F.lit(as_of_date).cast("date")
         )
-    if not list_partitions(name, settings):
+    partitions = list_partitions(name, settings)
+    if not partitions:
         raise WarehouseError(f"{name}: table is empty or missing (looked in {base})")
+    # Only committed partitions (with _SUCCESS) are listed: never a half-written one.
+    paths = [str(partition_dir(name, d, settings)) for d in partitions]
     return (
         spark.read.option("basePath", str(base))
-        .parquet(str(base / f"{PARTITION_COLUMN}=*"))
+        .parquet(*paths)
         .withColumn(PARTITION_COLUMN, F.col(PARTITION_COLUMN).cast("date"))
     )
 

@@ -1,0 +1,362 @@
+"""Evaluation metrics for the CLV (regression) and churn (classification) models.
+
+Each metric is defined here and nowhere else; training, evaluation, monitoring and
+the model card all call these functions. They use plain numpy (scipy for Spearman)
+so that scikit-learn can serve as an independent reference in the tests.
+
+Conventions shared by every metric:
+
+* Invalid input raises ``ValueError``: empty input, inputs that are not 1-D,
+  mismatched lengths, non-numeric values, NaN or infinite values, labels that are
+  not 0/1, probabilities outside [0, 1].
+* A metric that is *undefined* on valid input (e.g. the Gini when every customer
+  has the same true value) returns ``nan`` instead of raising, so one degenerate
+  slice does not abort a whole report.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "aggregate_error",
+    "brier",
+    "classification_report",
+    "decile_mape",
+    "decile_table",
+    "mae",
+    "normalized_gini",
+    "pr_auc",
+    "regression_report",
+    "roc_auc",
+    "spearman",
+]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_vector(values: object, name: str) -> np.ndarray:
+    """Convert to a finite, non-empty 1-D float array or raise ValueError."""
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from exc
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN ({int(np.isnan(arr).sum())} values)")
+    if np.isinf(arr).any():
+        raise ValueError(f"{name} contains infinite values")
+    return arr
+
+
+def _as_pair(a: object, b: object, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two aligned vectors (one value per customer each)."""
+    arr_a = _as_vector(a, name_a)
+    arr_b = _as_vector(b, name_b)
+    if arr_a.shape != arr_b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} differ in length: {arr_a.size} vs {arr_b.size}"
+        )
+    return arr_a, arr_b
+
+
+def _as_labels(y_true_binary: object) -> np.ndarray:
+    """Validate 0/1 (or boolean) labels."""
+    labels = _as_vector(y_true_binary, "y_true_binary")
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("y_true_binary must contain only 0/1 (or False/True)")
+    return labels
+
+
+def _tie_groups(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For an already sorted array: start index of each run of equal values, and
+    the run number of every element."""
+    is_start = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    return np.flatnonzero(is_start), np.cumsum(is_start) - 1
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of the ranks they span."""
+    order = np.argsort(values, kind="mergesort")
+    starts, group = _tie_groups(values[order])
+    ends = np.r_[starts[1:], values.size]  # exclusive; the run covers ranks start+1..end
+    ranks = np.empty(values.size)
+    ranks[order] = ((starts + 1 + ends) / 2.0)[group]
+    return ranks
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def _gini_area(y_true: np.ndarray, ordering: np.ndarray) -> float:
+    """Twice the area between the gain (Lorenz) curve and the diagonal.
+
+    Customers are taken in descending ``ordering``; a run of tied ``ordering``
+    values contributes the mean true value of the run at each of its positions,
+    i.e. the expected curve over every order the tie could be broken in.
+    """
+    order = np.argsort(-ordering, kind="mergesort")
+    truth = y_true[order]
+    starts, group = _tie_groups(ordering[order])
+    sizes = np.diff(np.r_[starts, truth.size])
+    smoothed = (np.add.reduceat(truth, starts) / sizes)[group]
+    gain = np.cumsum(smoothed) / truth.sum()
+    # Trapezoid rule from (0, 0): area = (sum(gain) - 1/2) / n; Gini = 2 * area - 1.
+    return float((2.0 * gain.sum() - 1.0) / truth.size - 1.0)
+
+
+def normalized_gini(y_true: object, y_pred: object) -> float:
+    """Gini of the model's ordering divided by the Gini of the perfect ordering.
+
+    The gain curve is the cumulative share of total true value captured when
+    customers are taken by predicted value, highest first (as in
+    google/lifetime_value). Its area above the diagonal is measured with the
+    trapezoid rule, so a random ordering scores 0 in expectation, the perfect one
+    1 and the reversed one exactly -1. Tied predictions are handled by averaging
+    the true values within the tie (the expected result over all tie-breaks), so
+    the result does not depend on row order.
+
+    Args:
+        y_true: Observed values, one per customer.
+        y_pred: Predicted values (only their order matters).
+
+    Returns:
+        The normalized Gini; ``nan`` if the total true value is not positive or
+        every customer has the same true value (no ordering is better than another).
+    """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    if truth.sum() <= 0 or np.all(truth == truth[0]):
+        return float("nan")
+    return _gini_area(truth, pred) / _gini_area(truth, truth)
+
+
+def spearman(y_true: object, y_pred: object) -> float:
+    """Spearman rank correlation, tied values sharing their average rank.
+
+    Args:
+        y_true: Observed values.
+        y_pred: Predicted values.
+
+    Returns:
+        The correlation in [-1, 1]; ``nan`` if either input is constant.
+    """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    if np.all(truth == truth[0]) or np.all(pred == pred[0]):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n < 3 warnings; the value is still defined
+        return float(stats.spearmanr(truth, pred)[0])
+
+
+def _decile_assignment(pred: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin number 1..n_bins per customer, in equal-count bins of ascending prediction.
+
+    Bin sizes differ by at most one. Customers with tied predictions that straddle
+    a bin edge are split by input order (stable sort), the same as
+    ``rank(method="first")``.
+    """
+    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if pred.size < n_bins:
+        raise ValueError(f"need at least n_bins={n_bins} customers, got {pred.size}")
+    order = np.argsort(pred, kind="mergesort")
+    bins = np.empty(pred.size, dtype=int)
+    bins[order] = np.arange(pred.size) * n_bins // pred.size + 1
+    return bins
+
+
+def decile_table(y_true: object, y_pred: object, n_bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs. mean actual value per bin of predicted value.
+
+    Args:
+        y_true: Observed values.
+        y_pred: Predicted values.
+        n_bins: Number of equal-count bins (10 gives deciles).
+
+    Returns:
+        One row per bin with columns decile (1 = lowest predicted values),
+        n, mean_predicted, mean_actual.
+    """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    frame = pd.DataFrame(
+        {"decile": _decile_assignment(pred, n_bins), "pred": pred, "true": truth}
+    )
+    table = frame.groupby("decile", sort=True).agg(
+        n=("pred", "size"), mean_predicted=("pred", "mean"), mean_actual=("true", "mean")
+    )
+    return table.reset_index()
+
+
+def decile_mape(y_true: object, y_pred: object, n_bins: int = 10) -> float:
+    """Mean over bins of |mean predicted - mean actual| / |mean actual|.
+
+    Bins whose mean actual value is 0 are skipped: the relative error is undefined
+    there, and such bins (customers who spent nothing) would otherwise dominate.
+
+    Args:
+        y_true: Observed values.
+        y_pred: Predicted values.
+        n_bins: Number of equal-count bins of predicted value.
+
+    Returns:
+        The mean absolute percentage error as a fraction (0.1 = 10 %);
+        ``nan`` if every bin was skipped.
+    """
+    table = decile_table(y_true, y_pred, n_bins)
+    kept = table[table["mean_actual"] != 0]
+    if kept.empty:
+        return float("nan")
+    errors = (kept["mean_predicted"] - kept["mean_actual"]).abs() / kept["mean_actual"].abs()
+    return float(errors.mean())
+
+
+def mae(y_true: object, y_pred: object) -> float:
+    """Mean absolute error.
+
+    Args:
+        y_true: Observed values.
+        y_pred: Predicted values.
+
+    Returns:
+        mean(|y_pred - y_true|).
+    """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    return float(np.mean(np.abs(pred - truth)))
+
+
+def aggregate_error(y_true: object, y_pred: object) -> float:
+    """Relative error of the predicted total, (sum(pred) - sum(true)) / sum(true).
+
+    Args:
+        y_true: Observed values.
+        y_pred: Predicted values.
+
+    Returns:
+        Signed relative error (positive = over-forecast); ``nan`` if sum(true) is 0.
+    """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    total = truth.sum()
+    if total == 0:
+        return float("nan")
+    return float((pred.sum() - total) / total)
+
+
+def regression_report(y_true: object, y_pred: object) -> dict[str, float]:
+    """All CLV regression metrics in one dictionary.
+
+    Args:
+        y_true: Observed values.
+        y_pred: Predicted values.
+
+    Returns:
+        Keys normalized_gini, spearman, decile_mape, mae, aggregate_error.
+    """
+    return {
+        "normalized_gini": normalized_gini(y_true, y_pred),
+        "spearman": spearman(y_true, y_pred),
+        "decile_mape": decile_mape(y_true, y_pred),
+        "mae": mae(y_true, y_pred),
+        "aggregate_error": aggregate_error(y_true, y_pred),
+    }
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def roc_auc(y_true_binary: object, score: object) -> float:
+    """Area under the ROC curve via the Mann-Whitney U statistic.
+
+    AUC = P(score of a random positive > score of a random negative), a tie
+    counting one half; average ranks implement exactly that.
+
+    Args:
+        y_true_binary: 0/1 labels (1 = churned).
+        score: Any score where higher means more likely positive.
+
+    Returns:
+        The AUC in [0, 1].
+
+    Raises:
+        ValueError: If only one class is present (the AUC is undefined).
+    """
+    labels = _as_labels(y_true_binary)
+    labels, scores = _as_pair(labels, score, "y_true_binary", "score")
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("roc_auc needs both classes in y_true_binary")
+    rank_sum_pos = _average_ranks(scores)[labels == 1].sum()
+    u_stat = rank_sum_pos - n_pos * (n_pos + 1) / 2.0
+    return float(u_stat / (n_pos * n_neg))
+
+
+def pr_auc(y_true_binary: object, score: object) -> float:
+    """Average precision: sum over thresholds of (recall gain) x precision.
+
+    Thresholds are the distinct score values, highest first; tied scores enter
+    together (no interpolation), as in ``sklearn.metrics.average_precision_score``.
+
+    Args:
+        y_true_binary: 0/1 labels (1 = churned).
+        score: Any score where higher means more likely positive.
+
+    Returns:
+        The average precision in [0, 1].
+
+    Raises:
+        ValueError: If there is no positive label (recall is undefined).
+    """
+    labels = _as_labels(y_true_binary)
+    labels, scores = _as_pair(labels, score, "y_true_binary", "score")
+    n_pos = labels.sum()
+    if n_pos == 0:
+        raise ValueError("pr_auc needs at least one positive in y_true_binary")
+    order = np.argsort(-scores, kind="mergesort")
+    starts, _ = _tie_groups(scores[order])
+    last_of_run = np.r_[starts[1:], scores.size] - 1
+    true_pos = np.cumsum(labels[order])[last_of_run]
+    precision = true_pos / (last_of_run + 1)
+    recall_gain = np.diff(np.r_[0.0, true_pos]) / n_pos
+    return float(np.sum(recall_gain * precision))
+
+
+def brier(y_true_binary: object, prob: object) -> float:
+    """Brier score, the mean squared error of predicted probabilities.
+
+    Args:
+        y_true_binary: 0/1 labels.
+        prob: Predicted probability of label 1, each in [0, 1].
+
+    Returns:
+        mean((prob - y)^2); 0 is perfect.
+    """
+    labels = _as_labels(y_true_binary)
+    labels, probs = _as_pair(labels, prob, "y_true_binary", "prob")
+    if (probs < 0).any() or (probs > 1).any():
+        raise ValueError("prob must lie in [0, 1]")
+    return float(np.mean((probs - labels) ** 2))
+
+
+def classification_report(y_true: object, prob: object) -> dict[str, float]:
+    """All churn classification metrics in one dictionary.
+
+    Args:
+        y_true: 0/1 labels.
+        prob: Predicted probability of label 1.
+
+    Returns:
+        Keys roc_auc, pr_auc, brier.
+    """
+    return {
+        "roc_auc": roc_auc(y_true, prob),
+        "pr_auc": pr_auc(y_true, prob),
+        "brier": brier(y_true, prob),
+    }

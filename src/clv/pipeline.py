@@ -1,0 +1,186 @@
+"""The pipeline's steps, one function per DAG task.
+
+Each step takes plain values (dates, numbers, the run id), reads its inputs from
+the warehouse or the registry, writes its outputs, and returns a small
+JSON-serialisable summary (what goes to XCom). The DAG file only wires them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from clv import warehouse
+from clv.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+RAW_ORDERS = "raw.orders"
+FEATURES = "features.customer_features"
+EXAMPLES = "features.training_examples"
+SCORES = "marts.customer_scores"
+SEGMENTS = "marts.customer_segments"
+ALLOCATION = "marts.budget_allocation"
+OUTPUT_TABLES = [RAW_ORDERS, FEATURES, SCORES, SEGMENTS, ALLOCATION]
+
+
+def _spark():
+    from clv.spark import get_spark
+
+    return get_spark("clv-pipeline")
+
+
+def _stamp(frame, as_of_date: dt.date, run_id: str):
+    """Add the run id to a pandas frame (as_of_date is the partition)."""
+    frame = frame.copy()
+    frame["run_id"] = run_id
+    return frame
+
+
+def validate_raw(as_of_date: dt.date) -> dict[str, Any]:
+    """Great Expectations suite ``raw_orders`` over the orders known before the as-of date."""
+    from pyspark.sql import functions as F
+
+    from clv import quality
+    from clv.features import orders_before
+
+    orders = warehouse.read_table(_spark(), RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
+    visible = orders_before(orders, as_of_date)
+    report = quality.assert_valid(visible, "raw_orders", RAW_ORDERS, ["order_id"])
+    n = visible.count()
+    if n == 0:
+        newest = orders.select(F.min("order_ts")).first()[0]
+        raise ValueError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date} "
+                         f"(the oldest order is {newest}); pick a later as-of date")
+    return {"rows": n, "expectations": report.n_expectations}
+
+
+def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
+    """Spark: features at the as-of date, and out-of-time training examples."""
+    from pyspark.sql import functions as F
+
+    from clv import features
+
+    spark = _spark()
+    orders = warehouse.read_table(spark, RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
+    feats = features.customer_features(orders, as_of_date).withColumn("run_id", F.lit(run_id))
+    warehouse.write_partition(feats, FEATURES, as_of_date)
+    cutoffs = features.backtest_cutoffs(as_of_date, horizon_days)
+    examples = features.training_examples(orders, cutoffs["train"], horizon_days, "train")
+    examples = examples.unionByName(
+        features.training_examples(orders, cutoffs["eval"], horizon_days, "eval")
+    ).withColumn("run_id", F.lit(run_id))
+    warehouse.write_partition(examples, EXAMPLES, as_of_date)
+    counts = {r["split"]: r["n"] for r in warehouse.read_table(spark, EXAMPLES, as_of_date)
+              .groupBy("split").count().withColumnRenamed("count", "n").collect()}
+    n_customers = warehouse.read_table(spark, FEATURES, as_of_date).count()
+    log.info("features: %d customers at %s; examples %s (cutoffs %s)",
+             n_customers, as_of_date, counts, cutoffs)
+    return {"customers": n_customers, "train_rows": counts.get("train", 0),
+            "eval_rows": counts.get("eval", 0),
+            "train_cutoff": cutoffs["train"].isoformat(),
+            "eval_cutoff": cutoffs["eval"].isoformat()}
+
+
+def validate_features(as_of_date: dt.date) -> dict[str, Any]:
+    """Great Expectations suite ``customer_features`` over the new partition."""
+    from clv import quality
+
+    feats = warehouse.read_table(_spark(), FEATURES, as_of_date)
+    report = quality.assert_valid(feats, "customer_features", FEATURES, ["customer_id"])
+    return {"expectations": report.n_expectations}
+
+
+def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
+    """Train, log and register one model family (``clv`` or ``churn``)."""
+    from clv import training
+
+    fn = {"clv": training.train_clv_model, "churn": training.train_churn_model}[model]
+    result = fn(as_of_date, horizon_days, run_id)
+    return {"name": result.name, "version": result.version, "alias": result.alias,
+            "device": result.device, "reason": result.reason, "metrics": result.metrics}
+
+
+def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
+    """Score every customer with the champions, validate, publish ``marts.customer_scores``."""
+    from clv import quality, scoring
+
+    spark = _spark()
+    scores = scoring.score_customers(as_of_date, horizon_days, run_id)
+    frame = spark.createDataFrame(scores)
+    quality.assert_valid(frame, "customer_scores", SCORES, ["customer_id"])
+    warehouse.write_partition(frame, SCORES, as_of_date)
+    return {"customers": len(scores),
+            "clv_model_version": scores["clv_model_version"].iat[0],
+            "churn_model_version": scores["churn_model_version"].iat[0],
+            "predicted_clv_total": float(scores["predicted_clv"].sum())}
+
+
+def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Value tier x churn risk segments from the published scores."""
+    from clv import decisioning
+
+    scores = warehouse.read_partition_pandas(SCORES, as_of_date)
+    segments = decisioning.assign_segments(scores)
+    segments = segments.merge(
+        scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
+    )
+    warehouse.write_partition(_spark().createDataFrame(_stamp(segments, as_of_date, run_id)),
+                              SEGMENTS, as_of_date)
+    return {"customers": len(segments),
+            "segments": segments["segment"].value_counts().sort_index().to_dict()}
+
+
+def allocate(as_of_date: dt.date, budget: float, run_id: str) -> dict[str, Any]:
+    """Greedy marketing budget allocation over the published scores."""
+    from clv import decisioning
+
+    scores = warehouse.read_partition_pandas(SCORES, as_of_date)
+    plan = decisioning.allocate_budget(scores, budget)
+    plan = plan.merge(
+        scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
+    )
+    warehouse.write_partition(_spark().createDataFrame(_stamp(plan, as_of_date, run_id)),
+                              ALLOCATION, as_of_date)
+    chosen = plan[plan["action"] != "none"]
+    return {"customers": len(plan), "treated": len(chosen),
+            "spent": round(float(chosen["cost"].sum()), 2), "budget": budget,
+            "expected_incremental_value": round(
+                float(chosen["expected_incremental_value"].sum()), 2)}
+
+
+def publish_catalog(settings: Settings | None = None) -> dict[str, Any]:
+    """Refresh the analysts' DuckDB catalog (one view per table)."""
+    path = warehouse.refresh_catalog(settings)
+    return {"catalog": str(path)}
+
+
+def run_summary(as_of_date: dt.date, settings: Settings | None = None) -> dict[str, Any]:
+    """Rows per output table at the as-of date and the champions with their metrics."""
+    import duckdb
+    import mlflow
+
+    from clv import registry
+    from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
+
+    s = settings or load_settings()
+    con = duckdb.connect(str(warehouse.catalog_path(s)), read_only=True)
+    try:
+        rows = {t: con.execute(f"select count(*) from {t} where as_of_date = ?",
+                               [as_of_date]).fetchone()[0]
+                for t in OUTPUT_TABLES if t != RAW_ORDERS}
+        rows[RAW_ORDERS] = con.execute(f"select count(*) from {RAW_ORDERS}").fetchone()[0]
+    finally:
+        con.close()
+    registry.configure_mlflow(s)
+    client = mlflow.MlflowClient()
+    champions = {}
+    for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME):
+        version = registry.champion_version(client, name)
+        run = client.get_run(client.get_model_version(name, version).run_id) if version else None
+        champions[name] = {"version": version,
+                           "metrics": {k: round(v, 4) for k, v in sorted(run.data.metrics.items())
+                                       if not k.startswith("baseline_")} if run else {}}
+    return {"as_of_date": as_of_date.isoformat(), "rows": rows, "champions": champions,
+            "catalog": str(warehouse.catalog_path(s))}
