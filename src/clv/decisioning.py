@@ -24,6 +24,7 @@ __all__ = [
     "expected_incremental_value",
 ]
 
+ArrayOrFloat = np.ndarray | pd.Series | float
 SCORE_COLUMNS = ("customer_id", "clv_180d", "p_churn_180d")
 VALUE_TIERS = ("low", "mid", "high")
 #: (value tier, churn risk) -> segment name. "lost" overrides it (see assign_segments).
@@ -112,7 +113,9 @@ def assign_segments(
     tier = np.where(clv <= low_max, "low", np.where(clv <= mid_max, "mid", "high"))
     risk = np.where(p_churn >= churn_threshold, "high", "low")
     lost = (p_churn >= lost_threshold).to_numpy() & (tier != "high")
-    segment = [LOST_SEGMENT if is_lost else SEGMENTS[(t, r)] for t, r, is_lost in zip(tier, risk, lost)]
+    segment = [
+        LOST_SEGMENT if is_lost else SEGMENTS[(t, r)] for t, r, is_lost in zip(tier, risk, lost)
+    ]
     definition = [
         f"{_value_tier_text(t, low_max, mid_max)} and "
         f"{_churn_risk_text(r, is_lost, churn_threshold, lost_threshold)}"
@@ -163,8 +166,8 @@ DEFAULT_ACTIONS: tuple[Action, ...] = (
 
 
 def expected_incremental_value(
-    action: Action, clv_180d: np.ndarray | pd.Series | float, p_churn_180d: np.ndarray | pd.Series | float
-) -> np.ndarray | pd.Series | float:
+    action: Action, clv_180d: ArrayOrFloat, p_churn_180d: ArrayOrFloat
+) -> ArrayOrFloat:
     """Expected extra value from sending ``action``, before its cost.
 
     The at-risk part of the value (clv x p_churn) is saved at the retention uplift;

@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 
+_N_DECILES = 10
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -110,7 +112,7 @@ def _gini_area(y_true: np.ndarray, ordering: np.ndarray) -> float:
     smoothed = (np.add.reduceat(truth, starts) / sizes)[group]
     gain = np.cumsum(smoothed) / truth.sum()
     # Trapezoid rule from (0, 0): area = (sum(gain) - 1/2) / n; Gini = 2 * area - 1.
-    return float((2.0 * gain.sum() - 1.0) / truth.size - 1.0)
+    return float(2.0 * gain.sum() / truth.size - 1.0)
 
 
 def normalized_gini(y_true: object, y_pred: object) -> float:
@@ -173,7 +175,7 @@ def _decile_assignment(pred: np.ndarray, n_bins: int) -> np.ndarray:
     return bins
 
 
-def decile_table(y_true: object, y_pred: object, n_bins: int = 10) -> pd.DataFrame:
+def decile_table(y_true: object, y_pred: object, n_bins: int = _N_DECILES) -> pd.DataFrame:
     """Mean predicted vs. mean actual value per bin of predicted value.
 
     Args:
@@ -195,7 +197,7 @@ def decile_table(y_true: object, y_pred: object, n_bins: int = 10) -> pd.DataFra
     return table.reset_index()
 
 
-def decile_mape(y_true: object, y_pred: object, n_bins: int = 10) -> float:
+def decile_mape(y_true: object, y_pred: object, n_bins: int = _N_DECILES) -> float:
     """Mean over bins of |mean predicted - mean actual| / |mean actual|.
 
     Bins whose mean actual value is 0 are skipped: the relative error is undefined
@@ -257,14 +259,17 @@ def regression_report(y_true: object, y_pred: object) -> dict[str, float]:
         y_pred: Predicted values.
 
     Returns:
-        Keys normalized_gini, spearman, decile_mape, mae, aggregate_error.
+        Keys normalized_gini, spearman, decile_mape, mae, aggregate_error;
+        decile_mape is ``nan`` when there are fewer than 10 customers (no deciles).
     """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    has_deciles = truth.size >= _N_DECILES
     return {
-        "normalized_gini": normalized_gini(y_true, y_pred),
-        "spearman": spearman(y_true, y_pred),
-        "decile_mape": decile_mape(y_true, y_pred),
-        "mae": mae(y_true, y_pred),
-        "aggregate_error": aggregate_error(y_true, y_pred),
+        "normalized_gini": normalized_gini(truth, pred),
+        "spearman": spearman(truth, pred),
+        "decile_mape": decile_mape(truth, pred, _N_DECILES) if has_deciles else float("nan"),
+        "mae": mae(truth, pred),
+        "aggregate_error": aggregate_error(truth, pred),
     }
 
 

