@@ -112,7 +112,7 @@ def _gini_area(y_true: np.ndarray, ordering: np.ndarray) -> float:
     smoothed = (np.add.reduceat(truth, starts) / sizes)[group]
     gain = np.cumsum(smoothed) / truth.sum()
     # Trapezoid rule from (0, 0): area = (sum(gain) - 1/2) / n; Gini = 2 * area - 1.
-    return float(2.0 * gain.sum() / truth.size - 1.0)
+    return float((2.0 * gain.sum() - 1.0) / truth.size - 1.0)
 
 
 def normalized_gini(y_true: object, y_pred: object) -> float:
