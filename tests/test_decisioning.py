@@ -17,7 +17,7 @@ from clv.decisioning import (
 
 def _scores(clv: list[float], p_churn: list[float], ids: list | None = None) -> pd.DataFrame:
     ids = ids if ids is not None else list(range(1, len(clv) + 1))
-    return pd.DataFrame({"customer_id": ids, "clv_180d": clv, "p_churn_180d": p_churn})
+    return pd.DataFrame({"customer_id": ids, "predicted_clv": clv, "p_churn": p_churn})
 
 
 # --------------------------------------------------------------------------- segments
@@ -75,12 +75,12 @@ def test_all_six_table_segments_and_custom_thresholds():
 def test_segment_definition_is_readable():
     seg = assign_segments(_scores([10, 20, 30, 40, 50, 60], [0.2, 0.95, 0.6, 0.1, 0.1, 0.7]))
     assert seg["segment_definition"].tolist() == [
-        "value tier low (clv_180d <= 26.67) and churn risk low (p_churn_180d < 0.50)",
-        "value tier low (clv_180d <= 26.67) and churn risk lost (p_churn_180d >= 0.90)",
-        "value tier mid (26.67 < clv_180d <= 43.33) and churn risk high (p_churn_180d >= 0.50)",
-        "value tier mid (26.67 < clv_180d <= 43.33) and churn risk low (p_churn_180d < 0.50)",
-        "value tier high (clv_180d > 43.33) and churn risk low (p_churn_180d < 0.50)",
-        "value tier high (clv_180d > 43.33) and churn risk high (p_churn_180d >= 0.50)",
+        "value tier low (predicted_clv <= 26.67) and churn risk low (p_churn < 0.50)",
+        "value tier low (predicted_clv <= 26.67) and churn risk lost (p_churn >= 0.90)",
+        "value tier mid (26.67 < predicted_clv <= 43.33) and churn risk high (p_churn >= 0.50)",
+        "value tier mid (26.67 < predicted_clv <= 43.33) and churn risk low (p_churn < 0.50)",
+        "value tier high (predicted_clv > 43.33) and churn risk low (p_churn < 0.50)",
+        "value tier high (predicted_clv > 43.33) and churn risk high (p_churn >= 0.50)",
     ]
     assert list(seg.columns) == [
         "customer_id", "value_tier", "churn_risk", "segment", "segment_definition",
@@ -96,7 +96,7 @@ def test_segments_do_not_depend_on_row_order():
 
 def test_segments_reject_bad_input():
     with pytest.raises(ValueError, match="missing"):
-        assign_segments(pd.DataFrame({"customer_id": [1], "clv_180d": [1.0]}))
+        assign_segments(pd.DataFrame({"customer_id": [1], "predicted_clv": [1.0]}))
     with pytest.raises(ValueError, match="unique"):
         assign_segments(_scores([1.0, 2.0], [0.1, 0.2], ids=[7, 7]))
     with pytest.raises(ValueError, match="threshold"):
@@ -218,6 +218,6 @@ def test_allocation_rejects_bad_input():
     with pytest.raises(ValueError, match="budget"):
         allocate_budget(ALLOC, budget=-1.0)
     with pytest.raises(ValueError, match="missing"):
-        allocate_budget(ALLOC.drop(columns="p_churn_180d"), budget=1.0)
+        allocate_budget(ALLOC.drop(columns="p_churn"), budget=1.0)
     with pytest.raises(ValueError, match="unique"):
         allocate_budget(ALLOC, 1.0, actions=(DEFAULT_ACTIONS[0], DEFAULT_ACTIONS[0]))

@@ -1,8 +1,8 @@
 """Turn scores into decisions: customer segments and a budgeted action plan.
 
 Input everywhere is a scores frame with one row per customer and the columns
-``customer_id``, ``clv_180d`` (predicted spend over the horizon) and
-``p_churn_180d`` (predicted probability of no purchase over the horizon).
+``customer_id``, ``predicted_clv`` (predicted spend over the horizon) and
+``p_churn`` (predicted probability of no purchase over the horizon).
 Outputs are sorted by ``customer_id`` so they are identical whatever the row
 order of the input.
 """
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 ArrayOrFloat = np.ndarray | pd.Series | float
-SCORE_COLUMNS = ("customer_id", "clv_180d", "p_churn_180d")
+SCORE_COLUMNS = ("customer_id", "predicted_clv", "p_churn")
 VALUE_TIERS = ("low", "mid", "high")
 #: (value tier, churn risk) -> segment name. "lost" overrides it (see assign_segments).
 SEGMENTS: dict[tuple[str, str], str] = {
@@ -51,13 +51,13 @@ def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
     frame = scores.loc[:, list(SCORE_COLUMNS)]
     if frame["customer_id"].isna().any() or frame["customer_id"].duplicated().any():
         raise ValueError("customer_id must be present and unique (one row per customer)")
-    for column in ("clv_180d", "p_churn_180d"):
+    for column in ("predicted_clv", "p_churn"):
         values = pd.to_numeric(frame[column], errors="coerce")
         if values.isna().any() or np.isinf(values.to_numpy(dtype=float)).any():
             raise ValueError(f"{column} must be finite numbers (no NaN)")
         frame[column] = values.astype(float)
-    if ((frame["p_churn_180d"] < 0) | (frame["p_churn_180d"] > 1)).any():
-        raise ValueError("p_churn_180d must lie in [0, 1]")
+    if ((frame["p_churn"] < 0) | (frame["p_churn"] > 1)).any():
+        raise ValueError("p_churn must lie in [0, 1]")
     return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
 
 
@@ -67,19 +67,19 @@ def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
 def _value_tier_text(tier: str, low_max: float, mid_max: float) -> str:
     """Human-readable definition of a value tier."""
     if tier == "low":
-        return f"value tier low (clv_180d <= {low_max:.2f})"
+        return f"value tier low (predicted_clv <= {low_max:.2f})"
     if tier == "mid":
-        return f"value tier mid ({low_max:.2f} < clv_180d <= {mid_max:.2f})"
-    return f"value tier high (clv_180d > {mid_max:.2f})"
+        return f"value tier mid ({low_max:.2f} < predicted_clv <= {mid_max:.2f})"
+    return f"value tier high (predicted_clv > {mid_max:.2f})"
 
 
 def _churn_risk_text(risk: str, lost: bool, churn_threshold: float, lost_threshold: float) -> str:
     """Human-readable definition of a churn-risk level."""
     if lost:
-        return f"churn risk lost (p_churn_180d >= {lost_threshold:.2f})"
+        return f"churn risk lost (p_churn >= {lost_threshold:.2f})"
     if risk == "high":
-        return f"churn risk high (p_churn_180d >= {churn_threshold:.2f})"
-    return f"churn risk low (p_churn_180d < {churn_threshold:.2f})"
+        return f"churn risk high (p_churn >= {churn_threshold:.2f})"
+    return f"churn risk low (p_churn < {churn_threshold:.2f})"
 
 
 def assign_segments(
@@ -87,15 +87,15 @@ def assign_segments(
 ) -> pd.DataFrame:
     """Place every customer in a value tier, a churn-risk level and a named segment.
 
-    Value tiers are terciles of clv_180d within ``scores``: low <= 1/3 quantile
+    Value tiers are terciles of predicted_clv within ``scores``: low <= 1/3 quantile
     < mid <= 2/3 quantile < high (linear-interpolated quantiles; a value equal to a
-    threshold goes to the lower tier). Churn risk is "high" when p_churn_180d >=
+    threshold goes to the lower tier). Churn risk is "high" when p_churn >=
     ``churn_threshold``. The segment comes from ``SEGMENTS``, except that a
-    customer outside the high tier with p_churn_180d >= ``lost_threshold`` is "lost"
+    customer outside the high tier with p_churn >= ``lost_threshold`` is "lost"
     (a high-value customer is never written off: they stay at_risk_high_value).
 
     Args:
-        scores: customer_id, clv_180d, p_churn_180d; one row per customer.
+        scores: customer_id, predicted_clv, p_churn; one row per customer.
         churn_threshold: Churn probability from which risk is "high".
         lost_threshold: Churn probability from which a non-high-value customer is lost.
 
@@ -108,8 +108,8 @@ def assign_segments(
     frame = _validate_scores(scores)
     if frame.empty:
         raise ValueError("scores is empty: terciles are undefined")
-    low_max, mid_max = (float(q) for q in frame["clv_180d"].quantile([1 / 3, 2 / 3]))
-    clv, p_churn = frame["clv_180d"], frame["p_churn_180d"]
+    low_max, mid_max = (float(q) for q in frame["predicted_clv"].quantile([1 / 3, 2 / 3]))
+    clv, p_churn = frame["predicted_clv"], frame["p_churn"]
     tier = np.where(clv <= low_max, "low", np.where(clv <= mid_max, "mid", "high"))
     risk = np.where(p_churn >= churn_threshold, "high", "low")
     lost = (p_churn >= lost_threshold).to_numpy() & (tier != "high")
@@ -141,7 +141,7 @@ class Action:
 
     Attributes:
         name: Identifier written to the plan.
-        cost: Cost per customer, in the currency of clv_180d; must be > 0.
+        cost: Cost per customer, in the currency of predicted_clv; must be > 0.
         retention_uplift: Share of an at-risk customer's value the action saves.
         spend_uplift: Relative lift in spend of a customer who stays active.
     """
@@ -166,7 +166,7 @@ DEFAULT_ACTIONS: tuple[Action, ...] = (
 
 
 def expected_incremental_value(
-    action: Action, clv_180d: ArrayOrFloat, p_churn_180d: ArrayOrFloat
+    action: Action, predicted_clv: ArrayOrFloat, p_churn: ArrayOrFloat
 ) -> ArrayOrFloat:
     """Expected extra value from sending ``action``, before its cost.
 
@@ -175,14 +175,14 @@ def expected_incremental_value(
 
     Args:
         action: The action.
-        clv_180d: Predicted value over the horizon.
-        p_churn_180d: Predicted churn probability over the horizon.
+        predicted_clv: Predicted value over the horizon.
+        p_churn: Predicted churn probability over the horizon.
 
     Returns:
-        clv_180d * (retention_uplift * p_churn_180d + spend_uplift * (1 - p_churn_180d)).
+        predicted_clv * (retention_uplift * p_churn + spend_uplift * (1 - p_churn)).
     """
-    return clv_180d * (
-        action.retention_uplift * p_churn_180d + action.spend_uplift * (1 - p_churn_180d)
+    return predicted_clv * (
+        action.retention_uplift * p_churn + action.spend_uplift * (1 - p_churn)
     )
 
 
@@ -199,7 +199,7 @@ def _best_actions(frame: pd.DataFrame, actions: tuple[Action, ...]) -> pd.DataFr
         "value_per_cost": np.nan,
     })
     for action in actions:
-        value = expected_incremental_value(action, frame["clv_180d"], frame["p_churn_180d"])
+        value = expected_incremental_value(action, frame["predicted_clv"], frame["p_churn"])
         ratio = value / action.cost
         better = (value > action.cost) & ~(ratio <= best["value_per_cost"])  # NaN: none yet
         best.loc[better, "action"] = action.name
@@ -235,7 +235,7 @@ def allocate_budget(
     ascending) and taken while their cost fits the remaining budget.
 
     Args:
-        scores: customer_id, clv_180d, p_churn_180d; one row per customer.
+        scores: customer_id, predicted_clv, p_churn; one row per customer.
         budget: Total spend allowed, >= 0.
         actions: The action catalogue; names must be unique.
 
