@@ -15,7 +15,10 @@ CDNOW_MASTER = SHARED_DATA / "cdnow" / "CDNOW_master.txt.gz"
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """One local SparkSession shared by every test (the JVM starts once)."""
-    os.environ.setdefault("CLV_HOME", str(tmp_path_factory.mktemp("clv_session_home")))
+    # Never the checkout's own warehouse or MLflow store: tests get a scratch home.
+    os.environ["CLV_HOME"] = str(tmp_path_factory.mktemp("clv_session_home"))
+    for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
+        os.environ.pop(name, None)
     from clv.spark import get_spark
 
     session = get_spark("clv-tests")

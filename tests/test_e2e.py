@@ -144,13 +144,22 @@ def test_allocation_respects_the_budget(pipeline_runs):
     assert treated > 0
 
 
-def test_scores_are_sane_against_the_holdout(pipeline_runs):
-    """Customers the model ranks in the top decile spent more, on average, in the eval horizon."""
-    s = pipeline_runs["settings"]
-    rows = _query(s, """
-        select avg(case when spend_next > 0 then 1 else 0 end), avg(spend_next)
-        from features.training_examples where split = 'eval'""")
-    repeat_rate, mean_spend = rows[0]
-    assert 0 < repeat_rate < 1 and mean_spend > 0
-    segs = dict(_query(s, "select segment, count(*) from marts.customer_segments group by 1"))
-    assert sum(segs.values()) == N_CUSTOMERS and len(segs) >= 3
+def test_champions_learned_signal_out_of_time(pipeline_runs):
+    """On the evaluation cutoff, the champions rank customers far better than chance.
+
+    Full CDNOW gives Gini ~0.76 and AUC ~0.80; the 2,000-customer slice is noisier,
+    so the bar is set well below that but far above random (Gini 0, AUC 0.5).
+    """
+    import mlflow
+
+    from clv import registry
+
+    registry.configure_mlflow(pipeline_runs["settings"])
+    client = mlflow.MlflowClient()
+    clv = client.get_model_version_by_alias("clv_spend", "champion")
+    churn = client.get_model_version_by_alias("clv_churn", "champion")
+    clv_metrics = client.get_run(clv.run_id).data.metrics
+    churn_metrics = client.get_run(churn.run_id).data.metrics
+    assert clv_metrics["normalized_gini"] > 0.5
+    assert churn_metrics["roc_auc"] > 0.7
+    assert clv_metrics["n_eval_customers"] == N_CUSTOMERS

@@ -6,6 +6,7 @@ at ``spark://host:7077`` (or YARN / k8s) to run the same jobs on a cluster.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,8 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
         .config("spark.sql.warehouse.dir", str(scratch / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
     )
+    # py4j logs every connection close at INFO, including at interpreter exit.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("CLV_SPARK_LOG_LEVEL", "WARN"))
     return spark

@@ -184,7 +184,7 @@ def _log_and_register(
         info = mlflow.xgboost.log_model(
             model, name="model", registered_model_name=name,
             signature=infer_signature(x_eval, predict(model, x_eval)),
-            input_example=x_eval.head(3),
+            input_example=x_eval.head(3), pip_requirements=_model_requirements(),
         )
     version = str(info.registered_model_version)
     champion_score = _champion_score(name, champion, x_eval, y_eval, predict)
@@ -194,6 +194,13 @@ def _log_and_register(
     log.info("%s v%s on %s: %s", name, version, device, report)
     return TrainResult(name, version, run.info.run_id, device, report, decision.alias,
                        decision.reason)
+
+
+def _model_requirements() -> list[str]:
+    """Exact versions a model needs to load: given, so MLflow skips its slow inference."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("xgboost", "scikit-learn", "numpy", "pandas")]
 
 
 def _champion_score(name: str, champion: str | None, x_eval: pd.DataFrame,

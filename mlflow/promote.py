@@ -1,0 +1,25 @@
+"""Move a registry alias by hand: what an ML lead does to promote a model version.
+
+    .venv/bin/python mlflow/promote.py clv_spend 3            # champion -> version 3
+    .venv/bin/python mlflow/promote.py clv_churn 2 challenger
+
+Same as ``make promote MODEL=clv_spend VERSION=3`` or setting the alias in the
+MLflow UI (Models -> clv_spend -> version -> Aliases). The next scoring run uses
+the new champion and records its version on every output row.
+
+This folder has no ``__init__.py`` on purpose: a package named ``mlflow`` at the
+repository root would shadow the installed MLflow library.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from clv.cli import main
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4):
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    alias = sys.argv[3] if len(sys.argv) == 4 else "champion"
+    sys.exit(main(["promote", "--model", sys.argv[1], "--version", sys.argv[2], "--alias", alias]))
