@@ -16,6 +16,8 @@ MLFLOW_PORT ?= 5000
 HOST        ?= 127.0.0.1
 
 export CLV_HOME := $(CURDIR)
+# airflow standalone starts its components as `airflow ...`: the venv must be on PATH.
+export PATH := $(BIN):$(PATH)
 export AIRFLOW_HOME := $(CURDIR)/.state/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
@@ -27,7 +29,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow test up down promote summary lock clean
+.PHONY: help install java run airflow-init load-cdnow test lint up down promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
@@ -81,6 +83,9 @@ run: airflow-init load-cdnow
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
 
 summary: install
 	$(BIN)/clv summary --as-of-date $(AS_OF_DATE)

@@ -79,7 +79,7 @@ def clv_pipeline():
         """Great Expectations suite raw_orders over the orders before the as-of date."""
         from clv import pipeline
 
-        return pipeline.validate_raw(_as_of_date())
+        return pipeline.validate_raw(_as_of_date(), _horizon())
 
     @task
     def build_features() -> dict:

@@ -114,7 +114,6 @@ def test_second_run_same_counts_no_duplicate_keys(pipeline_runs):
 
 def test_outputs_are_stamped_and_use_the_champion(pipeline_runs):
     import mlflow
-
     from clv import registry
 
     s = pipeline_runs["settings"]
@@ -151,7 +150,6 @@ def test_champions_learned_signal_out_of_time(pipeline_runs):
     so the bar is set well below that but far above random (Gini 0, AUC 0.5).
     """
     import mlflow
-
     from clv import registry
 
     registry.configure_mlflow(pipeline_runs["settings"])

@@ -70,7 +70,7 @@ def test_normalized_gini_binary_truth_equals_two_auc_minus_one():
 
 def _kaggle_gini(truth: list[float], pred: list[float]) -> float:
     """Brute-force reference (Kaggle Porto Seguro form): sum of Lorenz minus diagonal."""
-    ordered = [t for _, t in sorted(zip(pred, truth), key=lambda pair: -pair[0])]
+    ordered = [t for _, t in sorted(zip(pred, truth, strict=True), key=lambda pair: -pair[0])]
     total, running, acc = sum(truth), 0.0, 0.0
     for k, value in enumerate(ordered, start=1):
         running += value

@@ -114,12 +114,13 @@ def assign_segments(
     risk = np.where(p_churn >= churn_threshold, "high", "low")
     lost = (p_churn >= lost_threshold).to_numpy() & (tier != "high")
     segment = [
-        LOST_SEGMENT if is_lost else SEGMENTS[(t, r)] for t, r, is_lost in zip(tier, risk, lost)
+        LOST_SEGMENT if is_lost else SEGMENTS[(t, r)]
+        for t, r, is_lost in zip(tier, risk, lost, strict=True)
     ]
     definition = [
         f"{_value_tier_text(t, low_max, mid_max)} and "
         f"{_churn_risk_text(r, is_lost, churn_threshold, lost_threshold)}"
-        for t, r, is_lost in zip(tier, risk, lost)
+        for t, r, is_lost in zip(tier, risk, lost, strict=True)
     ]
     return pd.DataFrame({
         "customer_id": frame["customer_id"],

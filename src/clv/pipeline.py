@@ -38,8 +38,12 @@ def _stamp(frame, as_of_date: dt.date, run_id: str):
     return frame
 
 
-def validate_raw(as_of_date: dt.date) -> dict[str, Any]:
-    """Great Expectations suite ``raw_orders`` over the orders known before the as-of date."""
+def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
+    """Great Expectations suite ``raw_orders`` over the orders known before the as-of date.
+
+    Also refuses stale data: the evaluation horizon just before the as-of date must
+    hold orders, or there is nothing to learn from or score against.
+    """
     from pyspark.sql import functions as F
 
     from clv import quality
@@ -48,12 +52,18 @@ def validate_raw(as_of_date: dt.date) -> dict[str, Any]:
     orders = warehouse.read_table(_spark(), RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
     visible = orders_before(orders, as_of_date)
     report = quality.assert_valid(visible, "raw_orders", RAW_ORDERS, ["order_id"])
-    n = visible.count()
+    n, oldest, newest = visible.agg(F.count("*"), F.min("order_ts"), F.max("order_ts")).first()
     if n == 0:
-        newest = orders.select(F.min("order_ts")).first()[0]
-        raise ValueError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date} "
-                         f"(the oldest order is {newest}); pick a later as-of date")
-    return {"rows": n, "expectations": report.n_expectations}
+        raise ValueError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date}; "
+                         "pick a later as-of date")
+    if newest.date() < as_of_date - dt.timedelta(days=horizon_days):
+        raise ValueError(
+            f"{RAW_ORDERS}: the newest order before as_of_date={as_of_date} is from "
+            f"{newest.date()}, more than horizon_days={horizon_days} earlier: the data is "
+            f"stale or the as-of date is past the history ({oldest.date()} .. {newest.date()})"
+        )
+    return {"rows": n, "expectations": report.n_expectations,
+            "first_order": oldest.isoformat(), "last_order": newest.isoformat()}
 
 
 def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
@@ -159,8 +169,8 @@ def publish_catalog(settings: Settings | None = None) -> dict[str, Any]:
 def run_summary(as_of_date: dt.date, settings: Settings | None = None) -> dict[str, Any]:
     """Rows per output table at the as-of date and the champions with their metrics."""
     import duckdb
-    import mlflow
 
+    import mlflow
     from clv import registry
     from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
 
@@ -168,9 +178,9 @@ def run_summary(as_of_date: dt.date, settings: Settings | None = None) -> dict[s
     con = duckdb.connect(str(warehouse.catalog_path(s)), read_only=True)
     try:
         rows = {t: con.execute(f"select count(*) from {t} where as_of_date = ?",
-                               [as_of_date]).fetchone()[0]
+                               [as_of_date]).fetchall()[0][0]
                 for t in OUTPUT_TABLES if t != RAW_ORDERS}
-        rows[RAW_ORDERS] = con.execute(f"select count(*) from {RAW_ORDERS}").fetchone()[0]
+        rows[RAW_ORDERS] = con.execute(f"select count(*) from {RAW_ORDERS}").fetchall()[0][0]
     finally:
         con.close()
     registry.configure_mlflow(s)

@@ -63,8 +63,9 @@ def configure_mlflow(settings: Settings | None = None) -> str:
 
 
 def _experiment_id(s: Settings) -> str:
-    import mlflow
     from mlflow.exceptions import MlflowException
+
+    import mlflow
 
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(EXPERIMENT_NAME)

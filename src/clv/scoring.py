@@ -44,9 +44,9 @@ def score_customers(
     clv = predict_spend(clv_model, x)
     scores = pd.DataFrame({
         "customer_id": feats["customer_id"].to_numpy(),
-        "predicted_clv": clv,
-        "p_churn": np.clip(predict_churn(churn_model, x), 0.0, 1.0),
-        "expected_revenue_30d": clv * min(PERIOD_DAYS / horizon_days, 1.0),
+        "predicted_clv": clv.astype("float64"),
+        "p_churn": np.clip(predict_churn(churn_model, x), 0.0, 1.0).astype("float64"),
+        "expected_revenue_30d": clv.astype("float64") * min(PERIOD_DAYS / horizon_days, 1.0),
         "horizon_days": horizon_days,
         "clv_model_version": clv_version,
         "churn_model_version": churn_version,

@@ -163,8 +163,9 @@ def _log_and_register(
     x_eval: pd.DataFrame, y_eval: np.ndarray, predict: Any, context: dict[str, Any],
     settings: Settings | None,
 ) -> TrainResult:
-    import mlflow
     from mlflow.models import infer_signature
+
+    import mlflow
 
     experiment_id = registry.configure_mlflow(settings)
     client = mlflow.MlflowClient()
