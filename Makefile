@@ -64,6 +64,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 airflow-init: install
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(BIN)/airflow db migrate >/dev/null
+	@$(BIN)/airflow pools set spark 2 "Spark tasks: one local JVM each" >/dev/null
 
 load-cdnow: install
 	$(BIN)/clv import-cdnow

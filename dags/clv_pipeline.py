@@ -33,6 +33,9 @@ DEFAULT_ARGS = {
     "execution_timeout": dt.timedelta(minutes=30),
 }
 SHORT = dt.timedelta(minutes=10)
+#: Tasks that start or use Spark share this pool (`make airflow-init` creates it), so
+#: a backfill cannot start more JVMs than the machine holds.
+SPARK_POOL = "spark"
 
 
 def _as_of_date() -> dt.date:
@@ -74,21 +77,21 @@ def _horizon() -> int:
     },
 )
 def clv_pipeline():
-    @task(execution_timeout=SHORT)
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_raw() -> dict:
         """Great Expectations suite raw_orders over the orders before the as-of date."""
         from clv import pipeline
 
         return pipeline.validate_raw(_as_of_date(), _horizon())
 
-    @task
+    @task(pool=SPARK_POOL)
     def build_features() -> dict:
         """Spark: customer features at the as-of date and out-of-time training examples."""
         from clv import pipeline
 
         return pipeline.build_features(_as_of_date(), _horizon(), _run_id())
 
-    @task(execution_timeout=SHORT)
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_features() -> dict:
         """Great Expectations suite customer_features over the new partition."""
         from clv import pipeline
@@ -109,21 +112,21 @@ def clv_pipeline():
 
         return pipeline.train("churn", _as_of_date(), _horizon(), _run_id())
 
-    @task
+    @task(pool=SPARK_POOL)
     def score() -> dict:
         """Score every customer with the registry's champions."""
         from clv import pipeline
 
         return pipeline.score(_as_of_date(), _horizon(), _run_id())
 
-    @task(execution_timeout=SHORT)
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def segment() -> dict:
         """Value tier x churn risk segments."""
         from clv import pipeline
 
         return pipeline.segment(_as_of_date(), _run_id())
 
-    @task(execution_timeout=SHORT)
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def allocate() -> dict:
         """Greedy budget allocation: best expected value per cost until the budget is spent."""
         from clv import pipeline

@@ -38,6 +38,16 @@ def test_dag_level_policy(dagbag):
         assert dag.doc_md and dag.tags, f"{dag.dag_id}: needs doc_md and tags"
 
 
+def test_spark_tasks_use_the_spark_pool(dagbag):
+    from clv.pipeline import SPARK_STEPS
+
+    dag = dagbag.dags["clv_pipeline"]
+    pools = {t.task_id: t.pool for t in dag.tasks}
+    assert SPARK_STEPS <= set(pools)
+    for task_id, pool in pools.items():
+        assert (pool == "spark") == (task_id in SPARK_STEPS), f"{task_id} runs in pool {pool}"
+
+
 def test_pipeline_params_and_order(dagbag):
     dag = dagbag.dags["clv_pipeline"]
     assert {"as_of_date", "horizon_days", "budget"} <= set(dag.params.keys())

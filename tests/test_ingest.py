@@ -25,57 +25,68 @@ def test_cdnow_matches_the_published_counts(spark, cdnow_path):
                                                        ("2-19970112-2", 77.0)]
 
 
-BAD_CSV = """OrderNo,Cust,When,Total
-1,c1,2024-01-05 10:00:00,10.5
-2,,2024-01-06 10:00:00,3.0
-3,c3,not a date,4.0
-4,c4,2024-01-07 10:00:00,abc
-4,c4,2024-01-07 10:00:00,5.0
-5,c5,2024-01-08 10:00:00,NaN
-6,c6,2024-01-09 10:00:00,6.0
-6,c6,2024-01-09 11:00:00,6.0
-"""
+# The catalogue of bad rows: each line breaks exactly one rule (named on the right),
+# checked against the batch date 2024-02-01.
+CATALOGUE = [
+    ("1,c1,2024-01-05 10:00:00,10.5,1,USD", None),
+    ("2,,2024-01-06 10:00:00,3.0,1,USD", "customer_id_not_null"),
+    ("3,c3,not a date,4.0,1,USD", "order_ts_parseable"),
+    ("4,c4,2024-01-07 10:00:00,abc,1,USD", "amount_numeric"),  # its valid copy below is kept
+    ("4,c4,2024-01-07 10:00:00,5.0,1,USD", None),
+    ("5,c5,2024-01-08 10:00:00,NaN,1,USD", "amount_numeric"),
+    ("6,c6,2024-01-09 10:00:00,6.0,1,usd", None),  # currency is case-insensitive
+    ("6,c6,2024-01-09 11:00:00,6.0,1,USD", "order_id_unique"),  # a later copy of order 6
+    ("7,c7,2030-01-01 00:00:00,1.0,1,USD", "order_ts_not_in_future"),
+    ("8,c8,1980-01-01 00:00:00,1.0,1,USD", "order_ts_after_floor"),
+    ("9,c9,2024-01-10 00:00:00,2.0,x,USD", "quantity_numeric"),
+    ("10,c10,2024-01-10 00:00:00,2.0,1,XYZ", "currency_known"),
+    ("11,c11,2024-01-10 00:00:00", "malformed_row"),  # too few fields
+    (",c12,2024-01-10 00:00:00,2.0,1,USD", "order_id_not_null"),
+    ("13,c13,2024-01-11 00:00:00,Infinity,1,USD", "amount_numeric"),
+    ("14,c14,2024-01-31 23:59:59,1.0,,", None),  # optional columns empty
+]
+BATCH = dt.date(2024, 2, 1)
+MAPPING = {"order_id": "OrderNo", "customer_id": "Cust", "order_ts": "When", "amount": "Total",
+           "quantity": "Qty", "currency": "Cur"}
 
 
 def _bad_file(spark, tmp_path):
     path = tmp_path / "orders.csv"
-    path.write_text(BAD_CSV)
-    return ingest.read_orders_file(
-        spark, path, {"order_id": "OrderNo", "customer_id": "Cust",
-                               "order_ts": "When", "amount": "Total"})
+    path.write_text("OrderNo,Cust,When,Total,Qty,Cur\n"
+                    + "\n".join(line for line, _ in CATALOGUE) + "\n")
+    return ingest.read_orders_file(spark, path, MAPPING)
 
 
-def test_bad_rows_are_quarantined_with_their_rule(spark, clv_home, tmp_path):
+def test_every_bad_row_is_quarantined_with_its_rule(spark, clv_home, tmp_path):
     df = _bad_file(spark, tmp_path)
-    accepted, rejected = ingest.split_valid_orders(df, "run-1")
-    got = sorted((r.order_id, r.rule) for r in rejected.collect())
-    # by hand: row 2 no customer, row 3 bad date, the 'abc' copy of order 4 (its valid
-    # copy is kept), row 5 NaN, the later copy of order 6
-    assert got == [("2", "customer_id_not_null"), ("3", "order_ts_parseable"),
-                   ("4", "amount_numeric"), ("5", "amount_numeric"), ("6", "order_id_unique")]
-    kept = sorted((r.order_id, r.amount) for r in accepted.collect())
-    assert kept == [("1", 10.5), ("4", 5.0), ("6", 6.0)]
-    assert accepted.count() + rejected.count() == 8  # rows in = accepted + rejected
+    accepted, rejected = ingest.split_valid_orders(df, "run-1", BATCH)
+    expected_rejects = sorted(((line.split(",")[0], rule) for line, rule in CATALOGUE if rule))
+    assert sorted((r.order_id or "", r.rule) for r in rejected.collect()) == expected_rejects
+    kept = sorted((r.order_id, r.amount, r.currency) for r in accepted.collect())
+    assert kept == [("1", 10.5, "USD"), ("14", 1.0, None), ("4", 5.0, "USD"), ("6", 6.0, "USD")]
+    # nothing lost: rows in = accepted + rejected
+    assert accepted.count() + rejected.count() == len(CATALOGUE) == df.count()
     assert {r.run_id for r in rejected.collect()} == {"run-1"}
+    assert {r.rule for r in rejected.collect()} == set(ingest.RULES)  # every rule exercised
+    malformed = rejected.where("rule = 'malformed_row'").first()
+    assert malformed.raw_line == "11,c11,2024-01-10 00:00:00"
 
 
 def test_load_fails_above_the_rejected_share_but_keeps_the_rejects(spark, clv_home, tmp_path):
     df = _bad_file(spark, tmp_path)
-    with pytest.raises(ingest.IngestError, match=r"5 of 8 rows rejected"):
-        ingest.load_orders(spark, df, dt.date(2024, 2, 1), "run-2", max_rejected_share=0.5)
-    rejected = warehouse.read_table(spark, "quality.rejected_orders", dt.date(2024, 2, 1),
-                                    clv_home)
-    assert rejected.count() == 5
+    with pytest.raises(ingest.IngestError, match=r"12 of 16 rows rejected"):
+        ingest.load_orders(spark, df, BATCH, "run-2", max_rejected_share=0.5)
+    rejected = warehouse.read_table(spark, "quality.rejected_orders", BATCH, clv_home)
+    assert rejected.count() == 12
     assert warehouse.list_partitions("raw.orders", clv_home) == []
 
 
 def test_load_under_the_threshold_publishes_accepted_rows(spark, clv_home, tmp_path):
-    result = ingest.load_orders(spark, _bad_file(spark, tmp_path), dt.date(2024, 2, 1), "run-3",
-                                max_rejected_share=0.7)
-    assert (result.rows_in, result.rows_accepted, result.rows_rejected) == (8, 3, 5)
-    assert result.rejected_by_rule == {"customer_id_not_null": 1, "order_ts_parseable": 1,
-                                       "amount_numeric": 2, "order_id_unique": 1}
-    assert warehouse.read_table(spark, "raw.orders", dt.date(2024, 2, 1), clv_home).count() == 3
+    result = ingest.load_orders(spark, _bad_file(spark, tmp_path), BATCH, "run-3",
+                                max_rejected_share=0.8)
+    assert (result.rows_in, result.rows_accepted, result.rows_rejected) == (16, 4, 12)
+    assert result.rejected_by_rule["amount_numeric"] == 3
+    assert warehouse.read_table(spark, "raw.orders", BATCH, clv_home).count() == 4
 
 
 def test_missing_required_column_names_file_and_column(spark, tmp_path):
@@ -90,4 +101,29 @@ def test_empty_file_is_a_clear_error(spark, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("")
     with pytest.raises(ingest.IngestError, match="empty.csv: the file is empty"):
+        ingest.read_orders_file(spark, path)
+
+
+def test_header_only_file_is_a_clear_error(spark, tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("order_id,customer_id,order_ts,amount\n")
+    with pytest.raises(ingest.IngestError, match=r"header.csv: no data rows"):
+        ingest.read_orders_file(spark, path)
+
+
+def test_unreadable_parquet_names_the_file(spark, tmp_path):
+    path = tmp_path / "orders.parquet"
+    path.write_bytes(b"this is not parquet at all")
+    with pytest.raises(ingest.IngestError, match=r"orders.parquet: cannot be read as parquet"):
+        ingest.read_orders_file(spark, path)
+
+
+def test_wrong_column_type_names_file_column_and_type(spark, tmp_path):
+    path = tmp_path / "typed.parquet"
+    spark.createDataFrame(
+        [("1", "c1", dt.datetime(2024, 1, 1), (1.0, "x"))],
+        "order_id string, customer_id string, order_ts timestamp, "
+        "amount struct<v: double, u: string>").write.parquet(str(path))
+    with pytest.raises(ingest.IngestError,
+                       match=r"typed.parquet: column 'amount' has type struct<v:double,u:string>"):
         ingest.read_orders_file(spark, path)

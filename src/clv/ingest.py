@@ -16,6 +16,7 @@ import datetime as dt
 import gzip
 import importlib.metadata
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,12 +24,13 @@ from typing import TYPE_CHECKING
 from clv import warehouse
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("order_id", "customer_id", "order_ts", "amount")
 OPTIONAL_COLUMNS = ("quantity", "currency")
+CORRUPT_COLUMN = "_corrupt_record"
 RAW_ORDERS = "raw.orders"
 REJECTED_ORDERS = "quality.rejected_orders"
 
@@ -127,15 +129,35 @@ def read_orders_file(
     if not path.exists():
         raise IngestError(f"{path}: file not found")
     fmt = (fmt or _guess_format(path)).lower()
-    if fmt == "csv":
-        if path.is_file() and path.stat().st_size == 0:
-            raise IngestError(f"{path}: the file is empty")
-        df = spark.read.option("header", True).option("mode", "PERMISSIVE").csv(str(path))
-    elif fmt == "parquet":
-        df = spark.read.parquet(str(path))
-    else:
+    if fmt not in ("csv", "parquet"):
         raise IngestError(f"{path}: unsupported format {fmt!r} (use csv or parquet)")
-    return _apply_mapping(df, path, mapping or {}, timestamp_format)
+    if path.is_file() and path.stat().st_size == 0:
+        raise IngestError(f"{path}: the file is empty")
+    try:
+        df = _read_csv(spark, path) if fmt == "csv" else spark.read.parquet(str(path))
+        out = _apply_mapping(df, path, mapping or {}, timestamp_format)
+        if out.limit(1).count() == 0:
+            raise IngestError(f"{path}: no data rows (a header only?)")
+    except IngestError:
+        raise
+    except Exception as exc:  # Spark's own errors are long; keep the first line, name the file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(f"{path}: cannot be read as {fmt}: {first}") from exc
+    return out
+
+
+def _read_csv(spark: SparkSession, path: Path) -> DataFrame:
+    """Every column as text, plus ``_corrupt_record`` holding lines Spark could not split."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    header = spark.read.option("header", True).csv(str(path)).columns
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise IngestError(f"{path}: duplicate column name(s) in the header: {dupes}")
+    schema = StructType([StructField(c, StringType()) for c in header]
+                        + [StructField(CORRUPT_COLUMN, StringType())])
+    return (spark.read.schema(schema).option("header", True).option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN).csv(str(path)))
 
 
 def _guess_format(path: Path) -> str:
@@ -167,11 +189,31 @@ def _apply_mapping(
                 f"the file has {df.columns}); map it with --map {name}=<column>"
             )
         selected.append(F.col(f"`{source}`").alias(name))
+    if CORRUPT_COLUMN in df.columns:
+        selected.append(F.col(CORRUPT_COLUMN))
     out = df.select(*selected)
+    _check_types(out, path)
     if timestamp_format:
         out = out.withColumn("order_ts", F.to_timestamp(F.col("order_ts").cast("string"),
                                                         timestamp_format))
     return out
+
+
+def _check_types(df: DataFrame, path: Path) -> None:
+    """Refuse columns whose type cannot hold the contract's values at all (e.g. a struct)."""
+    allowed = {
+        "order_id": ("string", "int", "bigint", "decimal"),
+        "customer_id": ("string", "int", "bigint", "decimal"),
+        "order_ts": ("string", "timestamp", "timestamp_ntz", "date"),
+        "amount": ("string", "double", "float", "int", "bigint", "decimal", "smallint"),
+        "quantity": ("string", "int", "bigint", "smallint", "double", "decimal", "void"),
+        "currency": ("string", "void"),
+    }
+    for name, dtype in df.dtypes:
+        ok = allowed.get(name)
+        if ok is not None and not dtype.startswith(ok):
+            raise IngestError(f"{path}: column {name!r} has type {dtype}, which cannot hold "
+                              f"{name} values (expected one of {', '.join(ok)})")
 
 
 def _col(name: str):
@@ -182,58 +224,105 @@ def _col(name: str):
 
 # --------------------------------------------------------------------------- quarantine
 
-def split_valid_orders(df: DataFrame, run_id: str) -> tuple[DataFrame, DataFrame]:
+@dataclass(frozen=True)
+class OrderRules:
+    """Row-level rules' settings: the oldest believable timestamp and the known currencies."""
+
+    ts_floor: dt.date = dt.date(1990, 1, 1)
+    currencies: frozenset[str] = frozenset(
+        os.environ.get("CLV_CURRENCIES", "USD,EUR,GBP,BRL,CAD,AUD,JPY,CHF").split(","))
+
+
+#: Row rules in the order they are checked; a row is rejected by the first it breaks.
+RULES = ("malformed_row", "order_id_not_null", "customer_id_not_null", "order_ts_parseable",
+         "order_ts_not_in_future", "order_ts_after_floor", "amount_numeric",
+         "quantity_numeric", "currency_known", "order_id_unique")
+
+
+def split_valid_orders(
+    df: DataFrame, run_id: str, as_of_date: dt.date, rules: OrderRules | None = None
+) -> tuple[DataFrame, DataFrame]:
     """Type the contract columns and split rows into (accepted, rejected).
 
-    Row rules, first failing rule wins: ``order_id_not_null``,
-    ``customer_id_not_null``, ``order_ts_parseable``, ``amount_numeric`` (a finite
-    number), ``order_id_unique`` (the first copy by timestamp, then amount, is kept,
-    every further copy is rejected).
+    Rules (see :data:`RULES`; the first failing rule wins): a CSV line Spark could
+    not split; null ids; an unparseable ``order_ts``, one at or after the batch's
+    ``as_of_date`` (the future, for this batch) or before ``rules.ts_floor``; an
+    amount that is not a finite number; a quantity that is given but not a number;
+    a currency not in ``rules.currencies`` (a missing currency is allowed);
+    ``order_id_unique``: the first copy by timestamp, then amount, is kept, every
+    further copy is rejected.
 
     Returns:
         accepted rows in the contract's types; rejected rows with every input
-        column as a string plus ``rule``, ``detail`` and ``run_id``.
+        column as text plus ``rule`` and ``run_id``.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    raw = df.select(*[F.col(c).cast("string").alias(f"_raw_{c}") for c in df.columns], "*")
+    rules = rules or OrderRules()
+    contract = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
+    if CORRUPT_COLUMN not in df.columns:
+        df = df.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
+    raw = df.select(*[F.col(c).cast("string").alias(f"_raw_{c}") for c in contract],
+                    F.col(CORRUPT_COLUMN), *contract)
     typed = (
         raw.withColumn("order_id", F.trim(F.col("order_id").cast("string")))
         .withColumn("customer_id", F.trim(F.col("customer_id").cast("string")))
         .withColumn("order_ts", F.col("order_ts").try_cast("timestamp"))
         .withColumn("amount", F.col("amount").try_cast("double"))
         .withColumn("quantity", F.col("quantity").try_cast("int"))
-        .withColumn("currency", F.col("currency").cast("string"))
+        .withColumn("currency", F.upper(F.trim(F.col("currency").cast("string"))))
     )
+    typed = typed.withColumn("rule", _first_broken_rule(as_of_date, rules))
+    typed = _reject_duplicate_ids(typed)
+    accepted = typed.where(F.col("rule").isNull()).select(*contract)
+    rejected = typed.where(F.col("rule").isNotNull()).select(
+        *[F.col(f"_raw_{c}").alias(c) for c in contract],
+        F.col(CORRUPT_COLUMN).alias("raw_line"), "rule", F.lit(run_id).alias("run_id"),
+    )
+    return accepted, rejected
+
+
+def _first_broken_rule(as_of_date: dt.date, rules: OrderRules) -> Column:
+    from pyspark.sql import functions as F
+
+    def blank(c: str) -> Column:
+        return F.col(c).isNull() | (F.col(c) == "")
+
     finite = F.col("amount").isNotNull() & ~F.isnan("amount") & (
-        F.abs("amount") < F.lit(float("inf"))
-    )
-    rule = (
-        F.when(F.col("order_id").isNull() | (F.col("order_id") == ""), "order_id_not_null")
-        .when(F.col("customer_id").isNull() | (F.col("customer_id") == ""),
-              "customer_id_not_null")
-        .when(F.col("order_ts").isNull(), "order_ts_parseable")
-        .when(~finite, "amount_numeric")
-    )
-    typed = typed.withColumn("rule", rule)
+        F.abs("amount") < F.lit(float("inf")))
+    as_of = F.lit(dt.datetime.combine(as_of_date, dt.time())).cast("timestamp")
+    floor = F.lit(dt.datetime.combine(rules.ts_floor, dt.time())).cast("timestamp")
+    checks = [
+        ("malformed_row", F.col(CORRUPT_COLUMN).isNotNull()),
+        ("order_id_not_null", blank("order_id")),
+        ("customer_id_not_null", blank("customer_id")),
+        ("order_ts_parseable", F.col("order_ts").isNull()),
+        ("order_ts_not_in_future", F.col("order_ts") >= as_of),
+        ("order_ts_after_floor", F.col("order_ts") < floor),
+        ("amount_numeric", ~finite),
+        ("quantity_numeric", F.col("_raw_quantity").isNotNull() & F.col("quantity").isNull()),
+        ("currency_known", F.col("currency").isNotNull()
+         & ~F.col("currency").isin(sorted(rules.currencies))),
+    ]
+    rule = F.when(checks[0][1], checks[0][0])
+    for name, broken in checks[1:]:
+        rule = rule.when(broken, name)
+    return rule
+
+
+def _reject_duplicate_ids(typed: DataFrame) -> DataFrame:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     # Valid rows sort first, so a valid copy is kept over an invalid one.
     first_copy = Window.partitionBy("order_id").orderBy(
         F.col("rule").isNotNull(), "order_ts", "amount", "customer_id", "quantity", "currency"
     )
-    typed = typed.withColumn(
+    return typed.withColumn(
         "rule",
         F.when(F.col("rule").isNull() & (F.row_number().over(first_copy) > 1), "order_id_unique")
         .otherwise(F.col("rule")),
     )
-    contract = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
-    accepted = typed.where(F.col("rule").isNull()).select(*contract)
-    rejected = typed.where(F.col("rule").isNotNull()).select(
-        *[F.col(f"_raw_{c}").alias(c) for c in contract],
-        "rule",
-        F.lit(run_id).alias("run_id"),
-    )
-    return accepted, rejected
 
 
 def load_orders(
@@ -242,6 +331,7 @@ def load_orders(
     as_of_date: dt.date,
     run_id: str,
     max_rejected_share: float = 0.01,
+    rules: OrderRules | None = None,
 ) -> LoadResult:
     """Quarantine bad rows, then publish the batch to ``raw.orders`` at ``as_of_date``.
 
@@ -255,7 +345,7 @@ def load_orders(
     rows_in = df.count()
     if rows_in == 0:
         raise IngestError("the input has no rows")
-    accepted, rejected = split_valid_orders(df, run_id)
+    accepted, rejected = split_valid_orders(df, run_id, as_of_date, rules)
     by_rule = {r["rule"]: r["n"] for r in rejected.groupBy("rule").agg(F.count("*").alias("n"))
                .collect()}
     n_rejected = sum(by_rule.values())

@@ -23,6 +23,9 @@ SCORES = "marts.customer_scores"
 SEGMENTS = "marts.customer_segments"
 ALLOCATION = "marts.budget_allocation"
 OUTPUT_TABLES = [RAW_ORDERS, FEATURES, SCORES, SEGMENTS, ALLOCATION]
+#: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
+SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
+               "allocate"}
 
 
 def _spark():
