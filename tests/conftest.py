@@ -43,3 +43,9 @@ def cdnow_path() -> Path:
     if not CDNOW_MASTER.exists():
         pytest.fail(f"reference data missing: {CDNOW_MASTER} (see ../shared/data/README.md)")
     return CDNOW_MASTER
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only reference data folder (../shared/data)."""
+    return SHARED_DATA

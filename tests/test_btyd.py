@@ -1,0 +1,67 @@
+"""BG/NBD and Gamma-Gamma reproduce the published CDNOW estimates (to 1%)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv import btyd
+
+
+@pytest.fixture(scope="module")
+def cdnow_sample(shared_data) -> pd.DataFrame:
+    summary = shared_data / "cdnow" / "cdnow_customers_summary_with_transactions.csv"
+    if not summary.exists():
+        pytest.fail(f"reference data missing: {summary}")
+    return pd.read_csv(summary)
+
+
+@pytest.fixture(scope="module")
+def bg(cdnow_sample):
+    return btyd.fit_bgnbd(cdnow_sample["x"], cdnow_sample["t_x"], cdnow_sample["T"])
+
+
+def test_bgnbd_matches_fader_hardie_lee_2005(bg):
+    # Published (FHL 2005, 2,357-customer sample, 39 weeks): r=0.243 alpha=4.414 a=0.793 b=2.426
+    for got, published in ((bg.r, 0.243), (bg.alpha, 4.414), (bg.a, 0.793), (bg.b, 2.426)):
+        assert got == pytest.approx(published, rel=0.01)
+    assert bg.log_likelihood == pytest.approx(-9582.4, abs=1.0)
+
+
+def test_bgnbd_likelihood_at_the_published_parameters(cdnow_sample):
+    ll = btyd.bgnbd_log_likelihood(np.array([0.243, 4.414, 0.793, 2.426]), cdnow_sample["x"],
+                                   cdnow_sample["t_x"], cdnow_sample["T"])
+    assert ll == pytest.approx(-9582.4, abs=1.5)  # rounding of the published parameters
+
+
+def test_conditional_expectation_of_the_papers_worked_example():
+    # FHL 2005 (section 4): customer 1 of the sample, x=2, t_x=30.43, T=38.86, at the
+    # published parameters, is expected to make 1.226 purchases in the next 39 weeks.
+    m = btyd.BgNbd(0.243, 4.414, 0.793, 2.426, log_likelihood=0.0)
+    got = m.expected_purchases(39.0, np.array([2.0]), np.array([30.43]), np.array([38.86]))
+    assert got[0] == pytest.approx(1.226, abs=5e-4)
+
+
+def test_p_alive_of_a_customer_with_no_repeat_is_one(bg):
+    assert bg.p_alive(np.array([0.0]), np.array([0.0]), np.array([30.0]))[0] == 1.0
+    # a customer who bought often long ago is less likely alive than one who just bought
+    old, recent = bg.p_alive(np.array([5.0, 5.0]), np.array([5.0, 38.0]), np.array([39.0] * 2))
+    assert old < recent
+
+
+def test_gamma_gamma_matches_fader_hardie_2013(cdnow_sample):
+    repeat = cdnow_sample[cdnow_sample["x"] > 0]
+    assert len(repeat) == 946  # the paper's 946 repeat customers
+    gg = btyd.fit_gamma_gamma(repeat["x"], repeat["zbar"])
+    # Published: p=6.25, q=3.74, gamma=15.44
+    for got, published in ((gg.p, 6.25), (gg.q, 3.74), (gg.gamma, 15.44)):
+        assert got == pytest.approx(published, rel=0.01)
+
+
+def test_gamma_gamma_expected_spend_by_hand():
+    gg = btyd.GammaGamma(p=6.25, q=3.74, gamma=15.44, log_likelihood=0.0)
+    # population mean p*gamma/(q-1) = 6.25*15.44/2.74 = 35.2190; x=2, m=20:
+    # weight = p*x/(p*x+q-1) = 12.5/15.24 = 0.820210 -> 0.179790*35.2190 + 0.820210*20 = 22.736
+    got = gg.expected_spend(np.array([0.0, 2.0]), np.array([0.0, 20.0]))
+    assert got == pytest.approx([35.2190, 22.736], abs=1e-3)
