@@ -52,7 +52,10 @@ def _feature_row(customer_id, recency_days, tenure_days):
 
 
 def test_suites_load_from_json_and_typos_are_refused(clv_home):
-    for name in ("raw_orders", "customer_features", "customer_scores"):
+    names = sorted(p.stem for p in SUITES.glob("*.json"))
+    assert names == ["budget_allocation", "campaign_responses", "customer_features",
+                     "customer_scores", "customer_segments", "customers", "raw_orders"]
+    for name in names:
         data = json.loads((SUITES / f"{name}.json").read_text())
         suite = load_suite(name)
         assert suite.name == name
@@ -107,10 +110,13 @@ def test_null_customer_id_fails_naming_table_column_and_order(spark):
     with pytest.raises(DataQualityError) as info:
         assert_valid(_orders(spark, rows), "raw_orders", "raw.orders", ["order_id"])
     message = str(info.value)
+    page = info.value.report.data_docs_page  # every run is rendered to Data Docs
+    assert page is not None and Path(page).is_file()
     assert message == (
         f"raw.orders failed 1 of {_n_required('raw_orders')} expectations in suite raw_orders:\n"
         "  - expect_column_values_to_not_be_null(customer_id): 1 unexpected row, "
-        "e.g. [{'order_id': 'x4', 'customer_id': None}]"
+        "e.g. [{'order_id': 'x4', 'customer_id': None}]\n"
+        f"  Data Docs: {page}"
     )
     assert isinstance(info.value, ValueError)
     [failure] = info.value.report.failures

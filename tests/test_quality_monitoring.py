@@ -1,0 +1,324 @@
+"""Suites of the marts and optional raw tables, row-count rules, PSI drift, Data Docs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from clv import decisioning, warehouse
+from clv.quality import (
+    DataQualityError,
+    assert_row_count_sane,
+    assert_valid,
+    check_row_count,
+    data_docs_enabled,
+    feature_drift,
+    previous_partition,
+    previous_row_count,
+    validate_dataframe,
+)
+
+SUITES = Path(__file__).resolve().parents[1] / "expectations"
+SEGMENTS, ALLOCATION = "marts.customer_segments", "marts.budget_allocation"
+# Terciles of predicted_clv: c1, c2 low; c3, c4 mid; c5, c6 high. p_churn >= 0.5 is high
+# risk; c2 (low tier, p_churn >= 0.9) is lost, c6 (high tier) never is.
+SCORES = pd.DataFrame({
+    "customer_id": ["c1", "c2", "c3", "c4", "c5", "c6"],
+    "predicted_clv": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+    "p_churn": [0.1, 0.95, 0.6, 0.2, 0.7, 0.95],
+})
+CUSTOMERS_SCHEMA = "customer_id string, signup_date date"
+RESPONSES_SCHEMA = (
+    "customer_id string, campaign_id string, sent_date date, treatment int, action string, "
+    "converted int, revenue double"
+)
+
+
+def _n_expectations(suite: str) -> int:
+    return len(json.loads((SUITES / f"{suite}.json").read_text())["expectations"])
+
+
+def _stamped(spark, frame: pd.DataFrame):
+    """What pipeline.segment / allocate publish: model versions and the run id added."""
+    frame = frame.assign(clv_model_version="3", churn_model_version="5", run_id="run-1")
+    return spark.createDataFrame(frame)
+
+
+def _outline(report) -> list[tuple]:
+    return [(f.expectation_type, f.column, f.condition, f.unexpected_count, f.sample_rows)
+            for f in report.failures]
+
+
+def test_every_table_the_pipeline_reads_or_writes_has_a_suite():
+    from clv import pipeline
+
+    tables = {json.loads(p.read_text())["meta"]["table"]: p.stem for p in SUITES.glob("*.json")}
+    for table in pipeline.OUTPUT_TABLES:
+        assert table in tables, f"no suite for {table}"
+    assert tables[SEGMENTS] == "customer_segments"
+    assert tables[ALLOCATION] == "budget_allocation"
+    assert tables["raw.customers"] == "customers"
+    assert tables["raw.campaign_responses"] == "campaign_responses"
+
+
+# --------------------------------------------------------------------------- marts suites
+
+def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(spark):
+    segments = decisioning.assign_segments(SCORES)
+    assert list(segments["segment"]) == [
+        "promising", "lost", "needs_attention", "loyal", "at_risk_high_value",
+        "at_risk_high_value"]
+    report = validate_dataframe(
+        _stamped(spark, segments), "customer_segments", SEGMENTS, ["customer_id"])
+    assert report.success and report.n_expectations == _n_expectations("customer_segments")
+
+    bad = segments.copy()
+    bad.loc[0, "value_tier"] = "top"  # not a tier (so no valid segment either)
+    bad.loc[3, "segment"] = "champions"  # a known segment, but c4 is mid tier
+    frame = _stamped(spark, bad).withColumn(
+        "run_id", F.when(F.col("customer_id") != "c3", F.col("run_id")))
+    report = validate_dataframe(frame, "customer_segments", SEGMENTS, ["customer_id"])
+    assert _outline(report) == [
+        ("expect_column_values_to_be_in_set", "value_tier", None, 1,
+         [{"customer_id": "c1", "value_tier": "top"}]),
+        ("unexpected_rows_expectation", None, None, 2, []),
+        ("expect_column_values_to_not_be_null", "run_id", None, 1,
+         [{"customer_id": "c3", "run_id": None}]),
+    ]
+    message = report.describe()
+    assert message.startswith(
+        f"marts.customer_segments failed 3 of {_n_expectations('customer_segments')} "
+        "expectations in suite customer_segments:\n")
+    assert ("  - unexpected_rows_expectation: 2 unexpected rows; rule: segment matches "
+            "value_tier x churn_risk") in message
+
+
+def test_allocation_suite_passes_on_allocate_budget_output_and_fails_on_bad_rows(spark):
+    plan = decisioning.allocate_budget(SCORES, budget=1.0)  # c6 then c5 get winback_email
+    assert list(plan["action"]) == ["none"] * 4 + ["winback_email"] * 2
+    report = validate_dataframe(
+        _stamped(spark, plan), "budget_allocation", ALLOCATION, ["customer_id"])
+    assert report.success and report.n_expectations == _n_expectations("budget_allocation")
+
+    bad = plan.copy()
+    bad.loc[0, "cost"] = 0.5  # c1: no action but a cost, and 1.5 spent of 1.0
+    bad.loc[5, "expected_incremental_value"] = 0.2  # c6: chosen below its cost of 0.5
+    bad.loc[4, "rank"] = pd.NA  # c5: chosen without a rank
+    with pytest.raises(DataQualityError) as info:
+        assert_valid(_stamped(spark, bad), "budget_allocation", ALLOCATION, ["customer_id"])
+    assert _outline(info.value.report) == [
+        ("expect_column_values_to_be_between", "cost", "action == 'none'", 1,
+         [{"customer_id": "c1", "cost": 0.5}]),
+        ("expect_column_pair_values_a_to_be_greater_than_b", "expected_incremental_value, cost",
+         "action != 'none'", 1,
+         [{"customer_id": "c6", "expected_incremental_value": 0.2, "cost": 0.5}]),
+        ("expect_column_values_to_not_be_null", "rank", "action != 'none'", 1,
+         [{"customer_id": "c5", "rank": None}]),
+        ("unexpected_rows_expectation", None, None, 1, []),
+    ]
+    message = str(info.value)
+    assert message.startswith("marts.budget_allocation failed 4 of ")
+    assert ("  - expect_column_values_to_be_between(cost) where action == 'none': 1 unexpected "
+            "row, e.g. [{'customer_id': 'c1', 'cost': 0.5}]\n") in message
+    assert ("  - unexpected_rows_expectation: 1 unexpected row; rule: the chosen actions' "
+            "total cost does not exceed the budget\n") in message
+
+
+# --------------------------------------------------------------------------- raw suites
+
+def test_campaign_responses_suite(spark):
+    good = [
+        ("c1", "k1", dt.date(2020, 3, 1), 1, "winback_email", 1, 25.0),
+        ("c1", "k2", dt.date(2020, 4, 1), 0, None, 0, 0.0),  # control: no action
+        ("c2", "k1", dt.date(2020, 3, 1), 0, None, 1, 12.0),
+    ]
+    ids = ["customer_id", "campaign_id"]
+    table = "raw.campaign_responses"
+    report = validate_dataframe(
+        spark.createDataFrame(good, RESPONSES_SCHEMA), "campaign_responses", table, ids)
+    assert report.success and report.n_expectations == _n_expectations("campaign_responses")
+
+    bad = good + [
+        ("c1", "k1", dt.date(2020, 3, 2), 1, "retention_coupon", 0, 0.0),  # c1 got k1 twice
+        ("c3", "k1", dt.date(2020, 3, 1), 2, "winback_email", 0, 0.0),
+        ("c4", "k1", dt.date(2020, 3, 1), 1, None, 0, -5.0),
+    ]
+    report = validate_dataframe(
+        spark.createDataFrame(bad, RESPONSES_SCHEMA), "campaign_responses", table, ids)
+    assert _outline(report) == [
+        ("expect_compound_columns_to_be_unique", "customer_id, campaign_id", None, 2,
+         [{"customer_id": "c1", "campaign_id": "k1"}] * 2),
+        ("expect_column_values_to_be_in_set", "treatment", None, 1,
+         [{"customer_id": "c3", "campaign_id": "k1", "treatment": 2}]),
+        ("expect_column_values_to_not_be_null", "action", "treatment == 1", 1,
+         [{"customer_id": "c4", "campaign_id": "k1", "action": None}]),
+        ("expect_column_values_to_be_between", "revenue", None, 1,
+         [{"customer_id": "c4", "campaign_id": "k1", "revenue": -5.0}]),
+    ]
+    assert report.describe().startswith("raw.campaign_responses failed 4 of ")
+
+
+def test_customers_suite_row_count_rule_and_data_docs(spark, clv_home, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CTX_DAG_RUN_ID", raising=False)  # the default run name
+    docs = clv_home.state_dir / "gx" / "data_docs"
+    good = [("c1", dt.date(2019, 1, 1)), ("c2", None), ("c3", dt.date(1997, 5, 1))]
+    report = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
+                                "raw.customers", ["customer_id"], previous_count=20)
+    # 20 rows before: 2..200 allowed; the rule is one expectation more than the suite's.
+    assert report.success and report.n_expectations == _n_expectations("customers") + 1
+    assert report.data_docs == str(docs / "index.html")
+    passed_page = Path(report.data_docs_page)
+    assert passed_page.is_file() and passed_page.parts[-4:-2] == ("customers", "adhoc")
+
+    bad = [("c1", dt.date(2019, 1, 1)), ("c1", None), ("c2", dt.date(1980, 1, 1))]
+    with pytest.raises(DataQualityError) as info:
+        assert_valid(spark.createDataFrame(bad, CUSTOMERS_SCHEMA), "customers", "raw.customers",
+                     ["customer_id"], previous_count=100, run_name="manual/1")
+    failed = info.value.report
+    assert [(f.expectation_type, f.column, f.unexpected_count, f.observed_value)
+            for f in failed.failures] == [
+        ("expect_column_values_to_be_unique", "customer_id", 2, None),
+        ("expect_column_values_to_be_between", "signup_date", 1, None),
+        ("expect_table_row_count_to_be_between", None, None, 3),
+    ]
+    assert (
+        "  - expect_table_row_count_to_be_between: observed 3, expected min_value=10, "
+        "max_value=1000; rule: not empty and within 10x of the previous partition's 100 rows "
+        "(previous/10 <= rows <= previous*10)\n"
+    ) in str(info.value)
+
+    # Both runs, the passed and the failed one, are on the site's index.
+    failed_page = Path(failed.data_docs_page)
+    assert failed_page.is_file() and failed_page.parts[-3] == "manual_1"
+    index = (docs / "index.html").read_text()
+    for page in (passed_page, failed_page):
+        assert str(page.relative_to(docs)) in index
+    assert "validations/customers/" in index
+    assert "signup_date" in failed_page.read_text()
+
+    monkeypatch.setenv("CLV_GX_DATA_DOCS", "0")
+    assert not data_docs_enabled()
+    report = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
+                                "raw.customers", ["customer_id"])
+    assert report.success and report.data_docs is None and report.data_docs_page is None
+    assert len(list(docs.rglob("*.html"))) == 3  # index + the two pages: nothing new
+
+
+# --------------------------------------------------------------------------- row counts
+
+@pytest.mark.parametrize(
+    ("current", "previous", "problem"),
+    [
+        (0, None, "t: empty batch (0 rows); rule: a batch must not be empty"),
+        (0, 100, "t: empty batch (0 rows); rule: a batch must not be empty"),
+        (1001, 100, "t: 1001 rows vs 100 in the previous partition, more than 10x as many; "
+                    "rule: not empty and within 10x of the previous partition's 100 rows "
+                    "(previous/10 <= rows <= previous*10), i.e. 10..1000 rows"),
+        (9, 100, "t: 9 rows vs 100 in the previous partition, fewer than 1/10 as many; "
+                 "rule: not empty and within 10x of the previous partition's 100 rows "
+                 "(previous/10 <= rows <= previous*10), i.e. 10..1000 rows"),
+        (1000, 100, None),  # the bounds are inclusive
+        (10, 100, None),
+        (120, 100, None),
+        (5_000_000, None, None),  # no previous partition: only emptiness is checked
+        (3, 0, None),  # nor when the previous one was empty
+    ],
+)
+def test_check_row_count(current, previous, problem):
+    assert check_row_count("t", current, previous) == ([problem] if problem else [])
+
+
+def test_row_count_ratio_is_configurable_and_assert_names_table_counts_and_rule():
+    assert check_row_count("t", 300, 100, max_ratio=3) == []
+    assert check_row_count("t", 301, 100, max_ratio=3)[0].startswith("t: 301 rows vs 100")
+    assert check_row_count("t", 34, 100, max_ratio=3) == []  # 100/3 = 33.3
+    assert check_row_count("t", 33, 100, max_ratio=3)[0].startswith(
+        "t: 33 rows vs 100 in the previous partition, fewer than 1/3 as many")
+    with pytest.raises(ValueError, match="max_ratio"):
+        check_row_count("t", 5, 10, max_ratio=0.5)
+
+    assert_row_count_sane("features.customer_features", 150, 100)  # sane: no error
+    with pytest.raises(DataQualityError) as info:
+        assert_row_count_sane("features.customer_features", 1500, 100)
+    assert str(info.value) == (
+        "features.customer_features failed 1 of 1 expectations in suite row_count:\n"
+        "  - expect_table_row_count_to_be_between: observed 1500, expected min_value=10, "
+        "max_value=1000; rule: not empty and within 10x of the previous partition's 100 rows "
+        "(previous/10 <= rows <= previous*10)"
+    )
+    with pytest.raises(DataQualityError, match=r"(?s)raw.orders failed .*observed 0, expected "
+                                               r"min_value=1; rule: a batch must not be empty"):
+        assert_row_count_sane("raw.orders", 0, None)
+
+
+def test_previous_partition_and_its_row_count(spark, clv_home):
+    assert previous_partition(SEGMENTS, dt.date(2020, 2, 1)) is None
+    assert previous_row_count(SEGMENTS, dt.date(2020, 2, 1)) is None
+    for day, n in ((dt.date(2020, 1, 1), 3), (dt.date(2020, 2, 1), 2)):
+        frame = spark.createDataFrame([(f"c{i}",) for i in range(n)], "customer_id string")
+        warehouse.write_partition(frame, SEGMENTS, day)
+    assert previous_partition(SEGMENTS, dt.date(2020, 2, 1)) == dt.date(2020, 1, 1)
+    assert previous_row_count(SEGMENTS, dt.date(2020, 2, 1)) == 3  # a rerun of 02-01
+    assert previous_row_count(SEGMENTS, dt.date(2020, 3, 1)) == 2
+    assert previous_row_count(SEGMENTS, dt.date(2020, 1, 1)) is None
+
+
+# --------------------------------------------------------------------------- drift
+
+def test_psi_against_hand_computed_two_bin_examples(spark):
+    schema = "a double, b double, c double, d double, e int"
+    previous = spark.createDataFrame([(float(v),) * 4 + (v,) for v in range(1, 11)], schema)
+    # The previous median, 5, splits every column into x <= 5 and x > 5 (5 rows each),
+    # plus the (empty) missing bin.
+    columns = {
+        "a": [1, 1, 2, 2, 3, 3, 4, 4, 9, 10],  # 8 low, 2 high
+        "b": [1, 2, 3, 4, 5, 5, 5, 6, 7, 8],  # 7 low, 3 high
+        "c": list(range(1, 11)),  # the same values
+        "d": [1, 2, 3, 4, 5] * 2,  # all low: the high bin is empty
+        "e": [1, 2, 3, 4, 5, 6, 7, 8, None, None],  # 5 low, 3 high, 2 missing
+    }
+    rows = [tuple(None if v is None else float(v) for v in vals[:4]) + (vals[4],)
+            for vals in zip(*columns.values(), strict=True)]
+    current = spark.createDataFrame(rows, schema)
+    drift = feature_drift(current, previous, list(columns), bins=2)
+
+    eps = 1e-4
+    expected = {
+        "a": (0.8 - 0.5) * math.log(0.8 / 0.5) + (0.2 - 0.5) * math.log(0.2 / 0.5),  # 0.4159
+        "b": (0.7 - 0.5) * math.log(0.7 / 0.5) + (0.3 - 0.5) * math.log(0.3 / 0.5),  # 0.1695
+        "c": 0.0,
+        "d": (1.0 - 0.5) * math.log(1.0 / 0.5) + (eps - 0.5) * math.log(eps / 0.5),  # 4.6043
+        "e": (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.2 - eps) * math.log(0.2 / eps),  # 1.6216
+    }
+    assert list(drift["column"]) == list(columns)
+    assert drift["psi"].tolist() == pytest.approx(list(expected.values()), rel=1e-12)
+    assert drift.loc[drift["column"] == "c", "psi"].item() == 0.0
+    assert list(drift["flag"]) == ["drift", "watch", "ok", "drift", "drift"]
+    assert set(drift["bins"]) == {2} and set(drift["n_current"]) == {10}
+    assert set(drift["n_previous"]) == {10}
+
+
+def test_identical_partitions_have_zero_psi_and_bad_input_is_refused(spark):
+    frame = spark.createDataFrame(
+        [(i % 7, i * 1.5, 1, "x") for i in range(50)],
+        "n_orders int, total_spend double, constant int, label string",
+    )
+    drift = feature_drift(frame, frame, ["n_orders", "total_spend", "constant"])
+    assert drift["psi"].tolist() == [0.0, 0.0, 0.0]
+    assert list(drift["flag"]) == ["ok"] * 3
+    # The deciles of n_orders (eight 0s, seven of each of 1..6) are 0 1 1 2 3 4 4 5 6: 7
+    # distinct cuts, 8 bins. total_spend has 50 distinct values (10 bins), constant 1 cut.
+    assert drift["bins"].tolist() == [8, 10, 2]
+
+    with pytest.raises(ValueError, match=r"\['label'\] are not numeric"):
+        feature_drift(frame, frame, ["label"])
+    with pytest.raises(ValueError, match=r"\['nope'\] not in the current partition"):
+        feature_drift(frame, frame, ["nope"])
+    with pytest.raises(ValueError, match="bins must be >= 2"):
+        feature_drift(frame, frame, ["n_orders"], bins=1)
