@@ -177,3 +177,12 @@ def test_champions_learned_signal_out_of_time(pipeline_runs):
     assert clv_metrics["normalized_gini"] > 0.5
     assert churn_metrics["roc_auc"] > 0.7
     assert clv_metrics["n_eval_customers"] == N_CUSTOMERS
+
+
+def test_data_docs_render_every_suite_the_dag_ran(pipeline_runs):
+    index = pipeline_runs["settings"].state_dir / "gx" / "data_docs" / "index.html"
+    assert index.exists()
+    html = index.read_text()
+    for suite in ("raw_orders", "customer_features", "customer_scores", "customer_segments",
+                  "budget_allocation"):
+        assert suite in html, suite

@@ -34,7 +34,7 @@ def _spark():
     return get_spark("clv-pipeline")
 
 
-def _stamp(frame, as_of_date: dt.date, run_id: str):
+def _stamp(frame, run_id: str):
     """Add the run id to a pandas frame (as_of_date is the partition)."""
     frame = frame.copy()
     frame["run_id"] = run_id
@@ -66,6 +66,7 @@ def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
             f"stale or the as-of date is past the history ({oldest.date()} .. {newest.date()})"
         )
     return {"rows": n, "expectations": report.n_expectations,
+            "data_docs": _path(report.data_docs_page),
             "first_order": oldest.isoformat(), "last_order": newest.isoformat()}
 
 
@@ -97,12 +98,41 @@ def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[
 
 
 def validate_features(as_of_date: dt.date) -> dict[str, Any]:
-    """Great Expectations suite ``customer_features`` over the new partition."""
+    """Suite ``customer_features`` over the new partition, its row count against the
+    previous partition, and feature drift (PSI) against it (drift warns, never fails)."""
     from clv import quality
 
-    feats = warehouse.read_table(_spark(), FEATURES, as_of_date)
-    report = quality.assert_valid(feats, "customer_features", FEATURES, ["customer_id"])
-    return {"expectations": report.n_expectations}
+    spark = _spark()
+    feats = warehouse.read_table(spark, FEATURES, as_of_date)
+    report = quality.assert_valid(feats, "customer_features", FEATURES, ["customer_id"],
+                                  previous_count=quality.previous_row_count(FEATURES, as_of_date))
+    out: dict[str, Any] = {"expectations": report.n_expectations,
+                           "data_docs": _path(report.data_docs_page)}
+    prev = quality.previous_partition(FEATURES, as_of_date)
+    if prev is not None:
+        drift = quality.feature_drift(feats, warehouse.read_table(spark, FEATURES, prev),
+                                      quality.numeric_columns(feats))
+        out.update(drift_vs=prev.isoformat(),
+                   psi={r.column: round(float(r.psi), 4) for r in drift.itertuples()},
+                   drifted=drift.loc[drift["flag"] == "drift", "column"].tolist())
+    return out
+
+
+def _path(p) -> str | None:
+    return None if p is None else str(p)
+
+
+def _validate_and_publish(frame, suite: str, table: str, as_of_date: dt.date,
+                          run_id: str) -> str | None:
+    """Validate a Spark frame with its suite (row count vs the previous partition
+    included), then publish it as the as-of date's partition. Returns the Data Docs page."""
+    from clv import quality
+
+    report = quality.assert_valid(frame, suite, table, ["customer_id"],
+                                  previous_count=quality.previous_row_count(table, as_of_date),
+                                  run_name=run_id)
+    warehouse.write_partition(frame, table, as_of_date)
+    return _path(report.data_docs_page)
 
 
 def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
@@ -117,14 +147,13 @@ def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> di
 
 def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
     """Score every customer with the champions, validate, publish ``marts.customer_scores``."""
-    from clv import quality, scoring
+    from clv import scoring
 
     spark = _spark()
     scores = scoring.score_customers(as_of_date, horizon_days, run_id)
-    frame = spark.createDataFrame(scores)
-    quality.assert_valid(frame, "customer_scores", SCORES, ["customer_id"])
-    warehouse.write_partition(frame, SCORES, as_of_date)
-    return {"customers": len(scores),
+    docs = _validate_and_publish(spark.createDataFrame(scores), "customer_scores", SCORES,
+                                 as_of_date, run_id)
+    return {"customers": len(scores), "data_docs": docs,
             "clv_model_version": scores["clv_model_version"].iat[0],
             "churn_model_version": scores["churn_model_version"].iat[0],
             "predicted_clv_total": float(scores["predicted_clv"].sum())}
@@ -139,9 +168,9 @@ def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     segments = segments.merge(
         scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
     )
-    warehouse.write_partition(_spark().createDataFrame(_stamp(segments, as_of_date, run_id)),
-                              SEGMENTS, as_of_date)
-    return {"customers": len(segments),
+    docs = _validate_and_publish(_spark().createDataFrame(_stamp(segments, run_id)),
+                                 "customer_segments", SEGMENTS, as_of_date, run_id)
+    return {"customers": len(segments), "data_docs": docs,
             "segments": segments["segment"].value_counts().sort_index().to_dict()}
 
 
@@ -154,10 +183,10 @@ def allocate(as_of_date: dt.date, budget: float, run_id: str) -> dict[str, Any]:
     plan = plan.merge(
         scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
     )
-    warehouse.write_partition(_spark().createDataFrame(_stamp(plan, as_of_date, run_id)),
-                              ALLOCATION, as_of_date)
+    docs = _validate_and_publish(_spark().createDataFrame(_stamp(plan, run_id)),
+                                 "budget_allocation", ALLOCATION, as_of_date, run_id)
     chosen = plan[plan["action"] != "none"]
-    return {"customers": len(plan), "treated": len(chosen),
+    return {"customers": len(plan), "treated": len(chosen), "data_docs": docs,
             "spent": round(float(chosen["cost"].sum()), 2), "budget": budget,
             "expected_incremental_value": round(
                 float(chosen["expected_incremental_value"].sum()), 2)}
