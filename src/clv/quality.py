@@ -30,15 +30,12 @@ cheap (GX takes seconds to import). Its analytics are switched off before the im
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import math
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -526,7 +523,7 @@ def _write_data_docs(
     # What the page's header shows (GX's checkpoints set these; batch.validate does not).
     result.meta["run_id"] = key.run_id
     result.meta["batch_kwargs"] = {"data_asset_name": table}
-    with _locked(root / ".lock"):  # concurrent runs would interleave index.html
+    with warehouse.exclusive_lock(root / ".lock"):  # concurrent runs would interleave index.html
         context = _docs_context(root)
         context.validation_results_store.set(key, result)
         _prune(root / "validations", DATA_DOCS_KEEP)
@@ -573,16 +570,6 @@ def _prune(folder: Path, keep: int) -> None:
             if parent == folder or any(parent.iterdir()):
                 break
             parent.rmdir()
-
-
-@contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    with open(lock_file, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _url_path(url: str) -> str:

@@ -143,7 +143,7 @@ def write_partition(
     final = partition_dir(name, as_of_date, settings)
     staging = final.parent / "_staging"
     staging.mkdir(parents=True, exist_ok=True)
-    with _partition_lock(staging / f"{final.name}.lock"):
+    with exclusive_lock(staging / f"{final.name}.lock"):
         _remove_leftovers(staging, final.name)
         staged = staging / f"{final.name}.{uuid.uuid4().hex}"
         df.write.mode("errorifexists").parquet(str(staged))
@@ -155,7 +155,8 @@ def write_partition(
 
 
 @contextmanager
-def _partition_lock(lock_file: Path) -> Iterator[None]:
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created if missing) for the block."""
     with open(lock_file, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
