@@ -65,6 +65,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
+from clv.decisioning import select_customer_columns
 from clv.uplift import ALL_SEGMENTS
 
 __all__ = [
@@ -137,12 +138,7 @@ def _uplift_table(uplift: pd.DataFrame, segments: np.ndarray, actions: Sequence[
 
 def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """The score columns, sorted by customer_id, after checking them."""
-    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
-    if missing:
-        raise ValueError(f"scores is missing columns {missing}; needs {list(SCORE_COLUMNS)}")
-    frame = scores.loc[:, list(SCORE_COLUMNS)]
-    if frame["customer_id"].isna().any() or frame["customer_id"].duplicated().any():
-        raise ValueError("customer_id must be present and unique (one row per customer)")
+    frame = select_customer_columns(scores, SCORE_COLUMNS)
     if frame["segment"].isna().any():
         raise ValueError("every customer needs a segment")
     numbers = frame[["predicted_clv", "p_churn", "expected_revenue_30d"]].to_numpy(float)

@@ -43,14 +43,21 @@ NO_ACTION = "none"
 _BUDGET_SLACK = 1e-9
 
 
-def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """Check the scores frame and return its score columns sorted by customer_id."""
-    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
+def select_customer_columns(scores: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` of a one-row-per-customer frame, after checking they exist and that
+    ``customer_id`` is present and unique. Raises ValueError naming what is wrong."""
+    missing = [c for c in columns if c not in scores.columns]
     if missing:
-        raise ValueError(f"scores is missing columns {missing}; needs {list(SCORE_COLUMNS)}")
-    frame = scores.loc[:, list(SCORE_COLUMNS)]
+        raise ValueError(f"scores is missing columns {missing}; needs {list(columns)}")
+    frame = scores.loc[:, list(columns)]
     if frame["customer_id"].isna().any() or frame["customer_id"].duplicated().any():
         raise ValueError("customer_id must be present and unique (one row per customer)")
+    return frame
+
+
+def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Check the scores frame and return its score columns sorted by customer_id."""
+    frame = select_customer_columns(scores, SCORE_COLUMNS)
     for column in ("predicted_clv", "p_churn"):
         values = pd.to_numeric(frame[column], errors="coerce")
         if values.isna().any() or np.isinf(values.to_numpy(dtype=float)).any():
