@@ -1,0 +1,119 @@
+"""ZILN network: loss and expected value against scipy, seeded reproducibility, learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from clv import metrics, ziln
+from clv.features import FEATURE_COLUMNS, period_columns
+
+pytest.importorskip("tensorflow")
+
+SMALL = ziln.ZilnConfig(static_units=16, gru_units=8, hidden_units=16, max_epochs=12,
+                        patience=3, batch_size=64, learning_rate=5e-3)
+
+
+def _reference_nll(y: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """-log density of the zero-inflated lognormal, from scipy, one value per customer."""
+    p = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+    mu = logits[:, 1]
+    sigma = np.log1p(np.exp(logits[:, 2]))
+    buyer_density = p * stats.lognorm.pdf(np.where(y > 0, y, 1.0), s=sigma, scale=np.exp(mu))
+    return -np.log(np.where(y > 0, buyer_density, 1.0 - p))
+
+
+def test_loss_is_the_zero_inflated_lognormal_negative_log_likelihood():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 3)).astype("float64")
+    y = np.where(rng.random(50) < 0.4, 0.0, rng.lognormal(3.0, 1.0, 50))
+    got = np.asarray(ziln.ziln_loss(y, logits))
+    assert got.shape == (50,)
+    np.testing.assert_allclose(got, _reference_nll(y, logits), rtol=1e-9, atol=1e-9)
+
+
+def test_loss_by_hand_for_one_buyer_and_one_non_buyer():
+    # logit 0 -> p = 1/2; mu = 0; raw sigma s.t. softplus = 1 -> log(e - 1)
+    logits = np.array([[0.0, 0.0, np.log(np.e - 1.0)]] * 2)
+    got = np.asarray(ziln.ziln_loss(np.array([0.0, 1.0]), logits))
+    # non-buyer: -log(1/2); buyer with y = 1: -log(1/2) - log(1 / sqrt(2 pi))
+    assert got == pytest.approx([np.log(2.0), np.log(2.0) + 0.5 * np.log(2.0 * np.pi)])
+
+
+def test_expected_value_and_churn_probability_match_scipy():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(40, 3))
+    p, mu, sigma = ziln.ziln_parameters(logits)
+    reference = p * stats.lognorm.mean(s=np.log1p(np.exp(logits[:, 2])), scale=np.exp(mu))
+    np.testing.assert_allclose(ziln.expected_value(logits), reference, rtol=1e-12)
+    np.testing.assert_allclose(p, stats.logistic.cdf(logits[:, 0]), rtol=1e-12)
+    np.testing.assert_allclose(sigma, np.log1p(np.exp(logits[:, 2])), rtol=1e-12)
+
+
+def synthetic_customers(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Customers whose next-horizon spend follows their spend history's level."""
+    rng = np.random.default_rng(seed)
+    level = rng.lognormal(0.0, 1.0, n)
+    frame = pd.DataFrame(0.0, index=range(n), columns=FEATURE_COLUMNS)
+    spend_cols = period_columns()[:12]
+    order_cols = period_columns()[12:]
+    active = rng.random((n, 12)) < np.clip(0.15 * level, 0.02, 0.9)[:, None]
+    frame[order_cols] = active.astype(float)
+    frame[spend_cols] = active * (20.0 * level)[:, None] * rng.lognormal(0, 0.3, (n, 12))
+    frame["n_orders"] = active.sum(axis=1) + 1
+    frame["n_purchase_days"] = frame["n_orders"]
+    frame["frequency"] = frame["n_orders"] - 1
+    frame["total_spend"] = frame[spend_cols].sum(axis=1) + 20.0
+    frame["avg_order_value"] = frame["total_spend"] / frame["n_orders"]
+    frame["max_order_value"] = frame[spend_cols].max(axis=1).clip(lower=20.0)
+    frame["tenure_days"] = 365.0
+    frame["recency_days"] = rng.integers(1, 365, n).astype(float)
+    frame["mean_ipt_days"] = np.where(frame["n_orders"] > 1, 365.0 / frame["n_orders"], np.nan)
+    frame["std_ipt_days"] = np.where(frame["n_orders"] > 2, 10.0, np.nan)
+    buys = rng.random(n) < np.clip(0.2 + 0.3 * np.log1p(level), 0.0, 0.95)
+    spend = np.where(buys, 30.0 * level * rng.lognormal(0.0, 0.4, n), 0.0)
+    return frame, spend, level
+
+
+@pytest.fixture(scope="module")
+def trained():
+    frame, spend, level = synthetic_customers(400, seed=3)
+    return frame, spend, level, ziln.ZilnModel.fit(frame, spend, SMALL)
+
+
+def test_same_seed_same_predictions(trained):
+    frame, spend, _, model = trained
+    again = ziln.ZilnModel.fit(frame, spend, SMALL)
+    np.testing.assert_array_equal(again.predict_logits(frame), model.predict_logits(frame))
+    assert again.history == model.history
+
+
+def test_learns_that_higher_spending_history_means_higher_value(trained):
+    _, _, _, model = trained
+    test_frame, test_spend, test_level = synthetic_customers(300, seed=4)
+    pred = model.predict_spend(test_frame)
+    assert model.history["epochs_run"] >= 2
+    assert metrics.spearman(test_level, pred) > 0.6
+    assert metrics.normalized_gini(test_spend, pred) > 0.3
+    churn = model.predict_churn(test_frame)
+    assert ((churn >= 0) & (churn <= 1)).all()
+    top, bottom = test_level > np.quantile(test_level, 0.8), test_level < np.quantile(
+        test_level, 0.2)
+    assert pred[top].mean() > 2 * pred[bottom].mean()
+    assert churn[top].mean() < churn[bottom].mean()
+
+
+def test_save_and_load_give_the_same_predictions(trained, tmp_path):
+    frame, _, _, model = trained
+    loaded = ziln.ZilnModel.load(model.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.predict_spend(frame), model.predict_spend(frame),
+                               rtol=1e-6)
+    assert loaded.config == model.config
+
+
+def test_missing_feature_column_is_a_clear_error(trained):
+    frame, _, _, model = trained
+    with pytest.raises(ValueError, match="recency_days"):
+        model.predict_spend(frame.drop(columns=["recency_days"]))
