@@ -65,3 +65,39 @@ def test_gamma_gamma_expected_spend_by_hand():
     # weight = p*x/(p*x+q-1) = 12.5/15.24 = 0.820210 -> 0.179790*35.2190 + 0.820210*20 = 22.736
     got = gg.expected_spend(np.array([0.0, 2.0]), np.array([0.0, 20.0]))
     assert got == pytest.approx([35.2190, 22.736], abs=1e-3)
+
+
+def test_p_no_purchase_by_hand_and_limits():
+    m = btyd.BgNbd(0.243, 4.414, 0.793, 2.426, log_likelihood=0.0)
+    # no repeat purchase: alive for sure, so P(none in t) = ((alpha+T)/(alpha+T+t))^r
+    got = m.p_no_purchase(39.0, np.array([0.0]), np.array([0.0]), np.array([30.0]))
+    assert got[0] == pytest.approx((34.414 / 73.414) ** 0.243)
+    x, t_x, T = np.array([2.0]), np.array([30.43]), np.array([38.86])
+    short, long_, forever = (m.p_no_purchase(t, x, t_x, T)[0] for t in (1.0, 39.0, 1e12))
+    assert 1.0 > short > long_ > forever  # more time, more chance to buy
+    assert forever == pytest.approx(1.0 - m.p_alive(x, t_x, T)[0], abs=1e-6)
+
+
+def test_rft_from_features_by_hand():
+    frame = pd.DataFrame({"frequency": [0, 2], "tenure_days": [100, 300],
+                          "recency_days": [100, 20], "total_spend": [30.0, 90.0],
+                          "n_purchase_days": [1, 3]})
+    x, t_x, T, m = btyd.rft_from_features(frame)
+    assert x.tolist() == [0, 2] and T.tolist() == [100, 300]
+    assert t_x.tolist() == [0, 280]  # last purchase 20 days before the cutoff, first 300
+    assert m.tolist() == [30.0, 30.0]
+
+
+def test_baseline_from_features_predicts_more_for_frequent_recent_buyers(cdnow_sample):
+    # the paper's sample in weeks, as feature columns (x, t_x, T -> frequency, recency, tenure)
+    frame = pd.DataFrame({"frequency": cdnow_sample["x"], "tenure_days": cdnow_sample["T"],
+                          "recency_days": cdnow_sample["T"] - cdnow_sample["t_x"],
+                          "n_purchase_days": cdnow_sample["x"] + 1,
+                          "total_spend": cdnow_sample["zbar"] * (cdnow_sample["x"] + 1)})
+    base = btyd.BtydBaseline.fit(frame)
+    assert base.bgnbd.r == pytest.approx(0.243, rel=0.01)
+    spend, churn = base.predict_spend(frame, 39.0), base.predict_churn(frame, 39.0)
+    assert (spend >= 0).all() and ((churn >= 0) & (churn <= 1)).all()
+    busy = (frame["frequency"] >= 5) & (frame["recency_days"] < 5)
+    assert spend[busy].mean() > 5 * spend[frame["frequency"] == 0].mean()
+    assert churn[busy].mean() < churn[frame["frequency"] == 0].mean()
