@@ -268,3 +268,50 @@ def test_classification_input_checks():
         metrics.pr_auc([0, 0, 0], [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         metrics.brier([0, 1], [0.5, 1.5])
+
+
+# --------------------------------------------------------------------------- curves and charts
+
+
+def test_gain_curve_by_hand_and_its_area_is_the_gini():
+    x, gain = metrics.gain_curve(TRUE_4, PRED_4)
+    # customers by prediction descending: 60, 10, 30, 0 of 100
+    assert x.tolist() == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
+    assert gain.tolist() == pytest.approx([0, 0.6, 0.7, 1.0, 1.0])
+    area = float(np.sum((gain[1:] + gain[:-1]) / 2 * np.diff(x)))
+    assert 2 * area - 1 == pytest.approx(0.4)  # the un-normalized Gini of the header
+
+
+def test_gain_curve_averages_ties():
+    _, gain = metrics.gain_curve(TRUE_4, [0.9, 0.1, 0.9, 0.5])
+    # tie (10, 30) first: each position gets the mean 20 -> 0.2, 0.4; then 60, then 0
+    assert gain.tolist() == pytest.approx([0, 0.2, 0.4, 1.0, 1.0])
+
+
+def test_calibration_table_by_hand():
+    # two bins of two: probs (0.1, 0.2) with labels (0, 1); probs (0.7, 0.9) with (1, 1)
+    table = metrics.calibration_table([1, 0, 1, 1], [0.2, 0.1, 0.9, 0.7], n_bins=2)
+    assert table["bin"].tolist() == [1, 2]
+    assert table["mean_predicted"].tolist() == pytest.approx([0.15, 0.8])
+    assert table["observed_rate"].tolist() == pytest.approx([0.5, 1.0])
+    with pytest.raises(ValueError, match="0/1"):
+        metrics.calibration_table([0, 2], [0.1, 0.2], n_bins=2)
+
+
+def test_charts_are_png_files(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    truth = rng.gamma(0.5, 100.0, 200)
+    pred = truth * rng.lognormal(0, 1, 200)
+    labels = (truth < 30).astype(int)
+    prob = np.clip(0.5 + 0.3 * (labels - 0.5) + rng.normal(0, 0.1, 200), 0, 1)
+    paths = [
+        metrics.plot_deciles(truth, pred, tmp_path / "d.png"),
+        metrics.plot_gain(truth, {"model": pred, "other": pred[::-1]}, tmp_path / "g.png"),
+        metrics.plot_calibration(labels, {"model": prob}, tmp_path / "c.png"),
+        metrics.plot_importance(pd.Series({"a": 2.0, "b": 1.0}), tmp_path / "i.png"),
+    ]
+    for p in paths:
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -25,11 +25,17 @@ from scipy import stats
 __all__ = [
     "aggregate_error",
     "brier",
+    "calibration_table",
     "classification_report",
     "decile_mape",
     "decile_table",
+    "gain_curve",
     "mae",
     "normalized_gini",
+    "plot_calibration",
+    "plot_deciles",
+    "plot_gain",
+    "plot_importance",
     "pr_auc",
     "regression_report",
     "roc_auc",
@@ -365,3 +371,119 @@ def classification_report(y_true: object, prob: object) -> dict[str, float]:
         "pr_auc": pr_auc(y_true, prob),
         "brier": brier(y_true, prob),
     }
+
+
+def calibration_table(y_true_binary: object, prob: object,
+                      n_bins: int = _N_DECILES) -> pd.DataFrame:
+    """Mean predicted probability vs. observed rate per equal-count bin of probability.
+
+    Args:
+        y_true_binary: 0/1 labels.
+        prob: Predicted probability of label 1.
+        n_bins: Number of equal-count bins (same binning as :func:`decile_table`).
+
+    Returns:
+        One row per bin: bin (1 = lowest probabilities), n, mean_predicted, observed_rate.
+    """
+    labels = _as_labels(y_true_binary)
+    table = decile_table(labels, prob, n_bins)
+    return table.rename(columns={"decile": "bin", "mean_actual": "observed_rate"})
+
+
+# --------------------------------------------------------------------------- curves & charts
+
+
+def gain_curve(y_true: object, y_pred: object) -> tuple[np.ndarray, np.ndarray]:
+    """The gain (Lorenz) curve behind :func:`normalized_gini`.
+
+    Returns:
+        (share of customers, share of total true value), both starting at 0, with
+        customers taken by prediction, highest first, tied predictions averaged.
+    """
+    truth, pred = _as_pair(y_true, y_pred, "y_true", "y_pred")
+    if truth.sum() <= 0:
+        raise ValueError("gain_curve needs a positive total true value")
+    order = np.argsort(-pred, kind="mergesort")
+    sorted_truth = truth[order]
+    starts, group = _tie_groups(pred[order])
+    sizes = np.diff(np.r_[starts, truth.size])
+    smoothed = (np.add.reduceat(sorted_truth, starts) / sizes)[group]
+    x = np.arange(truth.size + 1) / truth.size
+    return x, np.r_[0.0, np.cumsum(smoothed) / truth.sum()]
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(6.4, 4.4), dpi=100)
+
+
+def _save(plt, fig, path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return str(path)
+
+
+def plot_deciles(y_true: object, y_pred: object, path, title: str = "") -> str:
+    """Bar chart of mean predicted vs. mean actual per decile of prediction (PNG)."""
+    table = decile_table(y_true, y_pred)
+    plt, fig, ax = _figure()
+    w = 0.4
+    ax.bar(table["decile"] - w / 2, table["mean_predicted"], w, label="mean predicted")
+    ax.bar(table["decile"] + w / 2, table["mean_actual"], w, label="mean actual")
+    ax.set_xlabel("decile of predicted value (10 = highest)")
+    ax.set_ylabel("value per customer")
+    ax.set_xticks(table["decile"])
+    ax.set_title(title or f"decile MAPE {decile_mape(y_true, y_pred):.3f}")
+    ax.legend()
+    return _save(plt, fig, path)
+
+
+def plot_gain(y_true: object, predictions: dict[str, object], path, title: str = "") -> str:
+    """Gain (Lorenz) curves of several predictions of the same truth, with the
+    perfect ordering and the random diagonal (PNG); the legend gives each Gini."""
+    plt, fig, ax = _figure()
+    x, perfect = gain_curve(y_true, y_true)
+    ax.plot(x, perfect, color="black", lw=1, ls="--", label="perfect")
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="random")
+    for name, pred in predictions.items():
+        gx, gy = gain_curve(y_true, pred)
+        ax.plot(gx, gy, lw=1.5, label=f"{name} (Gini {normalized_gini(y_true, pred):.3f})")
+    ax.set_xlabel("share of customers, highest predicted first")
+    ax.set_ylabel("share of actual value")
+    ax.set_title(title or "gain (Lorenz) chart")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(plt, fig, path)
+
+
+def plot_calibration(y_true_binary: object, predictions: dict[str, object], path,
+                     title: str = "") -> str:
+    """Reliability diagram: observed rate vs. mean predicted probability per decile (PNG)."""
+    plt, fig, ax = _figure()
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="perfectly calibrated")
+    for name, prob in predictions.items():
+        table = calibration_table(y_true_binary, prob)
+        ax.plot(table["mean_predicted"], table["observed_rate"], marker="o",
+                label=f"{name} (Brier {brier(y_true_binary, prob):.3f})")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title or "calibration")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(plt, fig, path)
+
+
+def plot_importance(importance: pd.Series, path, title: str = "", top: int = 20) -> str:
+    """Horizontal bar chart of the ``top`` largest values of ``importance`` (PNG)."""
+    plt, fig, ax = _figure()
+    head = importance.sort_values(ascending=False).head(top)[::-1]
+    ax.barh(head.index.astype(str), head.to_numpy())
+    ax.set_xlabel("mean |contribution|")
+    ax.set_title(title or "global feature importance")
+    ax.tick_params(axis="y", labelsize=7)
+    return _save(plt, fig, path)
