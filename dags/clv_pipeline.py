@@ -10,11 +10,13 @@ segments customers and spends a marketing budget on them.
 
 **Params** (trigger form): `as_of_date` (empty = the run's logical date; features
 use orders strictly before it), `horizon_days` (prediction horizon), `budget`
-(marketing budget for the allocation).
+(marketing budget), `clv_weight` (lambda: weight on lifetime value vs 30-day
+revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
 
 **Outputs** (DuckDB `warehouse/warehouse.duckdb`, one partition per as-of date):
 `features.customer_features`, `marts.customer_scores`, `marts.customer_segments`,
-`marts.budget_allocation`; rejected input rows in `quality.rejected_orders`.
+`marts.segment_summary`, `marts.budget_allocation`, `marts.budget_summary`,
+`marts.allocation_frontier`; rejected input rows in `quality.rejected_orders`.
 
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
@@ -25,6 +27,9 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
+
+# Plain constants only (clv.config imports nothing heavy): DAG parsing stays fast.
+from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
 
 DEFAULT_ARGS = {
     "owner": "data-platform",
@@ -74,6 +79,18 @@ def _horizon() -> int:
                               description="prediction horizon in days"),
         "budget": Param(5000.0, type="number", minimum=0,
                         description="marketing budget for the allocation"),
+        "clv_weight": Param(DEFAULT_CLV_WEIGHT, type="number", minimum=0, maximum=1,
+                            title="lambda: weight on lifetime value",
+                            description="the allocation maximises lambda x incremental CLV + "
+                                        "(1 - lambda) x incremental 30-day revenue - cost"),
+        "action_costs": Param(dict(DEFAULT_ACTION_COSTS), type="object",
+                              description="actions on offer and their cost per customer"),
+        "segment_share_bounds": Param({}, type="object",
+                                      description='per segment [min_share, max_share] of the '
+                                                  'amount spent, e.g. {"lost": [null, 0.1]}'),
+        "action_capacity": Param({}, type="object",
+                                 description='most customers per action, e.g. '
+                                             '{"retention_coupon": 500}'),
     },
 )
 def clv_pipeline():
@@ -121,18 +138,19 @@ def clv_pipeline():
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def segment() -> dict:
-        """Value tier x churn risk segments."""
+        """Value tier x churn risk segments, Spark MLlib K-means behaviour clusters."""
         from clv import pipeline
 
         return pipeline.segment(_as_of_date(), _run_id())
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def allocate() -> dict:
-        """Greedy budget allocation: best expected value per cost until the budget is spent."""
+        """One action or none per customer under the budget, CLV vs revenue weighted by
+        lambda; the frontier over lambda; summary per segment and action."""
         from clv import pipeline
 
-        params = get_current_context()["params"]
-        return pipeline.allocate(_as_of_date(), float(params["budget"]), _run_id())
+        params = pipeline.AllocationParams.from_params(get_current_context()["params"])
+        return pipeline.allocate(_as_of_date(), params, _run_id())
 
     @task(execution_timeout=SHORT)
     def publish_catalog() -> dict:

@@ -50,7 +50,8 @@ def test_spark_tasks_use_the_spark_pool(dagbag):
 
 def test_pipeline_params_and_order(dagbag):
     dag = dagbag.dags["clv_pipeline"]
-    assert {"as_of_date", "horizon_days", "budget"} <= set(dag.params.keys())
+    assert {"as_of_date", "horizon_days", "budget", "clv_weight", "action_costs",
+            "segment_share_bounds", "action_capacity"} <= set(dag.params.keys())
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream["build_features"] == {"validate_raw"}
     assert upstream["train_clv"] == upstream["train_churn"] == {"validate_features"}

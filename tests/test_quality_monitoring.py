@@ -99,35 +99,81 @@ def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(s
             "value_tier x churn_risk") in message
 
 
-def test_allocation_suite_passes_on_allocate_budget_output_and_fails_on_bad_rows(spark):
-    plan = decisioning.allocate_budget(SCORES, budget=1.0)  # c6 then c5 get winback_email
-    assert list(plan["action"]) == ["none"] * 4 + ["winback_email"] * 2
+def _allocation_plan(budget: float) -> pd.DataFrame:
+    """What pipeline.allocate publishes for SCORES with one e-mail action, lambda = 1.
+
+    incr_clv = 0.02 * p_churn * clv: c1 0.02, c2 0.38, c3 0.36, c4 0.16, c5 0.70,
+    c6 1.14; net = incr_clv - 0.5 is positive for c5 (0.20) and c6 (0.64) only.
+    """
+    from clv import allocation, pipeline
+    from clv.uplift import prior_uplift
+
+    scores = SCORES.assign(segment=decisioning.assign_segments(SCORES)["segment"],
+                           expected_revenue_30d=0.0, clv_model_version="3",
+                           churn_model_version="5")
+    effects = prior_uplift(["email"], priors={"email": {"uplift_conversion": 0.02,
+                                                        "lift_revenue": 0.0}})
+    cands = allocation.build_candidates(scores, effects, {"email": 0.5})
+    return pipeline._allocation_plan(allocation.allocate(cands, budget, 1.0).plan, scores)
+
+
+def test_allocation_suite_passes_on_the_published_plan_and_fails_on_bad_rows(spark):
+    plan = _allocation_plan(budget=1.0)
+    assert list(plan["action"]) == ["none"] * 4 + ["email"] * 2
+    assert plan["net_value"].tolist() == pytest.approx([0, 0, 0, 0, 0.2, 0.64])
     report = validate_dataframe(
         _stamped(spark, plan), "budget_allocation", ALLOCATION, ["customer_id"])
     assert report.success and report.n_expectations == _n_expectations("budget_allocation")
 
     bad = plan.copy()
-    bad.loc[0, "cost"] = 0.5  # c1: no action but a cost, and 1.5 spent of 1.0
-    bad.loc[5, "expected_incremental_value"] = 0.2  # c6: chosen below its cost of 0.5
-    bad.loc[4, "rank"] = pd.NA  # c5: chosen without a rank
+    bad.loc[0, "cost"] = 0.5  # c1: no action but a cost (net_value 0 != -0.5); 1.5 of 1.0 spent
+    bad.loc[4, "net_value"] = 5.0  # c5: 5.0, not 1.0 * 0.70 + 0 * 0 - 0.5
+    bad.loc[5, "uplift_source"] = "guess"  # c6
     with pytest.raises(DataQualityError) as info:
         assert_valid(_stamped(spark, bad), "budget_allocation", ALLOCATION, ["customer_id"])
     assert _outline(info.value.report) == [
         ("expect_column_values_to_be_between", "cost", "action == 'none'", 1,
          [{"customer_id": "c1", "cost": 0.5}]),
-        ("expect_column_pair_values_a_to_be_greater_than_b", "expected_incremental_value, cost",
-         "action != 'none'", 1,
-         [{"customer_id": "c6", "expected_incremental_value": 0.2, "cost": 0.5}]),
-        ("expect_column_values_to_not_be_null", "rank", "action != 'none'", 1,
-         [{"customer_id": "c5", "rank": None}]),
+        ("expect_column_values_to_be_in_set", "uplift_source", None, 1,
+         [{"customer_id": "c6", "uplift_source": "guess"}]),
         ("unexpected_rows_expectation", None, None, 1, []),
+        ("unexpected_rows_expectation", None, None, 2, []),
     ]
     message = str(info.value)
     assert message.startswith("marts.budget_allocation failed 4 of ")
-    assert ("  - expect_column_values_to_be_between(cost) where action == 'none': 1 unexpected "
-            "row, e.g. [{'customer_id': 'c1', 'cost': 0.5}]\n") in message
     assert ("  - unexpected_rows_expectation: 1 unexpected row; rule: the chosen actions' "
             "total cost does not exceed the budget\n") in message
+    assert ("  - unexpected_rows_expectation: 2 unexpected rows; rule: net_value is lambda x "
+            "incremental CLV + (1 - lambda) x incremental revenue - cost") in message
+
+
+def test_summary_and_frontier_suites_pass_on_real_output_and_fail_on_bad_rows(spark):
+    from clv import allocation
+
+    plan = _allocation_plan(budget=1.0).rename(columns={
+        "expected_incremental_clv": "incr_clv", "expected_incremental_revenue": "incr_revenue"})
+    summary = allocation.budget_summary(plan).rename(columns={
+        "incr_clv": "expected_incremental_clv", "incr_revenue": "expected_incremental_revenue"})
+    stamped = spark.createDataFrame(summary.assign(run_id="run-1"))
+    assert validate_dataframe(stamped, "budget_summary", "marts.budget_summary",
+                              ["segment", "action"]).success
+    over = summary.assign(spent=summary["spent"] * 10, run_id="run-1")  # 10.0 of 1.0
+    report = validate_dataframe(spark.createDataFrame(over), "budget_summary",
+                                "marts.budget_summary", ["segment", "action"])
+    assert [(f.expectation_type, f.unexpected_count) for f in report.failures] == [
+        ("unexpected_rows_expectation", 1)]
+
+    segments = decisioning.assign_segments(SCORES).assign(cluster=1, cluster_profile="all")
+    table = decisioning.segment_summary(segments, SCORES.assign(expected_revenue_30d=1.0))
+    assert validate_dataframe(spark.createDataFrame(table.assign(run_id="r")),
+                              "segment_summary", "marts.segment_summary",
+                              ["grouping", "segment"]).success
+    bad = table.assign(run_id="r", share=table["share"] * 2)  # shares add up to 2
+    report = validate_dataframe(spark.createDataFrame(bad), "segment_summary",
+                                "marts.segment_summary", ["grouping", "segment"])
+    assert [(f.expectation_type, f.column, f.unexpected_count) for f in report.failures] == [
+        ("expect_column_values_to_be_between", "share", 1),  # the cluster's share: 2.0
+        ("unexpected_rows_expectation", None, 2)]
 
 
 # --------------------------------------------------------------------------- raw suites

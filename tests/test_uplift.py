@@ -3,6 +3,7 @@ Hillstrom experiment, and against Hillstrom's published figures."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from pathlib import Path
@@ -15,8 +16,10 @@ from clv.uplift import (
     DEFAULT_PRIORS,
     UPLIFT_COLUMNS,
     estimate_uplift,
+    latest_campaign,
     load_hillstrom,
     prior_uplift,
+    uplift_for_actions,
 )
 
 # Same location rule as tests/conftest.py's SHARED_DATA (checkout/../shared/data).
@@ -211,3 +214,57 @@ def test_hillstrom_per_segment_equals_independent_difference_in_means(raw, respo
         np.testing.assert_allclose(high - diff, Z95 * ref[f"se_{outcome}"], rtol=1e-9)
     # the segments partition the overall sample
     assert est["n_treated"].sum() == (raw["segment"] != "No E-Mail").sum()
+
+
+# --------------------------------------------------------------------------- for the allocation
+
+
+def _campaign(campaign_id: str, sent: str, rows: list[tuple]) -> pd.DataFrame:
+    """rows: (customer_id, treatment, action, converted, revenue)."""
+    return pd.DataFrame([{"customer_id": c, "campaign_id": campaign_id,
+                          "sent_date": pd.Timestamp(sent), "treatment": t, "action": a,
+                          "converted": k, "revenue": r} for c, t, a, k, r in rows])
+
+
+def test_latest_campaign_is_the_newest_sent_before_the_as_of_date():
+    old = _campaign("old", "2024-01-01", [("a", 0, "none", 0, 0.0)])
+    new = _campaign("new", "2024-03-01", [("b", 0, "none", 0, 0.0)])
+    future = _campaign("future", "2024-06-01", [("c", 0, "none", 0, 0.0)])
+    both = pd.concat([future, old, new], ignore_index=True)
+    assert latest_campaign(both, dt.date(2024, 5, 1))["campaign_id"].tolist() == ["new"]
+    # sent on the as-of date itself: not known yet
+    assert latest_campaign(both, dt.date(2024, 3, 1))["campaign_id"].tolist() == ["old"]
+    assert latest_campaign(both, dt.date(2023, 1, 1)).empty
+
+
+def test_uplift_for_actions_measures_tested_actions_and_falls_back_to_priors():
+    # Campaign "c": control x1..x4 (1 converts, spends 8 -> mean 2), "email" to e1..e4
+    # (3 convert, spend 4 + 8 + 12 = 24 -> mean 6): uplift_conversion 3/4 - 1/4 = 0.5,
+    # uplift_revenue 6 - 2 = 4, lift_revenue 4 / 2 = 2.
+    rows = ([(f"x{i}", 0, "none", int(i == 1), 8.0 * (i == 1)) for i in range(1, 5)]
+            + [("e1", 1, "email", 1, 4.0), ("e2", 1, "email", 1, 8.0),
+               ("e3", 1, "email", 1, 12.0), ("e4", 1, "email", 0, 0.0)])
+    responses = _campaign("c", "2024-01-10", rows)
+    # x1, x2, e1, e2 are our "loyal" customers: control 1 of 2 converts (mean 4 spent),
+    # treated 2 of 2 (mean 6): conversion +0.5, revenue +2, lift 2 / 4 = 0.5.
+    segments = pd.DataFrame({"customer_id": ["x1", "x2", "e1", "e2", "zz"],
+                             "segment": ["loyal"] * 4 + ["lost"]})
+    priors = {"coupon": {"uplift_conversion": 0.1, "lift_revenue": 0.0},
+              "email": {"uplift_conversion": 0.9, "lift_revenue": 9.0}}
+    table = uplift_for_actions(["coupon", "email"], responses, segments, dt.date(2024, 2, 1),
+                               min_arm_size=2, priors=priors)
+    got = {(r.segment, r.action): (r.source, r.uplift_conversion, r.lift_revenue)
+           for r in table.itertuples()}
+    assert got == {("all", "email"): ("experiment", pytest.approx(0.5), pytest.approx(2.0)),
+                   ("loyal", "email"): ("experiment", pytest.approx(0.5), pytest.approx(0.5)),
+                   ("all", "coupon"): ("prior", 0.1, 0.0)}
+    # arms smaller than min_arm_size: no per-segment row; a later as-of date changes nothing
+    small = uplift_for_actions(["email"], responses, segments, dt.date(2024, 2, 1),
+                               min_arm_size=3, priors=priors)
+    assert small["segment"].tolist() == ["all"]
+    # before the campaign was sent: priors only
+    before = uplift_for_actions(["email"], responses, segments, dt.date(2024, 1, 10),
+                                priors=priors)
+    assert before["source"].tolist() == ["prior"]
+    assert uplift_for_actions(["email"], None, segments, dt.date(2024, 1, 1),
+                              priors=priors)["lift_revenue"].tolist() == [9.0]

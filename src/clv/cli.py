@@ -2,6 +2,8 @@
 
     clv import-cdnow [--path FILE]                 CDNOW into raw.orders
     clv import-orders FILE --map order_id=OrderNo,customer_id=Cust,order_ts=Date,amount=Total
+    clv import-campaign --hillstrom [--sent-date 1998-03-01]   Hillstrom e-mail experiment
+    clv import-campaign responses.csv              a campaign in the raw.campaign_responses contract
     clv summary --as-of-date 1998-07-01            rows per table, champions
     clv promote --model clv_spend --version 3      move the champion alias
     clv catalog                                    rebuild the DuckDB views
@@ -50,6 +52,47 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_campaign(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from clv import ingest, uplift, warehouse
+    from clv.spark import get_spark
+
+    if args.hillstrom is not None:
+        path = Path(args.hillstrom) if args.hillstrom else _shared_hillstrom()
+        frame = uplift.load_hillstrom(path)
+        # Its customers are not this shop's: prefix their ids so they never match ours.
+        frame["customer_id"] = "hillstrom-" + frame["customer_id"]
+        if args.sent_date:
+            frame["sent_date"] = pd.Timestamp(args.sent_date)
+    elif args.file:
+        path = Path(args.file)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    else:
+        raise SystemExit("import-campaign: give a FILE or --hillstrom")
+    as_of = dt.date.fromisoformat(args.as_of_date) if args.as_of_date else None
+    run_id = args.run_id or f"import-{uuid.uuid4().hex[:8]}"
+    print(f"loading {len(frame)} campaign responses from {path} ...", flush=True)
+    result = ingest.load_campaign_responses(get_spark("clv-import"), frame, run_id, as_of)
+    warehouse.refresh_catalog()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _shared_hillstrom() -> Path:
+    """The Hillstrom file of the reference data folder beside the checkout."""
+    import os
+
+    from clv.config import load_settings
+
+    root = Path(os.environ.get("CLV_SHARED_DATA") or load_settings().home.parent / "shared/data")
+    path = root / "hillstrom" / "hillstrom.csv.gz"
+    if not path.exists():
+        raise ValueError(f"Hillstrom data not found at {path}: pass --hillstrom PATH "
+                         "or set CLV_SHARED_DATA")
+    return path
+
+
 def _summary(args: argparse.Namespace) -> int:
     from clv import pipeline
 
@@ -89,6 +132,18 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--run-id")
         s.add_argument("--max-rejected-share", type=float, default=0.01)
         s.set_defaults(fn=_import)
+    s = sub.add_parser("import-campaign", help="randomised campaign -> raw.campaign_responses")
+    s.add_argument("file", nargs="?", help="CSV or Parquet in the raw.campaign_responses "
+                   "contract (customer_id, campaign_id, sent_date, treatment, action, "
+                   "converted, revenue)")
+    s.add_argument("--hillstrom", nargs="?", const="", metavar="PATH",
+                   help="load the Hillstrom e-mail experiment (default path: "
+                        "$CLV_SHARED_DATA/hillstrom/hillstrom.csv.gz)")
+    s.add_argument("--sent-date", help="with --hillstrom: when the campaign went out in "
+                   "this shop's timeline (its data set has no date; default 2008-03-01)")
+    s.add_argument("--as-of-date", help="batch partition; default: the day after sent_date")
+    s.add_argument("--run-id")
+    s.set_defaults(fn=_import_campaign)
     s = sub.add_parser("summary")
     s.add_argument("--as-of-date", required=True)
     s.set_defaults(fn=_summary)

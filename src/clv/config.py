@@ -30,6 +30,18 @@ N_PERIODS = 12
 CLV_MODEL_NAME = "clv_spend"
 CHURN_MODEL_NAME = "clv_churn"
 EXPERIMENT_NAME = "clv"
+#: Marketing actions on offer and their cost per customer (the DAG's default
+#: ``action_costs`` param). The catalogue's three plus the two e-mails of the
+#: Hillstrom experiment, whose uplift is measured when raw.campaign_responses holds it.
+DEFAULT_ACTION_COSTS: dict[str, float] = {
+    "winback_email": 0.50,
+    "retention_coupon": 5.00,
+    "loyalty_perk": 8.00,
+    "mens_email": 0.25,
+    "womens_email": 0.25,
+}
+#: Weight on lifetime value (vs short-term revenue) in the allocation objective.
+DEFAULT_CLV_WEIGHT = 0.5
 
 
 def _default_home() -> Path:

@@ -1,4 +1,6 @@
-"""Turn scores into decisions: customer segments and a budgeted action plan.
+"""Customer segments: a value x churn-risk grid with readable names, and their summary.
+
+The budgeted action plan lives in :mod:`clv.allocation`.
 
 Input everywhere is a scores frame with one row per customer and the columns
 ``customer_id``, ``predicted_clv`` (predicted spend over the horizon) and
@@ -14,17 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clv.config import DEFAULT_ACTION_COSTS
+
 __all__ = [
     "Action",
     "DEFAULT_ACTIONS",
     "SEGMENTS",
     "VALUE_TIERS",
-    "allocate_budget",
     "assign_segments",
-    "expected_incremental_value",
+    "segment_summary",
 ]
 
-ArrayOrFloat = np.ndarray | pd.Series | float
 SCORE_COLUMNS = ("customer_id", "predicted_clv", "p_churn")
 VALUE_TIERS = ("low", "mid", "high")
 #: (value tier, churn risk) -> segment name. "lost" overrides it (see assign_segments).
@@ -38,9 +40,6 @@ SEGMENTS: dict[tuple[str, str], str] = {
 }
 LOST_SEGMENT = "lost"
 NO_ACTION = "none"
-#: Slack when checking that a cost fits the remaining budget, in currency units:
-#: it absorbs float rounding (0.1 + 0.2 > 0.3 in binary) and nothing more.
-_BUDGET_SLACK = 1e-9
 
 
 def select_customer_columns(scores: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -166,106 +165,60 @@ class Action:
             raise ValueError(f"action {self.name!r}: cost must be > 0, got {self.cost}")
 
 
+#: The catalogue's assumed effects (used as priors where no experiment measured an
+#: action; see clv.uplift.DEFAULT_PRIORS). Costs come from the one cost table.
 DEFAULT_ACTIONS: tuple[Action, ...] = (
-    Action("winback_email", cost=0.50, retention_uplift=0.02, spend_uplift=0.00),
-    Action("retention_coupon", cost=5.00, retention_uplift=0.10, spend_uplift=0.00),
-    Action("loyalty_perk", cost=8.00, retention_uplift=0.03, spend_uplift=0.05),
+    Action("winback_email", cost=DEFAULT_ACTION_COSTS["winback_email"],
+           retention_uplift=0.02, spend_uplift=0.00),
+    Action("retention_coupon", cost=DEFAULT_ACTION_COSTS["retention_coupon"],
+           retention_uplift=0.10, spend_uplift=0.00),
+    Action("loyalty_perk", cost=DEFAULT_ACTION_COSTS["loyalty_perk"],
+           retention_uplift=0.03, spend_uplift=0.05),
 )
 
 
-def expected_incremental_value(
-    action: Action, predicted_clv: ArrayOrFloat, p_churn: ArrayOrFloat
-) -> ArrayOrFloat:
-    """Expected extra value from sending ``action``, before its cost.
-
-    The at-risk part of the value (clv x p_churn) is saved at the retention uplift;
-    the safe part (clv x (1 - p_churn)) grows by the spend uplift.
-
-    Args:
-        action: The action.
-        predicted_clv: Predicted value over the horizon.
-        p_churn: Predicted churn probability over the horizon.
-
-    Returns:
-        predicted_clv * (retention_uplift * p_churn + spend_uplift * (1 - p_churn)).
-    """
-    return predicted_clv * (
-        action.retention_uplift * p_churn + action.spend_uplift * (1 - p_churn)
-    )
+def _summary_rows(frame: pd.DataFrame, grouping: str, by: str, n_total: int) -> pd.DataFrame:
+    table = frame.groupby(by, sort=True).agg(
+        customers=("customer_id", "size"),
+        avg_predicted_clv=("predicted_clv", "mean"),
+        total_predicted_clv=("predicted_clv", "sum"),
+        avg_p_churn=("p_churn", "mean"),
+        total_expected_revenue_30d=("expected_revenue_30d", "sum"),
+        definition=("definition", lambda d: " | ".join(sorted(set(d)))),
+    ).reset_index().rename(columns={by: "segment"})
+    table.insert(0, "grouping", grouping)
+    table.insert(3, "share", table["customers"] / float(n_total))
+    table["segment"] = table["segment"].astype(str)
+    return table
 
 
-def _best_actions(frame: pd.DataFrame, actions: tuple[Action, ...]) -> pd.DataFrame:
-    """Each customer's most efficient profitable action (value per cost), if any.
-
-    Actions with equal value per cost are resolved by catalogue order (first wins).
-    """
-    best = pd.DataFrame({
-        "customer_id": frame["customer_id"],
-        "action": NO_ACTION,
-        "cost": 0.0,
-        "expected_incremental_value": 0.0,
-        "value_per_cost": np.nan,
-    })
-    for action in actions:
-        value = expected_incremental_value(action, frame["predicted_clv"], frame["p_churn"])
-        ratio = value / action.cost
-        better = (value > action.cost) & ~(ratio <= best["value_per_cost"])  # NaN: none yet
-        best.loc[better, "action"] = action.name
-        best.loc[better, "cost"] = action.cost
-        best.loc[better, "expected_incremental_value"] = value[better]
-        best.loc[better, "value_per_cost"] = ratio[better]
-    return best
-
-
-def _greedy_pick(candidates: pd.DataFrame, budget: float) -> list[int]:
-    """Row labels taken in value-per-cost order; an item that does not fit is
-    skipped and the walk goes on, since a cheaper one further down may still fit."""
-    ordered = candidates.sort_values(
-        ["value_per_cost", "customer_id"], ascending=[False, True], kind="mergesort"
-    )
-    taken: list[int] = []
-    spent = 0.0
-    for label, cost in ordered["cost"].items():
-        if spent + cost <= budget + _BUDGET_SLACK:
-            taken.append(label)
-            spent += cost
-    return taken
-
-
-def allocate_budget(
-    scores: pd.DataFrame, budget: float, actions: tuple[Action, ...] = DEFAULT_ACTIONS
-) -> pd.DataFrame:
-    """Greedy action plan: the most value per unit cost first, within ``budget``.
-
-    Each customer is offered at most one action: the one with the highest expected
-    value per unit cost among those whose expected value exceeds their cost.
-    Candidates are walked by value per cost (descending, ties by customer_id
-    ascending) and taken while their cost fits the remaining budget.
+def segment_summary(segments: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Per segment of the value x risk grid and per behavioural cluster: size and value.
 
     Args:
-        scores: customer_id, predicted_clv, p_churn; one row per customer.
-        budget: Total spend allowed, >= 0.
-        actions: The action catalogue; names must be unique.
+        segments: customer_id, segment, segment_definition, and (optional) cluster,
+            cluster_profile; one row per customer.
+        scores: customer_id, predicted_clv, p_churn, expected_revenue_30d.
 
     Returns:
-        One row per customer, sorted by customer_id: customer_id, action ("none" if
-        not chosen), cost and expected_incremental_value (0 if none),
-        value_per_cost (NaN if none), rank (1..k in pick order, <NA> if none), budget.
+        grouping ("value_risk" or "behaviour_cluster"), segment (the segment's name,
+        or "cluster_<n>"), customers, share (of all customers), avg_predicted_clv,
+        total_predicted_clv, avg_p_churn, total_expected_revenue_30d, definition
+        (the rule in words; several rules joined by " | " when the segment has more
+        than one, e.g. lost); sorted by grouping, then segment.
     """
-    if not np.isfinite(budget) or budget < 0:
-        raise ValueError(f"budget must be a finite number >= 0, got {budget}")
-    names = [a.name for a in actions]
-    if len(set(names)) != len(names):
-        raise ValueError(f"action names must be unique, got {names}")
-    frame = _validate_scores(scores)
-    best = _best_actions(frame, tuple(actions))
-    taken = _greedy_pick(best[best["action"] != NO_ACTION], float(budget))
-    plan = best.copy()
-    plan["rank"] = pd.Series(pd.NA, index=plan.index, dtype="Int64")
-    plan.loc[taken, "rank"] = np.arange(1, len(taken) + 1)
-    not_taken = ~plan.index.isin(taken)
-    plan.loc[not_taken, ["action", "cost", "expected_incremental_value", "value_per_cost"]] = [
-        NO_ACTION, 0.0, 0.0, np.nan
-    ]
-    plan["budget"] = float(budget)
-    return plan
+    frame = select_customer_columns(segments, tuple(
+        c for c in ("customer_id", "segment", "segment_definition", "cluster",
+                    "cluster_profile") if c in segments.columns)).merge(
+        select_customer_columns(scores, ("customer_id", "predicted_clv", "p_churn",
+                                         "expected_revenue_30d")),
+        on="customer_id", how="inner", validate="one_to_one")
+    if len(frame) != len(segments):
+        raise ValueError(f"{len(segments) - len(frame)} segmented customers have no score")
+    parts = [_summary_rows(frame.assign(definition=frame["segment_definition"]),
+                           "value_risk", "segment", len(frame))]
+    if "cluster" in frame.columns:
+        clusters = frame.assign(definition=frame["cluster_profile"],
+                                cluster=[f"cluster_{c}" for c in frame["cluster"]])
+        parts.append(_summary_rows(clusters, "behaviour_cluster", "cluster", len(frame)))
+    return pd.concat(parts, ignore_index=True)

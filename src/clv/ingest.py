@@ -372,3 +372,54 @@ def default_batch_date(df: DataFrame) -> dt.date:
     if newest is None:
         raise IngestError("cannot derive as_of_date: no parseable order_ts in the input")
     return newest.date() + dt.timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- campaigns
+
+CAMPAIGN_RESPONSES = "raw.campaign_responses"
+
+
+def load_campaign_responses(
+    spark: SparkSession, responses, run_id: str, as_of_date: dt.date | None = None
+) -> dict[str, object]:
+    """Validate a campaign's responses (suite ``campaign_responses``) and publish them.
+
+    The batch lands in the ``raw.campaign_responses`` partition ``as_of_date``
+    (default: the day after the newest ``sent_date``). A batch that breaks the
+    suite is refused whole, with a message naming each failed rule, its column and
+    sample rows; nothing is published.
+
+    Args:
+        spark: The Spark session.
+        responses: pandas frame in the contract (``clv.uplift.RESPONSE_COLUMNS``).
+        run_id: Stamped on every row.
+        as_of_date: The batch's partition.
+
+    Returns:
+        as_of_date, rows, campaigns, and rows per (campaign, arm).
+    """
+    import pandas as pd
+
+    from clv import quality
+    from clv.uplift import RESPONSE_COLUMNS
+
+    missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
+    if missing:
+        raise IngestError(f"{CAMPAIGN_RESPONSES}: required column(s) {missing} not found; "
+                          f"the input has {list(responses.columns)}")
+    frame = responses.loc[:, list(RESPONSE_COLUMNS)].copy()
+    # Spark 4 refuses Parquet nanosecond timestamps: dates are dates.
+    frame["sent_date"] = pd.to_datetime(frame["sent_date"]).dt.date
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["run_id"] = run_id
+    if as_of_date is None:
+        as_of_date = max(frame["sent_date"]) + dt.timedelta(days=1)
+    df = spark.createDataFrame(frame)
+    quality.assert_valid(df, "campaign_responses", CAMPAIGN_RESPONSES,
+                         ["campaign_id", "customer_id"], run_name=run_id)
+    warehouse.write_partition(df, CAMPAIGN_RESPONSES, as_of_date)
+    arms = frame.groupby(["campaign_id", "action", "treatment"]).size()
+    return {"table": CAMPAIGN_RESPONSES, "as_of_date": as_of_date.isoformat(),
+            "rows": len(frame), "campaigns": sorted(frame["campaign_id"].unique().tolist()),
+            "arms": {f"{c}/{a}/{'treated' if t else 'control'}": int(n)
+                     for (c, a, t), n in arms.items()}}

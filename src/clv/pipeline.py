@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from clv import warehouse
-from clv.config import Settings, load_settings
+from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,12 @@ EXAMPLES = "features.training_examples"
 SCORES = "marts.customer_scores"
 SEGMENTS = "marts.customer_segments"
 ALLOCATION = "marts.budget_allocation"
-OUTPUT_TABLES = [RAW_ORDERS, FEATURES, SCORES, SEGMENTS, ALLOCATION]
+SEGMENT_SUMMARY = "marts.segment_summary"
+BUDGET_SUMMARY = "marts.budget_summary"
+FRONTIER = "marts.allocation_frontier"
+CAMPAIGN_RESPONSES = "raw.campaign_responses"
+OUTPUT_TABLES = [RAW_ORDERS, FEATURES, SCORES, SEGMENTS, SEGMENT_SUMMARY, ALLOCATION,
+                 BUDGET_SUMMARY, FRONTIER]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
                "allocate"}
@@ -128,7 +134,7 @@ def _validate_and_publish(frame, suite: str, table: str, as_of_date: dt.date,
     included), then publish it as the as-of date's partition. Returns the Data Docs page."""
     from clv import quality
 
-    report = quality.assert_valid(frame, suite, table, ["customer_id"],
+    report = quality.assert_valid(frame, suite, table, list(warehouse.get_table(table).key),
                                   previous_count=quality.previous_row_count(table, as_of_date),
                                   run_name=run_id)
     warehouse.write_partition(frame, table, as_of_date)
@@ -160,36 +166,183 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
 
 
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Value tier x churn risk segments from the published scores."""
-    from clv import decisioning
+    """Value x risk segments and behavioural K-means clusters, with their summary."""
+    from clv import clusters, decisioning
 
+    spark = _spark()
     scores = warehouse.read_partition_pandas(SCORES, as_of_date)
-    segments = decisioning.assign_segments(scores)
+    found = clusters.behaviour_clusters(warehouse.read_table(spark, FEATURES, as_of_date))
+    segments = decisioning.assign_segments(scores).merge(
+        found.assignments, on="customer_id", how="left", validate="one_to_one")
     segments = segments.merge(
         scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
     )
-    docs = _validate_and_publish(_spark().createDataFrame(_stamp(segments, run_id)),
+    summary = decisioning.segment_summary(segments, scores)
+    docs = _validate_and_publish(spark.createDataFrame(_stamp(segments, run_id)),
                                  "customer_segments", SEGMENTS, as_of_date, run_id)
-    return {"customers": len(segments), "data_docs": docs,
-            "segments": segments["segment"].value_counts().sort_index().to_dict()}
+    _validate_and_publish(spark.createDataFrame(_stamp(summary, run_id)), "segment_summary",
+                          SEGMENT_SUMMARY, as_of_date, run_id)
+    return {"customers": len(segments), "data_docs": docs, "clusters": found.k,
+            "segments": segments["segment"].value_counts().sort_index().to_dict(),
+            "cluster_sizes": dict(zip(found.profiles["cluster"].astype(int).tolist(),
+                                      found.profiles["customers"].astype(int).tolist(),
+                                      strict=True))}
 
 
-def allocate(as_of_date: dt.date, budget: float, run_id: str) -> dict[str, Any]:
-    """Greedy marketing budget allocation over the published scores."""
-    from clv import decisioning
+def _campaign_responses():
+    """Every loaded campaign response (pandas), or None when the table is empty."""
+    if not warehouse.list_partitions(CAMPAIGN_RESPONSES):
+        return None
+    frames = [warehouse.read_partition_pandas(CAMPAIGN_RESPONSES, d)
+              for d in warehouse.list_partitions(CAMPAIGN_RESPONSES)]
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True).drop(columns=warehouse.PARTITION_COLUMN)
+
+
+@dataclass(frozen=True)
+class AllocationParams:
+    """The allocation's knobs, as the DAG's trigger form gives them.
+
+    Attributes:
+        budget: Total marketing spend allowed.
+        clv_weight: lambda, the weight on incremental lifetime value; 1 - lambda
+            weighs incremental short-term (30-day) revenue.
+        action_costs: Action -> cost per customer (the actions on offer).
+        segment_share_bounds: Segment -> [min_share, max_share] of the amount spent
+            (either may be null).
+        action_capacity: Action -> most customers that may receive it.
+    """
+
+    budget: float
+    clv_weight: float = DEFAULT_CLV_WEIGHT
+    action_costs: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_COSTS))
+    segment_share_bounds: dict[str, tuple[float | None, float | None]] = field(
+        default_factory=dict)
+    action_capacity: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> AllocationParams:
+        """Read and check the DAG params (names as in the trigger form)."""
+        shares = params.get("segment_share_bounds") or {}
+        bad = {k: v for k, v in shares.items()
+               if not isinstance(v, list | tuple) or len(v) != 2}
+        if bad:
+            raise ValueError(f"segment_share_bounds: each value must be [min_share, max_share] "
+                             f"(null for no bound), got {bad}")
+        return cls(
+            budget=float(params["budget"]),
+            clv_weight=float(params.get("clv_weight", DEFAULT_CLV_WEIGHT)),
+            action_costs={str(k): float(v) for k, v in
+                          (params.get("action_costs") or DEFAULT_ACTION_COSTS).items()},
+            segment_share_bounds={str(k): (v[0], v[1]) for k, v in shares.items()},
+            action_capacity={str(k): int(v) for k, v in
+                             (params.get("action_capacity") or {}).items()},
+        )
+
+
+def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict[str, Any]:
+    """Spend the budget: one action (or none) per customer, maximising
+    ``clv_weight * incremental CLV + (1 - clv_weight) * incremental revenue - cost``.
+
+    Uplift per action and segment comes from the latest randomised campaign in
+    ``raw.campaign_responses`` where it tested the action, else from priors (the
+    plan's ``uplift_source`` says which). Publishes ``marts.budget_allocation``,
+    ``marts.budget_summary`` and ``marts.allocation_frontier``, and logs the
+    frontier chart to MLflow.
+    """
+    from clv import allocation, uplift
 
     scores = warehouse.read_partition_pandas(SCORES, as_of_date)
-    plan = decisioning.allocate_budget(scores, budget)
-    plan = plan.merge(
-        scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
-    )
-    docs = _validate_and_publish(_spark().createDataFrame(_stamp(plan, run_id)),
+    segments = warehouse.read_partition_pandas(SEGMENTS, as_of_date)
+    frame = scores.merge(segments[["customer_id", "segment"]], on="customer_id",
+                         validate="one_to_one")
+    effects = uplift.uplift_for_actions(sorted(params.action_costs), _campaign_responses(),
+                                        segments, as_of_date)
+    candidates = allocation.build_candidates(frame, effects, params.action_costs)
+    constraints = dict(segment_share_bounds=_present_segments(params.segment_share_bounds,
+                                                              set(frame["segment"])) or None,
+                       action_capacity=params.action_capacity or None)
+    result = allocation.allocate(candidates, params.budget, params.clv_weight, **constraints)
+    log.info("allocation: %s", result.detail)
+    front = allocation.frontier(candidates, params.budget, **constraints)
+    plan = _allocation_plan(result.plan, scores)
+    summary = allocation.budget_summary(result.plan).rename(columns=_INCREMENT_NAMES)
+    spark = _spark()
+    docs = _validate_and_publish(spark.createDataFrame(_stamp(plan, run_id)),
                                  "budget_allocation", ALLOCATION, as_of_date, run_id)
-    chosen = plan[plan["action"] != "none"]
-    return {"customers": len(plan), "treated": len(chosen), "data_docs": docs,
-            "spent": round(float(chosen["cost"].sum()), 2), "budget": budget,
-            "expected_incremental_value": round(
-                float(chosen["expected_incremental_value"].sum()), 2)}
+    for frame_out, suite, table in ((summary, "budget_summary", BUDGET_SUMMARY),
+                                    (front, "allocation_frontier", FRONTIER)):
+        _validate_and_publish(spark.createDataFrame(_stamp(frame_out, run_id)), suite, table,
+                              as_of_date, run_id)
+    out = {"customers": len(plan), "treated": int((plan["action"] != "none").sum()),
+           "spent": round(result.spent, 2), "budget": params.budget,
+           "clv_weight": params.clv_weight, "objective": round(result.objective, 2),
+           "lp_bound": round(result.lp_bound, 2), "gap": result.gap, "method": result.method,
+           "optimal": result.optimal, "data_docs": docs,
+           "uplift_sources": effects.groupby("action")["source"].first().to_dict()}
+    out["mlflow_run_id"] = _log_allocation(as_of_date, run_id, params, out, front, summary)
+    return out
+
+
+def _present_segments(bounds: dict, present: set[str]) -> dict:
+    """Share bounds of the segments this run has. A known segment that is empty
+    this time is skipped (logged); an unknown name is a typo and fails."""
+    from clv.decisioning import LOST_SEGMENT, SEGMENTS
+
+    known = set(SEGMENTS.values()) | {LOST_SEGMENT}
+    unknown = sorted(set(bounds) - known)
+    if unknown:
+        raise ValueError(f"segment_share_bounds: unknown segment(s) {unknown}; "
+                         f"segments are {sorted(known)}")
+    absent = sorted(set(bounds) - present)
+    if absent:
+        log.info("segment_share_bounds: no customer in %s this run; their bounds are skipped",
+                 absent)
+    return {k: v for k, v in bounds.items() if k in present}
+
+
+#: The plan's increments, named for analysts.
+_INCREMENT_NAMES = {"incr_clv": "expected_incremental_clv",
+                    "incr_revenue": "expected_incremental_revenue"}
+
+
+def _allocation_plan(plan, scores):
+    """The published plan: named increments, the scores' model versions."""
+    plan = plan.rename(columns=_INCREMENT_NAMES)
+    plan["uplift_source"] = plan["uplift_source"].fillna("none")
+    return plan.merge(scores[["customer_id", "clv_model_version", "churn_model_version"]],
+                      on="customer_id", validate="one_to_one")
+
+
+def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
+                    out: dict[str, Any], front, summary) -> str:
+    """One MLflow run per allocation: its params, figures, frontier chart and summary."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    from clv import allocation, registry
+
+    experiment_id = registry.configure_mlflow()
+    with mlflow.start_run(experiment_id=experiment_id,
+                          run_name=f"allocation-{as_of_date}") as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags({"step": "allocation", "airflow_run_id": run_id,
+                         "as_of_date": as_of_date.isoformat(), "method": out["method"]})
+        mlflow.log_params({"budget": params.budget, "clv_weight": params.clv_weight,
+                           "action_costs": json.dumps(params.action_costs, sort_keys=True),
+                           "segment_share_bounds": json.dumps(params.segment_share_bounds),
+                           "action_capacity": json.dumps(params.action_capacity)})
+        mlflow.log_metrics({k: float(out[k]) for k in ("spent", "objective", "lp_bound", "gap",
+                                                        "treated")})
+        chart = allocation.plot_frontier(front, Path(tmp) / "allocation_frontier.png")
+        summary.to_csv(Path(tmp) / "budget_summary.csv", index=False)
+        front.to_csv(Path(tmp) / "allocation_frontier.csv", index=False)
+        for name in (chart.name, "budget_summary.csv", "allocation_frontier.csv"):
+            mlflow.log_artifact(str(Path(tmp) / name))
+        return run.info.run_id
 
 
 def publish_catalog(settings: Settings | None = None) -> dict[str, Any]:

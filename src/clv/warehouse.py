@@ -73,6 +73,14 @@ _TABLE_LIST = [
           "Value tier x churn risk segment per customer."),
     Table("marts", "budget_allocation", ("customer_id",),
           "The marketing action chosen per customer (or none) under the budget."),
+    Table("raw", "campaign_responses", ("campaign_id", "customer_id"),
+          "Randomised campaign outcomes (treatment / control). Partitions are load batches."),
+    Table("marts", "segment_summary", ("grouping", "segment"),
+          "Per value x risk segment and per behavioural cluster: size, value, churn risk."),
+    Table("marts", "budget_summary", ("segment", "action"),
+          "The allocation per segment and action: customers, spend, expected increments."),
+    Table("marts", "allocation_frontier", ("clv_weight",),
+          "Best plan's short-term revenue vs lifetime value for each weight on CLV."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 
