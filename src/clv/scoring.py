@@ -1,7 +1,10 @@
 """Batch scoring with the registry's champions.
 
 Every output row carries the exact model versions that produced it, resolved
-from ``models:/<name>@champion`` once at the start of the run.
+from ``models:/<name>@champion`` once at the start of the run. The champion may be
+of any model family (XGBoost or the TensorFlow ZILN network):
+:func:`clv.registry.load_champion` returns a model whose ``predict`` gives the spend
+or the churn probability either way.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 
 from clv import registry, warehouse
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, PERIOD_DAYS, Settings
-from clv.training import feature_matrix, predict_churn, predict_spend
+from clv.training import feature_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -41,11 +44,11 @@ def score_customers(
     clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings)
     churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings)
     x = feature_matrix(feats)
-    clv = predict_spend(clv_model, x)
+    clv = np.clip(clv_model.predict(x), 0.0, None)
     scores = pd.DataFrame({
         "customer_id": feats["customer_id"].to_numpy(),
         "predicted_clv": clv.astype("float64"),
-        "p_churn": np.clip(predict_churn(churn_model, x), 0.0, 1.0).astype("float64"),
+        "p_churn": np.clip(churn_model.predict(x), 0.0, 1.0).astype("float64"),
         "expected_revenue_30d": clv.astype("float64") * min(PERIOD_DAYS / horizon_days, 1.0),
         "horizon_days": horizon_days,
         "clv_model_version": clv_version,

@@ -1,18 +1,42 @@
-"""Train the XGBoost CLV (spend over the horizon) and churn models, out of time.
+"""Train the CLV (spend over the horizon) and churn models out of time, and evaluate them.
 
 The learning set is the customers at the ``train`` cutoff with the labels of the
-horizon after it; the model is then scored on the ``eval`` cutoff, a later,
+horizon after it; every model is then scored on the ``eval`` cutoff, a later,
 disjoint period (see :func:`clv.features.backtest_cutoffs`). Early stopping
-uses a random 20% of the learning customers, never the evaluation period.
-Every run is logged to MLflow (params, metrics, device, model with signature)
-and registered; :mod:`clv.registry` decides the alias.
+uses a seeded random 20% of the learning customers, never the evaluation period.
+
+Two model families compete for the same registered names, ``clv_spend`` and
+``clv_churn`` (one champion alias each):
+
+* XGBoost: a Tweedie regressor of spend (zero-inflated target) and a churn
+  classifier (:func:`train_clv_model`, :func:`train_churn_model`), logged natively
+  with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart;
+* TensorFlow: one ZILN network (:mod:`clv.ziln`) whose expected value is a
+  ``clv_spend`` version and whose purchase head (churn = 1 - p) is a ``clv_churn``
+  version (:func:`train_ziln_model`), both logged as MLflow pyfunc models from one
+  MLflow run. Their ``predict`` returns the spend / the churn probability, so a
+  ZILN version can be made champion by hand or by the policy and
+  :func:`clv.registry.load_champion` / scoring use it with no code change (the
+  pyfunc pickles a reference to :class:`clv.ziln.ZilnPyfunc`: loading it needs
+  the ``clv`` package installed, as everywhere the product runs).
+
+Every version is evaluated on the same holdout with the shared metrics
+(:mod:`clv.metrics`) next to two baselines fitted without labels: BG/NBD +
+Gamma-Gamma (:mod:`clv.btyd`) and the naive past-spend rate (with recency as the
+naive churn score). Metrics and PNG charts go to the version's MLflow run, the
+alias follows :mod:`clv.registry`'s policy (which gates on the BTYD baseline), and
+:func:`evaluate_models` builds the rows of ``marts.model_metrics``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +64,12 @@ XGB_PARAMS: dict[str, Any] = {
     "early_stopping_rounds": 40,
     "random_state": SEED,
 }
+#: Baselines, under the model_name they get in marts.model_metrics.
+BTYD_BASELINE = "btyd_bgnbd_gg"
+NAIVE_SPEND_BASELINE = "naive_past_spend_rate"
+NAIVE_CHURN_BASELINE = "naive_recency"
+METRIC_COLUMNS = ["model_name", "model_version", "model_alias", "model_family", "target",
+                  "metric", "value", "cutoff_date", "horizon_days", "n_customers", "run_id"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,7 @@ class TrainResult:
     metrics: dict[str, float]
     alias: str | None
     reason: str
+    family: str = "xgboost"
 
 
 def feature_matrix(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,13 +124,99 @@ def _fit(estimator: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
 
 
 def predict_spend(model: Any, x: pd.DataFrame) -> np.ndarray:
-    """Expected spend over the horizon, never negative."""
+    """Expected spend over the horizon, never negative (an XGBoost regressor)."""
     return np.clip(model.predict(x), 0.0, None)
 
 
 def predict_churn(model: Any, x: pd.DataFrame) -> np.ndarray:
-    """Probability of no purchase over the horizon."""
+    """Probability of no purchase over the horizon (an XGBoost classifier)."""
     return model.predict_proba(x)[:, 1]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def report(name: str, y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The shared metrics of a ``clv_spend`` (regression) or ``clv_churn`` prediction."""
+    if registry.OUTPUT[name] == "spend":
+        return metrics.regression_report(y_true, pred)
+    return metrics.classification_report(y_true, pred)
+
+
+def truth(name: str, frame: pd.DataFrame) -> np.ndarray:
+    """The label a model of ``name`` is judged on: spend, or churned (0/1)."""
+    column = "spend_next" if registry.OUTPUT[name] == "spend" else "churned"
+    return frame[column].to_numpy(dtype=float)
+
+
+def past_spend_rate(frame: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """Naive baseline: the customer's past spend per day of tenure, times the horizon."""
+    tenure = np.maximum(frame["tenure_days"].to_numpy(dtype=float), 1.0)
+    return np.clip(frame["total_spend"].to_numpy(dtype=float), 0.0, None) / tenure * horizon_days
+
+
+def recency_churn_score(frame: pd.DataFrame) -> np.ndarray:
+    """Naive baseline: churn risk grows with days since the last purchase (a rank, in 0..1)."""
+    r = frame["recency_days"].to_numpy(dtype=float)
+    return (r - r.min()) / max(r.max() - r.min(), 1.0)
+
+
+def baseline_predictions(frame: pd.DataFrame, horizon_days: int) -> dict[str, dict[str, Any]]:
+    """Baseline predictions per registered name: {name: {baseline_name: prediction}}.
+
+    BG/NBD + Gamma-Gamma is fitted on ``frame`` itself: it uses only the history
+    before the cutoff (no labels), so it is out of sample for the horizon after it.
+    """
+    from clv import btyd
+
+    out: dict[str, dict[str, Any]] = {CLV_MODEL_NAME: {}, CHURN_MODEL_NAME: {}}
+    try:
+        base = btyd.BtydBaseline.fit(frame)
+        out[CLV_MODEL_NAME][BTYD_BASELINE] = base.predict_spend(frame, horizon_days)
+        out[CHURN_MODEL_NAME][BTYD_BASELINE] = base.predict_churn(frame, horizon_days)
+    except (ValueError, FloatingPointError) as exc:  # too few repeat customers
+        log.warning("BTYD baseline not fitted (%s); the BTYD gate is skipped", exc)
+    out[CLV_MODEL_NAME][NAIVE_SPEND_BASELINE] = past_spend_rate(frame, horizon_days)
+    out[CHURN_MODEL_NAME][NAIVE_CHURN_BASELINE] = recency_churn_score(frame)
+    return out
+
+
+def _baseline_metrics(name: str, y: np.ndarray, baselines: dict[str, np.ndarray]
+                      ) -> dict[str, dict[str, float]]:
+    return {b: report(name, y, pred) for b, pred in baselines.items()}
+
+
+def _charts(name: str, label: str, y: np.ndarray, pred: np.ndarray,
+            baselines: dict[str, np.ndarray], folder: Path) -> list[str]:
+    """PNG charts of one prediction next to the baselines: deciles + gain, or calibration."""
+    both = {label: pred, **baselines}
+    if registry.OUTPUT[name] == "spend":
+        return [metrics.plot_deciles(y, pred, folder / f"{name}_deciles.png",
+                                     f"{label}: mean predicted vs actual per decile"),
+                metrics.plot_gain(y, both, folder / f"{name}_gain.png",
+                                  f"{name}: gain (Lorenz) chart")]
+    return [metrics.plot_calibration(y, both, folder / f"{name}_calibration.png",
+                                     f"{label}: churn calibration"),
+            metrics.plot_gain(y, both, folder / f"{name}_gain.png",
+                              f"{name}: cumulative churners captured")]
+
+
+def _log_evaluation(name: str, label: str, y: np.ndarray, pred: np.ndarray,
+                    baselines: dict[str, np.ndarray]) -> dict[str, float]:
+    """Metrics (model and baselines) and charts into the active MLflow run."""
+    import mlflow
+
+    model_report = report(name, y, pred)
+    flat = {f"baseline_{b}_{k}": v
+            for b, rep in _baseline_metrics(name, y, baselines).items() for k, v in rep.items()}
+    mlflow.log_metrics({**model_report, **flat, "n_eval_customers": float(len(y))})
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in _charts(name, label, y, pred, baselines, Path(tmp)):
+            mlflow.log_artifact(path, artifact_path="evaluation")
+    return model_report
+
+
+# --------------------------------------------------------------------------- XGBoost
 
 
 def train_clv_model(
@@ -115,14 +232,9 @@ def train_clv_model(
     # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
     y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
     _fit(model, feature_matrix(learn), y)
-    x_eval, y_eval = feature_matrix(evaluate), evaluate["spend_next"].to_numpy()
-    report = metrics.regression_report(y_eval, predict_spend(model, x_eval))
-    baseline = metrics.regression_report(y_eval, _past_spend_rate(evaluate, horizon_days))
-    return _log_and_register(
-        CLV_MODEL_NAME, model, device, report, baseline, x_eval, y_eval, predict_spend,
-        dict(as_of_date=as_of_date, horizon_days=horizon_days, run_id=run_id,
-             objective="reg:tweedie"), settings,
-    )
+    return _register_xgboost(CLV_MODEL_NAME, model, device, evaluate, predict_spend,
+                             dict(as_of_date=as_of_date, horizon_days=horizon_days,
+                                  run_id=run_id, objective="reg:tweedie"), settings)
 
 
 def train_churn_model(
@@ -136,84 +248,241 @@ def train_churn_model(
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
     _fit(model, feature_matrix(learn), learn["churned"].to_numpy())
-    x_eval, y_eval = feature_matrix(evaluate), evaluate["churned"].to_numpy()
-    report = metrics.classification_report(y_eval, predict_churn(model, x_eval))
-    baseline = metrics.classification_report(y_eval, _recency_churn_score(evaluate))
-    return _log_and_register(
-        CHURN_MODEL_NAME, model, device, report, baseline, x_eval, y_eval, predict_churn,
-        dict(as_of_date=as_of_date, horizon_days=horizon_days, run_id=run_id,
-             objective="binary:logistic"), settings,
-    )
+    return _register_xgboost(CHURN_MODEL_NAME, model, device, evaluate, predict_churn,
+                             dict(as_of_date=as_of_date, horizon_days=horizon_days,
+                                  run_id=run_id, objective="binary:logistic"), settings)
 
 
-def _past_spend_rate(frame: pd.DataFrame, horizon_days: int) -> np.ndarray:
-    """Naive baseline: the customer's past spend per day of tenure, times the horizon."""
-    tenure = np.maximum(frame["tenure_days"].to_numpy(dtype=float), 1.0)
-    return frame["total_spend"].to_numpy(dtype=float) / tenure * horizon_days
+def shap_importance(model: Any, x: pd.DataFrame) -> pd.Series:
+    """Mean |SHAP contribution| per feature (XGBoost's exact TreeSHAP, ``pred_contribs``),
+    in the model's output space (log of spend for Tweedie, log-odds for churn)."""
+    import pandas as pd
+    import xgboost as xgb
+
+    contribs = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+    return pd.Series(np.abs(contribs[:, :-1]).mean(axis=0), index=list(x.columns))
 
 
-def _recency_churn_score(frame: pd.DataFrame) -> np.ndarray:
-    """Naive baseline: churn risk grows with days since the last purchase (a rank, in 0..1)."""
-    r = frame["recency_days"].to_numpy(dtype=float)
-    return (r - r.min()) / max(r.max() - r.min(), 1.0)
-
-
-def _log_and_register(
-    name: str, model: Any, device: str, report: dict[str, float], baseline: dict[str, float],
-    x_eval: pd.DataFrame, y_eval: np.ndarray, predict: Any, context: dict[str, Any],
-    settings: Settings | None,
-) -> TrainResult:
+def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame,
+                      predict: Callable, context: dict[str, Any],
+                      settings: Settings | None) -> TrainResult:
     from mlflow.models import infer_signature
 
     import mlflow
 
+    x_eval, y_eval = feature_matrix(evaluate), truth(name, evaluate)
+    pred = predict(model, x_eval)
+    baselines = baseline_predictions(evaluate, context["horizon_days"])[name]
     experiment_id = registry.configure_mlflow(settings)
-    client = mlflow.MlflowClient()
-    champion = registry.champion_version(client, name)
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"{name}-{context['as_of_date']}") as run:
-        mlflow.set_tags({"model_family": "xgboost", "device": device,
-                         "airflow_run_id": context["run_id"],
-                         "as_of_date": str(context["as_of_date"])})
+                          run_name=f"{name}-xgboost-{context['as_of_date']}") as run:
+        mlflow.set_tags(_run_tags("xgboost", device, context))
         mlflow.log_params({**{k: v for k, v in model.get_params().items()
                               if k in XGB_PARAMS or k == "objective"},
                            "horizon_days": context["horizon_days"], "device": device,
                            "n_features": x_eval.shape[1],
                            "best_iteration": getattr(model, "best_iteration", None)})
-        mlflow.log_metrics({**report, **{f"baseline_{k}": v for k, v in baseline.items()},
-                            "n_eval_customers": float(len(x_eval))})
+        model_report = _log_evaluation(name, f"{name} (xgboost)", y_eval, pred, baselines)
+        importance = shap_importance(model, x_eval)
+        mlflow.log_dict({k: float(v) for k, v in importance.sort_values(ascending=False)
+                         .items()}, "evaluation/shap_importance.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(metrics.plot_importance(
+                importance, Path(tmp) / "shap_importance.png",
+                f"{name}: mean |SHAP| on the holdout"), artifact_path="evaluation")
         info = mlflow.xgboost.log_model(
             model, name="model", registered_model_name=name,
-            signature=infer_signature(x_eval, predict(model, x_eval)),
-            input_example=x_eval.head(3), pip_requirements=_model_requirements(),
+            signature=infer_signature(x_eval, pred), input_example=x_eval.head(3),
+            pip_requirements=_model_requirements("xgboost", "scikit-learn"),
         )
-    version = str(info.registered_model_version)
-    champion_score = _champion_score(name, champion, x_eval, y_eval, predict)
+    return _decide(name, str(info.registered_model_version), "xgboost", device,
+                   run.info.run_id, model_report, baselines, x_eval, y_eval, context, settings)
+
+
+# --------------------------------------------------------------------------- TensorFlow ZILN
+
+
+def train_ziln_model(
+    as_of_date: dt.date, horizon_days: int, run_id: str, settings: Settings | None = None,
+    config: Any = None,
+) -> tuple[TrainResult, TrainResult]:
+    """ZILN network (TensorFlow): one training, registered as a ``clv_spend`` version
+    (expected value) and a ``clv_churn`` version (1 - p), each gated on its own."""
+    from mlflow.models import infer_signature
+
+    import mlflow
+    from clv import ziln
+
+    learn, evaluate = load_examples(as_of_date, settings)
+    model = ziln.ZilnModel.fit(learn, learn["spend_next"].to_numpy(dtype=float), config)
+    device = model.device
+    x_eval = feature_matrix(evaluate)
+    preds = {CLV_MODEL_NAME: model.predict_spend(x_eval),
+             CHURN_MODEL_NAME: model.predict_churn(x_eval)}
+    all_baselines = baseline_predictions(evaluate, horizon_days)
+    context = dict(as_of_date=as_of_date, horizon_days=horizon_days, run_id=run_id)
+    experiment_id = registry.configure_mlflow(settings)
+    reports, versions = {}, {}
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"ziln-tensorflow-{as_of_date}") as run:
+        folder = model.save(Path(tmp) / "ziln")
+        mlflow.set_tags(_run_tags("tensorflow", device, context))
+        mlflow.log_params({**asdict(model.config), **model.history,
+                           "horizon_days": horizon_days, "device": device,
+                           "n_features": x_eval.shape[1], "n_learn_customers": len(learn)})
+        for name, output in ((CLV_MODEL_NAME, "spend"), (CHURN_MODEL_NAME, "churn")):
+            reports[name] = _log_evaluation(name, f"{name} (ziln)", truth(name, evaluate),
+                                            preds[name], all_baselines[name])
+            info = mlflow.pyfunc.log_model(
+                name=f"{output}_model", python_model=ziln.ZilnPyfunc(output),
+                artifacts={"ziln": str(folder)}, registered_model_name=name,
+                signature=infer_signature(x_eval, preds[name]),
+                pip_requirements=_model_requirements("tensorflow", "keras"),
+            )
+            versions[name] = str(info.registered_model_version)
+    spend, churn = (
+        _decide(name, versions[name], "tensorflow", device, run.info.run_id, reports[name],
+                all_baselines[name], x_eval, truth(name, evaluate), context, settings)
+        for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME))
+    return spend, churn
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _run_tags(family: str, device: str, context: dict[str, Any]) -> dict[str, str]:
+    return {"model_family": family, "device": device, "airflow_run_id": context["run_id"],
+            "as_of_date": str(context["as_of_date"])}
+
+
+def _decide(name: str, version: str, family: str, device: str, mlflow_run_id: str,
+            model_report: dict[str, float], baselines: dict[str, np.ndarray],
+            x_eval: pd.DataFrame, y_eval: np.ndarray, context: dict[str, Any],
+            settings: Settings | None) -> TrainResult:
+    """Tag the new version, then apply the alias policy under the model's alias lock."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for key, value in _run_tags(family, device, context).items():
+        client.set_model_version_tag(name, version, key, value)
     metric = registry.PRIMARY_METRIC[name][0]
-    decision = registry.decide_alias(name, version, report[metric], champion_score)
-    registry.apply_alias(client, decision)
-    log.info("%s v%s on %s: %s", name, version, device, report)
-    return TrainResult(name, version, run.info.run_id, device, report, decision.alias,
-                       decision.reason)
+    btyd = baselines.get(BTYD_BASELINE)
+    baseline_score = None if btyd is None else report(name, y_eval, btyd)[metric]
+    with registry.alias_lock(name, settings):
+        champion = registry.champion_version(client, name)
+        champion_score = _champion_score(name, champion, x_eval, y_eval, settings)
+        decision = registry.decide_alias(name, version, model_report[metric], champion_score,
+                                         baseline_score)
+        registry.apply_alias(client, decision)
+    log.info("%s v%s (%s) on %s: %s", name, version, family, device, model_report)
+    return TrainResult(name, version, mlflow_run_id, device, model_report, decision.alias,
+                       decision.reason, family)
 
 
-def _model_requirements() -> list[str]:
+def _model_requirements(*packages: str) -> list[str]:
     """Exact versions a model needs to load: given, so MLflow skips its slow inference."""
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("xgboost", "scikit-learn", "numpy", "pandas")]
+    return [f"{p}=={version(p)}" for p in (*packages, "numpy", "pandas")]
 
 
 def _champion_score(name: str, champion: str | None, x_eval: pd.DataFrame,
-                    y_eval: np.ndarray, predict: Any) -> float | None:
-    """The current champion's primary metric on this run's evaluation data."""
-    import mlflow
-
+                    y_eval: np.ndarray, settings: Settings | None = None) -> float | None:
+    """The current champion's primary metric on this run's evaluation data (any family)."""
     if champion is None:
         return None
-    model = mlflow.xgboost.load_model(f"models:/{name}/{champion}")
-    scores = predict(model, x_eval)
-    metric = registry.PRIMARY_METRIC[name][0]
-    if name == CLV_MODEL_NAME:
-        return metrics.regression_report(y_eval, scores)[metric]
-    return metrics.classification_report(y_eval, scores)[metric]
+    model = registry.load_version(name, champion, settings)
+    return report(name, y_eval, model.predict(x_eval))[registry.PRIMARY_METRIC[name][0]]
+
+
+# --------------------------------------------------------------------------- evaluate step
+
+
+def _versions_to_evaluate(client: Any, name: str, run_id: str) -> list[tuple[str, str | None]]:
+    """(version, alias) of every version with an alias or registered by this DAG run."""
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (client.get_registered_model(name).aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    out = []
+    for mv in client.search_model_versions(f"name='{name}'"):
+        version = str(mv.version)
+        if version in aliases or (mv.tags or {}).get("airflow_run_id") == run_id:
+            out.append((version, ",".join(sorted(aliases.get(version, []))) or None))
+    return sorted(out, key=lambda v: int(v[0]))
+
+
+def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
+                    settings: Settings | None = None) -> pd.DataFrame:
+    """Every aliased or newly registered version and every baseline on the holdout.
+
+    Returns the rows of ``marts.model_metrics`` (one per model x metric x cutoff)
+    and logs them to an MLflow run of their own (``kind=evaluation``): each value as
+    a metric ``<model>.v<version>.<metric>``, the table as CSV, and comparison charts.
+    """
+    import pandas as pd
+
+    import mlflow
+
+    _, evaluate = load_examples(as_of_date, settings)
+    cutoff = pd.Timestamp(evaluate["cutoff_date"].iat[0]).date()
+    x_eval = feature_matrix(evaluate)
+    baselines = baseline_predictions(evaluate, horizon_days)
+    registry.configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    rows: list[dict[str, Any]] = []
+    charts: dict[str, dict[str, np.ndarray]] = {}
+
+    def add(name: str, model_name: str, version: str, alias: str | None, family: str,
+            pred: np.ndarray) -> None:
+        y = truth(name, evaluate)
+        for metric, value in report(name, y, pred).items():
+            rows.append(dict(model_name=model_name, model_version=version, model_alias=alias,
+                             model_family=family, target=registry.OUTPUT[name],
+                             metric=metric, value=float(value), cutoff_date=cutoff,
+                             horizon_days=int(horizon_days), n_customers=len(y),
+                             run_id=run_id))
+        label = model_name if version == "baseline" else f"{model_name} v{version}"
+        charts.setdefault(name, {})[label + (f" @{alias}" if alias else "")] = pred
+
+    for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME):
+        for version, alias in _versions_to_evaluate(client, name, run_id):
+            model = registry.load_version(name, version, settings)
+            add(name, name, version, alias, model.family, model.predict(x_eval))
+        for baseline, pred in baselines[name].items():
+            family = "btyd" if baseline == BTYD_BASELINE else "naive"
+            add(name, baseline, "baseline", None, family, pred)
+    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    _log_evaluation_run(table, evaluate, charts, as_of_date, run_id, settings)
+    return table
+
+
+def _log_evaluation_run(table: pd.DataFrame, evaluate: pd.DataFrame,
+                        charts: dict[str, dict[str, np.ndarray]], as_of_date: dt.date,
+                        run_id: str, settings: Settings | None) -> None:
+    import mlflow
+
+    experiment_id = registry.configure_mlflow(settings)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"evaluation-{as_of_date}"):
+        mlflow.set_tags({"kind": "evaluation", "airflow_run_id": run_id,
+                         "as_of_date": str(as_of_date)})
+        mlflow.log_metrics({
+            (f"{r.model_name}.{r.metric}" if r.model_version == "baseline"
+             else f"{r.model_name}.v{r.model_version}.{r.metric}"): r.value
+            for r in table.itertuples() if np.isfinite(r.value)})
+        folder = Path(tmp)
+        table.to_csv(folder / "model_metrics.csv", index=False)
+        paths = [str(folder / "model_metrics.csv")]
+        spend, churn = charts.get(CLV_MODEL_NAME, {}), charts.get(CHURN_MODEL_NAME, {})
+        if spend:
+            y = truth(CLV_MODEL_NAME, evaluate)
+            paths.append(metrics.plot_gain(y, spend, folder / "spend_gain.png",
+                                           "spend: every model and baseline"))
+        if churn:
+            y = truth(CHURN_MODEL_NAME, evaluate)
+            paths.append(metrics.plot_calibration(
+                y, {k: v for k, v in churn.items() if "naive" not in k},
+                folder / "churn_calibration.png", "churn: calibration"))
+        for p in paths:
+            mlflow.log_artifact(p, artifact_path="evaluation")
+        mlflow.log_text(json.dumps(sorted(charts.get(CLV_MODEL_NAME, {}))), "models.json")

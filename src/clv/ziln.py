@@ -259,6 +259,12 @@ class ZilnModel:
         log.info("ZILN trained: %s", history)
         return cls(network, prep, config, history)
 
+    @property
+    def device(self) -> str:
+        """``"GPU"`` or ``"CPU"``: where TensorFlow placed the network's weights."""
+        where = str(self.network.weights[0].value.device).upper()
+        return "GPU" if "GPU" in where else "CPU"
+
     def predict_logits(self, frame: pd.DataFrame) -> np.ndarray:
         """The three raw outputs per customer, shape (n, 3)."""
         static, seq = self.preprocessor.transform(frame)

@@ -1,0 +1,156 @@
+"""Both model families train, log, register and compete for the same champion alias;
+scoring and evaluation work with either as champion (small synthetic customers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv import metrics, registry, scoring, training
+from clv.config import N_PERIODS
+from clv.features import FEATURE_COLUMNS, RFM_FEATURES, period_columns
+
+AS_OF = dt.date(2020, 1, 1)
+HORIZON = 90
+
+
+def synthetic_examples(n: int, seed: int, cutoff: dt.date, split: str) -> pd.DataFrame:
+    """Customers with Poisson purchases over 365 days, features as in clv.features, and
+    the labels of the next HORIZON days (a dead customer buys nothing)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cid in range(n):
+        rate, value = rng.gamma(0.7, 0.02), rng.gamma(3.0, 15.0)
+        first = int(rng.integers(0, 330))
+        days = np.unique(np.r_[first, rng.integers(first + 1, 365,
+                                                   rng.poisson(rate * (364 - first)))])
+        amounts = value * rng.lognormal(0, 0.3, days.size)
+        gaps = np.diff(days)
+        age = 365 - days  # days before the cutoff (1 = the day before)
+        period = (age - 1) // 30 + 1
+        row = {"customer_id": f"c{cid:04d}", "recency_days": age.min(), "tenure_days": age.max(),
+               "n_orders": days.size, "n_purchase_days": days.size, "frequency": days.size - 1,
+               "total_spend": amounts.sum(), "avg_order_value": amounts.mean(),
+               "max_order_value": amounts.max(),
+               "mean_ipt_days": gaps.mean() if gaps.size >= 1 else np.nan,
+               "std_ipt_days": gaps.std(ddof=1) if gaps.size >= 2 else np.nan}
+        for k in range(1, N_PERIODS + 1):
+            row[f"spend_p{k:02d}"] = amounts[period == k].sum()
+            row[f"orders_p{k:02d}"] = int((period == k).sum())
+        alive = rng.random() < (0.9 if age.min() < 120 else 0.4)
+        orders_next = rng.poisson(rate * HORIZON) if alive else 0
+        row["orders_next"] = orders_next
+        row["spend_next"] = value * rng.lognormal(0, 0.3, orders_next).sum()
+        row["churned"] = int(orders_next == 0)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["cutoff_date"], frame["split"], frame["horizon_days"] = cutoff, split, HORIZON
+    return frame[["cutoff_date", "split", "horizon_days", "customer_id", *FEATURE_COLUMNS,
+                  "spend_next", "orders_next", "churned"]]
+
+
+@pytest.fixture(scope="module")
+def examples():
+    learn = synthetic_examples(500, 1, AS_OF - dt.timedelta(days=2 * HORIZON), "train")
+    evaluate = synthetic_examples(400, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
+    return learn, evaluate
+
+
+@pytest.fixture
+def registry_home(clv_home, examples, monkeypatch):
+    """An empty MLflow store; the training examples come from memory, not Spark."""
+    monkeypatch.setattr(training, "load_examples", lambda as_of, settings=None: examples)
+    monkeypatch.setenv("CLV_DEVICE", "cpu")
+    monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
+    return clv_home
+
+
+def _small_ziln():
+    from clv import ziln
+
+    return ziln.ZilnConfig(static_units=16, gru_units=8, hidden_units=16, max_epochs=10,
+                           patience=3, batch_size=64, learning_rate=5e-3)
+
+
+def test_both_families_compete_and_scoring_uses_whichever_is_champion(registry_home, examples,
+                                                                      monkeypatch):
+    import mlflow
+
+    _, evaluate = examples
+    clv = training.train_clv_model(AS_OF, HORIZON, "run-1")
+    churn = training.train_churn_model(AS_OF, HORIZON, "run-1")
+    assert (clv.version, clv.alias, clv.family) == ("1", "champion", "xgboost")
+    assert (churn.version, churn.alias) == ("1", "champion")
+    spend_z, churn_z = training.train_ziln_model(AS_OF, HORIZON, "run-1",
+                                                 config=_small_ziln())
+    assert (spend_z.name, spend_z.version, spend_z.family) == ("clv_spend", "2", "tensorflow")
+    assert (churn_z.name, churn_z.version) == ("clv_churn", "2")
+    assert spend_z.device == "CPU"
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(spend_z.run_id)
+    assert run.data.tags["model_family"] == "tensorflow" and run.data.tags["device"] == "CPU"
+    assert {"normalized_gini", "roc_auc", "baseline_btyd_bgnbd_gg_normalized_gini",
+            "baseline_naive_past_spend_rate_normalized_gini"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(spend_z.run_id, "evaluation")}
+    assert {"evaluation/clv_spend_deciles.png", "evaluation/clv_spend_gain.png",
+            "evaluation/clv_churn_calibration.png"} <= artifacts
+    xgb_artifacts = {a.path for a in client.list_artifacts(clv.run_id, "evaluation")}
+    assert "evaluation/shap_importance.png" in xgb_artifacts
+    mv = client.get_model_version("clv_spend", "2")
+    assert mv.tags["model_family"] == "tensorflow" and "alias_decision" in mv.tags
+
+    # an ML lead makes the ZILN versions champions by hand; scoring needs no code change
+    registry.promote("clv_spend", "2")
+    registry.promote("clv_churn", "2")
+    version, model = registry.load_champion("clv_spend")
+    assert (str(version), model.family) == ("2", "tensorflow")
+    monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",
+                        lambda table, as_of, settings=None: evaluate)
+    scores = scoring.score_customers(AS_OF, HORIZON, "run-2")
+    assert {str(v) for v in scores["clv_model_version"]} == {"2"}
+    assert {str(v) for v in scores["churn_model_version"]} == {"2"}
+    x = training.feature_matrix(evaluate.sort_values("customer_id"))
+    np.testing.assert_allclose(scores["predicted_clv"], model.predict(x), rtol=1e-6)
+    gini = metrics.normalized_gini(evaluate.sort_values("customer_id")["spend_next"],
+                                   scores["predicted_clv"])
+    assert gini == pytest.approx(spend_z.metrics["normalized_gini"], abs=1e-6)
+    # the champion score of a TF champion is computed through the same interface
+    y = evaluate.sort_values("customer_id")["spend_next"].to_numpy()
+    assert training._champion_score("clv_spend", "2", x, y) == pytest.approx(
+        spend_z.metrics["normalized_gini"])
+
+    table = training.evaluate_models(AS_OF, HORIZON, "run-1")
+    assert list(table.columns) == training.METRIC_COLUMNS
+    assert not table.duplicated(["model_name", "model_version", "metric", "cutoff_date"]).any()
+    got = {(r.model_name, r.model_version, r.metric): r for r in table.itertuples()}
+    assert got[("clv_spend", "2", "normalized_gini")].model_alias == "champion"
+    assert got[("clv_spend", "2", "normalized_gini")].value == pytest.approx(
+        spend_z.metrics["normalized_gini"])
+    assert got[("clv_churn", "1", "roc_auc")].model_family == "xgboost"
+    naive = training.past_spend_rate(evaluate, HORIZON)
+    assert got[("naive_past_spend_rate", "baseline", "normalized_gini")].value == pytest.approx(
+        metrics.normalized_gini(evaluate["spend_next"], naive))
+    assert ("btyd_bgnbd_gg", "baseline", "roc_auc") in got
+    assert set(table["cutoff_date"]) == {AS_OF - dt.timedelta(days=HORIZON)}
+
+
+def test_shap_importance_ranks_the_only_informative_feature_first():
+    import xgboost as xgb
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(300, 3)), columns=["signal", "noise1", "noise2"])
+    y = 3.0 * x["signal"] + rng.normal(0, 0.1, 300)
+    model = xgb.XGBRegressor(n_estimators=30, max_depth=2).fit(x, y)
+    importance = training.shap_importance(model, x)
+    assert importance.idxmax() == "signal"
+    # SHAP contributions sum to the prediction (local accuracy): check the library's output
+    contribs = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+    np.testing.assert_allclose(contribs.sum(axis=1), model.predict(x), rtol=1e-4, atol=1e-4)
+
+
+def test_static_features_are_the_rfm_then_period_columns():
+    assert FEATURE_COLUMNS == RFM_FEATURES + period_columns()
