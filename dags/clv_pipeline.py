@@ -129,6 +129,20 @@ def clv_pipeline():
 
         return pipeline.train("churn", _as_of_date(), _horizon(), _run_id())
 
+    @task
+    def train_ziln() -> dict:
+        """TensorFlow ZILN network (spend + churn heads): train, log, register in MLflow."""
+        from clv import pipeline
+
+        return pipeline.train("ziln", _as_of_date(), _horizon(), _run_id())
+
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
+    def evaluate() -> dict:
+        """Models and baselines (BTYD, naive) on the holdout -> MLflow + marts.model_metrics."""
+        from clv import pipeline
+
+        return pipeline.evaluate(_as_of_date(), _horizon(), _run_id())
+
     @task(pool=SPARK_POOL)
     def score() -> dict:
         """Score every customer with the registry's champions."""
@@ -168,7 +182,7 @@ def clv_pipeline():
 
     features = validate_raw() >> build_features() >> validate_features()
     scored = score()
-    features >> [train_clv(), train_churn()] >> scored
+    features >> [train_clv(), train_churn(), train_ziln()] >> evaluate() >> scored
     scored >> segment() >> allocate() >> publish_catalog() >> summary()
 
 

@@ -65,6 +65,7 @@ def registry_home(clv_home, examples, monkeypatch):
     monkeypatch.setattr(training, "load_examples", lambda as_of, settings=None: examples)
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
+    monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)  # tiny data: threads only contend
     return clv_home
 
 
@@ -154,3 +155,22 @@ def test_shap_importance_ranks_the_only_informative_feature_first():
 
 def test_static_features_are_the_rfm_then_period_columns():
     assert FEATURE_COLUMNS == RFM_FEATURES + period_columns()
+
+
+def test_evaluate_step_publishes_model_metrics(spark, registry_home, examples):
+    from clv import pipeline, warehouse
+
+    training.train_clv_model(AS_OF, HORIZON, "run-e")
+    training.train_churn_model(AS_OF, HORIZON, "run-e")
+    summary = pipeline.evaluate(AS_OF, HORIZON, "run-e")
+    table = warehouse.read_partition_pandas(pipeline.MODEL_METRICS, AS_OF)
+    assert len(table) == summary["rows"] == 5 * 3 + 3 * 3  # spend: v1, BTYD, naive; churn too
+    key = list(warehouse.get_table(pipeline.MODEL_METRICS).key)
+    assert not table.duplicated(key).any()
+    assert set(table["model_name"]) == {"clv_spend", "clv_churn", "btyd_bgnbd_gg",
+                                        "naive_past_spend_rate", "naive_recency"}
+    assert set(table.loc[table["model_name"] == "clv_spend", "model_alias"]) == {"champion"}
+    assert table.loc[table["model_version"] == "baseline", "model_alias"].isna().all()
+    assert "clv_spend v1 @champion" in summary["primary"]
+    pipeline.evaluate(AS_OF, HORIZON, "run-e")  # re-run: the partition is replaced
+    assert len(warehouse.read_partition_pandas(pipeline.MODEL_METRICS, AS_OF)) == len(table)

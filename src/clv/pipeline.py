@@ -23,6 +23,13 @@ EXAMPLES = "features.training_examples"
 SCORES = "marts.customer_scores"
 SEGMENTS = "marts.customer_segments"
 ALLOCATION = "marts.budget_allocation"
+MODEL_METRICS = "marts.model_metrics"
+#: Explicit schema of marts.model_metrics (model_alias is null for most rows).
+MODEL_METRICS_SCHEMA = (
+    "model_name string, model_version string, model_alias string, model_family string, "
+    "target string, metric string, value double, cutoff_date date, horizon_days int, "
+    "n_customers int, run_id string"
+)
 SEGMENT_SUMMARY = "marts.segment_summary"
 BUDGET_SUMMARY = "marts.budget_summary"
 FRONTIER = "marts.allocation_frontier"
@@ -31,7 +38,7 @@ OUTPUT_TABLES = [RAW_ORDERS, FEATURES, SCORES, SEGMENTS, SEGMENT_SUMMARY, ALLOCA
                  BUDGET_SUMMARY, FRONTIER]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
-               "allocate"}
+               "allocate", "evaluate"}
 
 
 def _spark():
@@ -142,13 +149,38 @@ def _validate_and_publish(frame, suite: str, table: str, as_of_date: dt.date,
 
 
 def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
-    """Train, log and register one model family (``clv`` or ``churn``)."""
+    """Train, log and register one model: ``clv``, ``churn`` (XGBoost) or ``ziln`` (TensorFlow)."""
     from clv import training
 
+    if model == "ziln":  # one TensorFlow network, registered as a spend and a churn version
+        return {r.name: _train_summary(r)
+                for r in training.train_ziln_model(as_of_date, horizon_days, run_id)}
     fn = {"clv": training.train_clv_model, "churn": training.train_churn_model}[model]
-    result = fn(as_of_date, horizon_days, run_id)
+    return _train_summary(fn(as_of_date, horizon_days, run_id))
+
+
+def _train_summary(result) -> dict[str, Any]:
     return {"name": result.name, "version": result.version, "alias": result.alias,
-            "device": result.device, "reason": result.reason, "metrics": result.metrics}
+            "family": result.family, "device": result.device, "reason": result.reason,
+            "metrics": result.metrics}
+
+
+def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
+    """Every aliased or newly trained version and the baselines (BTYD, naive) on the
+    holdout: metrics and charts to MLflow, rows to ``marts.model_metrics``."""
+    from clv import training
+
+    table = training.evaluate_models(as_of_date, horizon_days, run_id)
+    spark = _spark()
+    frame = spark.createDataFrame(table[training.METRIC_COLUMNS].astype(
+        {"horizon_days": "int32", "n_customers": "int32"}), schema=MODEL_METRICS_SCHEMA)
+    warehouse.write_partition(frame, MODEL_METRICS, as_of_date)
+    primary = table[table["metric"].isin(["normalized_gini", "roc_auc"])]
+    return {"rows": len(table),
+            "primary": {(r.model_name if r.model_version == "baseline"
+                         else f"{r.model_name} v{r.model_version}")
+                        + (f" @{r.model_alias}" if r.model_alias else ""): round(r.value, 4)
+                        for r in primary.itertuples()}}
 
 
 def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:

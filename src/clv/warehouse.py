@@ -73,6 +73,8 @@ _TABLE_LIST = [
           "Value tier x churn risk segment per customer."),
     Table("marts", "budget_allocation", ("customer_id",),
           "The marketing action chosen per customer (or none) under the budget."),
+    Table("marts", "model_metrics", ("model_name", "model_version", "metric", "cutoff_date"),
+          "Holdout metrics per model version and baseline, metric and cutoff."),
     Table("raw", "campaign_responses", ("campaign_id", "customer_id"),
           "Randomised campaign outcomes (treatment / control). Partitions are load batches."),
     Table("marts", "segment_summary", ("grouping", "segment"),
