@@ -1,0 +1,305 @@
+"""Cluster mode: the feature job on a Spark standalone cluster equals the local run.
+
+A standalone master and two workers (1 core, 1 GiB each) start on 127.0.0.1 from
+the pip pyspark (``bin/spark-class ...deploy.master.Master`` / ``...worker.Worker``;
+the pip package ships no ``sbin/start-*.sh``), on free ports, with their work and
+scratch folders in a temp dir, and are torn down (their process groups, executors
+included) whatever happens. The job is ``jobs/build_features.py`` run by a separate
+Python process whose only change is what a user would set:
+``CLV_SPARK_MASTER=spark://127.0.0.1:<port>`` (and a smaller driver heap through
+``CLV_SPARK_DRIVER_MEMORY``). Its outputs (``features.customer_features`` and
+``features.training_examples``) are compared with the same job run in this
+process on the local master: same rows, same values (doubles to 1e-9 relative: the
+order in which Spark adds a customer's amounts may differ between the runs).
+
+The second test kills one worker, with its executor, while a Spark job of the
+feature build is running with tasks already done, and checks that the build still
+completes with the same output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[1]
+N_CUSTOMERS = 3_000
+SEED = 31
+HORIZON = 90
+JOB_TIMEOUT_S = 300
+
+#: The driver: jobs/build_features.py's main(), plus a thread that reports the
+#: number of executors and the progress of the running Spark job on stdout.
+DRIVER = r"""
+import importlib.util, sys, threading, time
+from clv.spark import get_spark
+
+spark = get_spark("clv-pipeline")
+sc = spark.sparkContext
+print("MASTER", sc.master, flush=True)
+
+def report():
+    tracker = sc.statusTracker()
+    while True:
+        try:
+            done = 0
+            for stage in tracker.getActiveStageIds():
+                info = tracker.getStageInfo(stage)
+                done += info.numCompletedTasks if info else 0
+            executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
+            print(f"PROGRESS executors={executors} active_jobs={len(tracker.getActiveJobsIds())}"
+                  f" tasks_done={done}", flush=True)
+        except Exception:
+            return
+        time.sleep(0.1)
+
+threading.Thread(target=report, daemon=True).start()
+spec = importlib.util.spec_from_file_location("build_features", sys.argv[1])
+job = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(job)
+sys.exit(job.main(sys.argv[2:]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spark_class() -> str:
+    import pyspark
+
+    return str(Path(pyspark.__file__).parent / "bin" / "spark-class")
+
+
+class Cluster:
+    """A standalone master and workers on 127.0.0.1, each in its own process group."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port, self.ui_port = _free_port(), _free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
+                    "SPARK_LOCAL_DIRS": str(root / "scratch"), "SPARK_NO_DAEMONIZE": "1"}
+
+    def _start(self, name: str, *args: str) -> None:
+        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        self.procs[name] = subprocess.Popen(
+            [_spark_class(), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def start(self, n_workers: int = 2) -> None:
+        (self.root / "scratch").mkdir(parents=True, exist_ok=True)
+        self._start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--webui-port", str(self.ui_port))
+        self._wait(lambda s: True, "the master")
+        for i in range(1, n_workers + 1):
+            work = self.root / f"worker{i}"
+            work.mkdir()
+            self._start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", "--host",
+                        "127.0.0.1", "--cores", "1", "--memory", "1g", "--work-dir", str(work),
+                        "--webui-port", str(_free_port()), self.url)
+        self._wait(lambda s: s.get("aliveworkers") == n_workers, f"{n_workers} alive workers")
+
+    def state(self) -> dict:
+        url = f"http://127.0.0.1:{self.ui_port}/json/"
+        with urllib.request.urlopen(url, timeout=5) as fh:
+            return json.load(fh)
+
+    def _wait(self, ok, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited: {self.log(name)}")
+            try:
+                if ok(self.state()):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"waited {timeout} s for {what}; master log: {self.log('master')}")
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text()[-3000:]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill a daemon's process group: the daemon and, for a worker, its executors."""
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.kill(name, signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill(name, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("spark_cluster"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def orders_home(spark, tmp_path_factory):
+    """A CLV_HOME whose warehouse holds synthetic raw.orders (written by the local session)."""
+    from clv import synthetic, warehouse
+    from clv.config import load_settings
+
+    home = tmp_path_factory.mktemp("cluster_orders_home")
+    spec = synthetic.SyntheticSpec(N_CUSTOMERS, seed=SEED)
+    saved = os.environ.get("CLV_HOME")
+    os.environ["CLV_HOME"] = str(home)
+    try:
+        warehouse.write_partition(synthetic.orders_frame(spark, spec), "raw.orders",
+                                  spec.as_of_date, load_settings())
+    finally:
+        os.environ["CLV_HOME"] = saved or ""
+    return home, spec.as_of_date
+
+
+def _copy_home(src: Path, dst: Path) -> Path:
+    shutil.copytree(src / "warehouse", dst / "warehouse")
+    return dst
+
+
+def _outputs(spark, home: Path, as_of: dt.date) -> dict[str, pd.DataFrame]:
+    from clv import warehouse
+    from clv.config import load_settings
+
+    saved = os.environ.get("CLV_HOME")
+    os.environ["CLV_HOME"] = str(home)
+    try:
+        settings = load_settings()
+        out = {}
+        for table, keys in (("features.customer_features", ["customer_id"]),
+                            ("features.training_examples", ["cutoff_date", "customer_id"])):
+            frame = warehouse.read_table(spark, table, as_of, settings).drop("run_id").toPandas()
+            out[table] = frame.sort_values(keys).reset_index(drop=True)
+        return out
+    finally:
+        os.environ["CLV_HOME"] = saved or ""
+
+
+@pytest.fixture(scope="module")
+def local_run(spark, orders_home, tmp_path_factory):
+    """The reference: the same job, in this process, on the local master."""
+    from clv import pipeline
+
+    src, as_of = orders_home
+    home = _copy_home(src, tmp_path_factory.mktemp("local_run_home"))
+    saved = os.environ.get("CLV_HOME")
+    os.environ["CLV_HOME"] = str(home)
+    try:
+        assert spark.sparkContext.master.startswith("local")
+        pipeline.build_features(as_of, HORIZON, "local")
+    finally:
+        os.environ["CLV_HOME"] = saved or ""
+    return _outputs(spark, home, as_of)
+
+
+def _run_on_cluster(cluster: Cluster, home: Path, as_of: dt.date, on_progress=None) -> dict:
+    """jobs/build_features.py in a new process with CLV_SPARK_MASTER pointing at the cluster."""
+    env = {**os.environ, "CLV_HOME": str(home), "CLV_SPARK_MASTER": cluster.url,
+           "CLV_SPARK_DRIVER_MEMORY": "1g", "SPARK_LOCAL_IP": "127.0.0.1"}
+    for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
+        env.pop(name, None)
+    stderr = open(home / "driver.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(REPO / "jobs" / "build_features.py"),
+         "--as-of-date", as_of.isoformat(), "--horizon-days", str(HORIZON), "--run-id", "cluster"],
+        env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)],
+                     daemon=True).start()
+    out, events = [], {}
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                raise TimeoutError(f"cluster job ran over {JOB_TIMEOUT_S} s") from None
+            if line is None:
+                break
+            out.append(line)
+            if line.startswith("MASTER"):
+                events["master"] = line.split()[1]
+            if on_progress is not None and line.startswith("PROGRESS"):
+                fields = dict(kv.split("=") for kv in line.split()[1:])
+                on_progress({k: int(v) for k, v in fields.items()}, events)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        stderr.close()
+    assert rc == 0, f"cluster job failed (rc {rc}):\n{(home / 'driver.log').read_text()[-4000:]}"
+    body = "".join(x for x in out if not x.startswith(("PROGRESS", "MASTER")))
+    events["report"] = json.loads(body[body.index("{"):])
+    return events
+
+
+def _assert_same(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
+    for table, frame in want.items():
+        assert len(got[table]) == len(frame) > 0, table
+        pd.testing.assert_frame_equal(got[table], frame, check_exact=False, rtol=1e-9,
+                                      obj=table)
+
+
+def test_feature_job_on_a_standalone_cluster_equals_the_local_run(
+        spark, cluster, orders_home, local_run, tmp_path):
+    src, as_of = orders_home
+    home = _copy_home(src, tmp_path)
+    events = _run_on_cluster(cluster, home, as_of)
+    assert events["master"] == cluster.url
+    assert events["report"]["customers"] == N_CUSTOMERS
+    _assert_same(_outputs(spark, home, as_of), local_run)
+
+
+def test_feature_job_survives_a_worker_killed_mid_job(
+        spark, cluster, orders_home, local_run, tmp_path):
+    src, as_of = orders_home
+    home = _copy_home(src, tmp_path)
+
+    def kill_when_running(progress: dict, events: dict) -> None:
+        # Both executors up and a Spark job running with tasks done: kill worker 2 and its
+        # executor (SIGKILL to the process group), as if the machine died.
+        if ("killed_at" not in events and progress["executors"] == 2
+                and progress["active_jobs"] > 0 and progress["tasks_done"] > 0):
+            cluster.kill("worker2")
+            events["killed_at"] = progress
+
+    events = _run_on_cluster(cluster, home, as_of, kill_when_running)
+    assert "killed_at" in events, "the job finished before a worker could be killed"
+    assert cluster.procs["worker2"].wait(timeout=30) is not None
+    _assert_same(_outputs(spark, home, as_of), local_run)
