@@ -174,3 +174,23 @@ def test_evaluate_step_publishes_model_metrics(spark, registry_home, examples):
     assert "clv_spend v1 @champion" in summary["primary"]
     pipeline.evaluate(AS_OF, HORIZON, "run-e")  # re-run: the partition is replaced
     assert len(warehouse.read_partition_pandas(pipeline.MODEL_METRICS, AS_OF)) == len(table)
+
+
+def test_balance_tweedie_matches_the_learning_total_and_survives_save_and_load(tmp_path):
+    import xgboost as xgb
+
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = np.where(rng.random(400) < 0.5, 0.0, np.exp(1 + x["a"] + rng.normal(0, 1, 400)))
+    model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
+                             n_estimators=20, n_jobs=1).fit(x, y)
+    before = model.predict(x)
+    factor = training.balance_tweedie(model, x, y)
+    after = model.predict(x)
+    assert factor == pytest.approx(y.sum() / before.sum())
+    np.testing.assert_allclose(after, before * factor, rtol=1e-5)  # same ranking
+    assert after.sum() == pytest.approx(y.sum(), rel=1e-5)
+    model.save_model(tmp_path / "m.ubj")
+    loaded = xgb.XGBRegressor()
+    loaded.load_model(tmp_path / "m.ubj")
+    np.testing.assert_allclose(loaded.predict(x), after, rtol=1e-5)

@@ -117,3 +117,9 @@ def test_missing_feature_column_is_a_clear_error(trained):
     frame, _, _, model = trained
     with pytest.raises(ValueError, match="recency_days"):
         model.predict_spend(frame.drop(columns=["recency_days"]))
+
+
+def test_expected_value_is_balanced_on_the_learning_customers(trained):
+    frame, spend, _, model = trained
+    assert model.predict_spend(frame).sum() == pytest.approx(spend.sum(), rel=1e-4)
+    assert model.spend_scale == model.history["spend_scale"] > 0

@@ -64,10 +64,12 @@ class ZilnConfig:
     static_units: int = 64
     gru_units: int = 32
     hidden_units: int = 64
-    learning_rate: float = 1e-3
-    batch_size: int = 256
+    # lr 3e-4 / batch 512 / patience 10: on CDNOW a smoother validation loss than
+    # 1e-3 / 256 (which stopped at epoch 2), decile MAPE 0.102 vs 0.125, same Gini
+    learning_rate: float = 3e-4
+    batch_size: int = 512
     max_epochs: int = 60
-    patience: int = 6
+    patience: int = 10
     validation_share: float = 0.2
     seed: int = 42
 
@@ -213,11 +215,15 @@ class ZilnModel:
     """A fitted ZILN network with its preprocessing: predicts spend and churn."""
 
     def __init__(self, network: keras.Model, preprocessor: Preprocessor,
-                 config: ZilnConfig, history: dict[str, Any] | None = None):
+                 config: ZilnConfig, history: dict[str, Any] | None = None,
+                 spend_scale: float = 1.0):
         self.network = network
         self.preprocessor = preprocessor
         self.config = config
         self.history = history or {}
+        #: Multiplies the expected value so the learning customers' total is matched
+        #: (the lognormal mean exp(mu + sigma^2/2) is fitted in log space and runs low).
+        self.spend_scale = spend_scale
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, spend: np.ndarray,
@@ -256,8 +262,13 @@ class ZilnModel:
         history = {"epochs_run": len(losses), "best_epoch": int(np.argmin(losses)) + 1,
                    "best_val_loss": float(np.min(losses)),
                    "final_train_loss": float(hist.history["loss"][-1])}
-        log.info("ZILN trained: %s", history)
-        return cls(network, prep, config, history)
+        model = cls(network, prep, config, history)
+        total = float(model.predict_spend(frame).sum())
+        if total > 0 and y.sum() > 0:
+            model.spend_scale = float(y.sum()) / total
+        model.history["spend_scale"] = model.spend_scale
+        log.info("ZILN trained: %s", model.history)
+        return model
 
     @property
     def device(self) -> str:
@@ -272,8 +283,8 @@ class ZilnModel:
         return np.asarray(out, dtype=float)
 
     def predict_spend(self, frame: pd.DataFrame) -> np.ndarray:
-        """Expected spend over the horizon."""
-        return expected_value(self.predict_logits(frame))
+        """Expected spend over the horizon (times :attr:`spend_scale`)."""
+        return self.spend_scale * expected_value(self.predict_logits(frame))
 
     def predict_churn(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of no purchase over the horizon (1 - p)."""
@@ -286,7 +297,7 @@ class ZilnModel:
         self.network.save(folder / MODEL_FILE)
         (folder / PREPROCESSOR_FILE).write_text(json.dumps(
             {"preprocessor": asdict(self.preprocessor), "config": asdict(self.config),
-             "history": self.history}, indent=1))
+             "history": self.history, "spend_scale": self.spend_scale}, indent=1))
         return folder
 
     @classmethod
@@ -297,7 +308,7 @@ class ZilnModel:
         meta = json.loads((folder / PREPROCESSOR_FILE).read_text())
         network = keras.models.load_model(folder / MODEL_FILE, compile=False)
         return cls(network, Preprocessor(**meta["preprocessor"]), ZilnConfig(**meta["config"]),
-                   meta.get("history"))
+                   meta.get("history"), float(meta.get("spend_scale", 1.0)))
 
 
 # --------------------------------------------------------------------------- MLflow
