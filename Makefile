@@ -29,7 +29,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow test lint up down promote summary lock clean
+.PHONY: help install java run airflow-init load-cdnow test lint bench up down promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
@@ -87,6 +87,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Spark feature job vs DuckDB and pandas at 1M and 10M orders (BENCH_LARGE=1 adds 100M).
+bench: install
+	$(BIN)/python bench/bench_features.py
 
 summary: install
 	$(BIN)/clv summary --as-of-date $(AS_OF_DATE)
