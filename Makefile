@@ -11,6 +11,8 @@ STAMP       := $(VENV)/.installed
 AS_OF_DATE  ?= 1998-07-01
 HORIZON     ?= 180
 BUDGET      ?= 5000
+CLV_WEIGHT  ?= 0.5
+SHARED_DATA ?= $(or $(CLV_SHARED_DATA),$(CURDIR)/../shared/data)
 AIRFLOW_PORT ?= 8080
 MLFLOW_PORT ?= 5000
 HOST        ?= 127.0.0.1
@@ -29,7 +31,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow test lint bench up down promote summary lock clean
+.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench up down promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
@@ -69,10 +71,18 @@ airflow-init: install
 load-cdnow: install
 	$(BIN)/clv import-cdnow
 
-run: airflow-init load-cdnow
+# The Hillstrom e-mail experiment as this shop's campaign (placed at 1998-03-01, before
+# CDNOW's as-of date) so the allocation uses measured uplift for the e-mails.
+load-campaign: install
+	@f=$(SHARED_DATA)/hillstrom/hillstrom.csv.gz; \
+	if [ -f $$f ]; then $(BIN)/clv import-campaign --hillstrom $$f --sent-date 1998-03-01 >/dev/null && \
+	  echo "loaded the Hillstrom campaign into raw.campaign_responses"; \
+	else echo "no $$f: the allocation uses prior uplifts (see README)"; fi
+
+run: airflow-init load-cdnow load-campaign
 	@start=$$(date +%s); \
 	$(BIN)/airflow dags test clv_pipeline $(AS_OF_DATE) \
-	  -c '{"as_of_date": "$(AS_OF_DATE)", "horizon_days": $(HORIZON), "budget": $(BUDGET)}' \
+	  -c '{"as_of_date": "$(AS_OF_DATE)", "horizon_days": $(HORIZON), "budget": $(BUDGET), "clv_weight": $(CLV_WEIGHT)}' \
 	  > .state/last_run.log 2>&1 || { tail -60 .state/last_run.log; echo "DAG run failed; full log: .state/last_run.log" >&2; exit 1; }; \
 	echo "DAG run finished in $$(( $$(date +%s) - start )) s (log: .state/last_run.log)"
 	@$(BIN)/clv summary --as-of-date $(AS_OF_DATE) 2>/dev/null

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clv import ingest, warehouse
+from clv import cli, ingest, warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(1998, 7, 1)
 N_CUSTOMERS = 2000
 BUDGET = 300.0
+CLV_WEIGHT = 0.6
+CAMPAIGN_SENT = "1998-03-01"
 
 
 def _slice_cdnow(src: Path, dst: Path, n_customers: int) -> int:
@@ -59,7 +61,9 @@ def _query(settings, sql: str):
 
 
 CONTENT_TABLES = ("features.customer_features", "features.training_examples",
-                  "marts.customer_scores", "marts.customer_segments", "marts.budget_allocation")
+                  "marts.customer_scores", "marts.customer_segments", "marts.segment_summary",
+                  "marts.budget_allocation", "marts.budget_summary",
+                  "marts.allocation_frontier")
 
 
 def _checksum(settings, table: str) -> str:
@@ -70,7 +74,7 @@ def _checksum(settings, table: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def pipeline_runs(tmp_path_factory, cdnow_path, spark):
+def pipeline_runs(tmp_path_factory, cdnow_path, shared_data, spark):
     """Load the slice, then run the DAG twice for the same as-of date."""
     home = tmp_path_factory.mktemp("e2e_home")
     env = {**os.environ, "CLV_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
@@ -87,10 +91,13 @@ def pipeline_runs(tmp_path_factory, cdnow_path, spark):
 
         settings = load_settings()
         load = ingest.load_orders(spark, ingest.read_cdnow(spark, sliced), AS_OF, "e2e-load")
+        # The Hillstrom experiment, placed before the as-of date, as `make run` loads it.
+        assert cli.main(["import-campaign", "--hillstrom", str(shared_data / "hillstrom" /
+                         "hillstrom.csv.gz"), "--sent-date", CAMPAIGN_SENT]) == 0
         _airflow(["db", "migrate"], env)
         _airflow(["pools", "set", "spark", "2", "Spark tasks"], env)
         conf = json.dumps({"as_of_date": AS_OF.isoformat(), "horizon_days": 180,
-                           "budget": BUDGET})
+                           "budget": BUDGET, "clv_weight": CLV_WEIGHT})
         counts, checksums = [], []
         for _ in range(2):
             _airflow(["dags", "test", "clv_pipeline", AS_OF.isoformat(), "-c", conf], env)
@@ -159,6 +166,35 @@ def test_allocation_respects_the_budget(pipeline_runs):
     assert treated > 0
 
 
+def test_decision_tables_agree_and_use_the_experiment(pipeline_runs):
+    s = pipeline_runs["settings"]
+    spent, chosen, weights, budgets = _query(s, """
+        select sum(cost), count(*) filter (where action <> 'none'),
+               count(distinct clv_weight), max(budget) from marts.budget_allocation""")[0]
+    assert weights == 1 and budgets == BUDGET
+    # the summary adds up to the plan
+    assert _query(s, "select sum(spent), sum(customers) from marts.budget_summary")[0] == (
+        pytest.approx(spent), N_CUSTOMERS)
+    # the e-mails' uplift was measured on Hillstrom, the catalogue's is a prior
+    sources = dict(_query(s, "select action, min(uplift_source) from marts.budget_allocation "
+                             "where action <> 'none' group by 1"))
+    assert chosen > 0 and sources
+    for action, source in sources.items():
+        assert source == ("experiment" if action.endswith("_email") and action != "winback_email"
+                          else "prior"), action
+    frontier = _query(s, "select clv_weight, expected_incremental_clv, "
+                         "expected_incremental_revenue, spent from marts.allocation_frontier "
+                         "order by clv_weight")
+    assert [round(r[0], 1) for r in frontier] == [k / 10 for k in range(11)]
+    # more weight on CLV never buys less CLV nor more short-term revenue (to rounding)
+    assert all(b[1] >= a[1] - 1e-6 and b[2] <= a[2] + 1e-6
+               for a, b in zip(frontier, frontier[1:], strict=False))
+    assert all(r[3] <= BUDGET + 1e-6 for r in frontier)
+    groupings = dict(_query(s, "select grouping, sum(customers) from marts.segment_summary "
+                               "group by 1"))
+    assert groupings == {"value_risk": N_CUSTOMERS, "behaviour_cluster": N_CUSTOMERS}
+
+
 def test_champions_learned_signal_out_of_time(pipeline_runs):
     """On the evaluation cutoff, the champions rank customers far better than chance.
 
@@ -184,5 +220,6 @@ def test_data_docs_render_every_suite_the_dag_ran(pipeline_runs):
     assert index.exists()
     html = index.read_text()
     for suite in ("raw_orders", "customer_features", "customer_scores", "customer_segments",
-                  "budget_allocation"):
+                  "segment_summary", "budget_allocation", "budget_summary",
+                  "allocation_frontier", "campaign_responses"):
         assert suite in html, suite
