@@ -7,6 +7,7 @@
     clv summary --as-of-date 1998-07-01            rows per table, champions
     clv promote --model clv_spend --version 3      move the champion alias
     clv catalog                                    rebuild the DuckDB views
+    clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
 """
 
 from __future__ import annotations
@@ -115,6 +116,24 @@ def _catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warehouse_roles(args: argparse.Namespace) -> int:
+    import os
+
+    from clv import warehouse, warehouse_pg
+
+    done = warehouse_pg.setup_roles(
+        args.admin_uri or os.environ.get("CLV_PG_ADMIN_URI") or "",
+        sorted({t.schema for t in warehouse.TABLES.values()}), args.writer, args.analyst,
+        os.environ.get("CLV_PG_WRITER_PASSWORD"), os.environ.get("CLV_PG_ANALYST_PASSWORD"))
+    for role, pw, var in ((done.writer, done.writer_password, "CLV_PG_WRITER_PASSWORD"),
+                          (done.analyst, done.analyst_password, "CLV_PG_ANALYST_PASSWORD")):
+        given = os.environ.get(var)
+        note = ("password from $" + var if given else
+                f"new password (shown once): {pw}" if pw else "password unchanged")
+        print(f"{role}: {note}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,6 +172,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--alias", default="champion")
     s.set_defaults(fn=_promote)
     sub.add_parser("catalog").set_defaults(fn=_catalog)
+    s = sub.add_parser("warehouse-roles", help="PostgreSQL warehouse: create/update the "
+                       "pipeline's writer role and the read-only analyst role (idempotent)")
+    s.add_argument("--admin-uri", help="postgresql:// URI of a role that may create roles "
+                   "(default $CLV_PG_ADMIN_URI); passwords: $CLV_PG_WRITER_PASSWORD, "
+                   "$CLV_PG_ANALYST_PASSWORD, else generated for new roles")
+    s.add_argument("--writer", default="clv_writer")
+    s.add_argument("--analyst", default="clv_analyst")
+    s.set_defaults(fn=_warehouse_roles)
     return p
 
 

@@ -12,6 +12,12 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 | CLV_MLFLOW_ARTIFACTS  | ``$CLV_HOME/.state/mlflow/artifacts``            |
 | CLV_SPARK_MASTER      | ``local[2]``                                     |
 | CLV_SPARK_DRIVER_MEMORY | ``4g``                                         |
+| CLV_JDBC_JAR          | ``/usr/share/java/postgresql.jar`` (Debian's     |
+|                       | libpostgresql-jdbc-java; PostgreSQL warehouse)   |
+
+``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
+``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,
+:mod:`clv.warehouse_pg`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ DEFAULT_ACTION_COSTS: dict[str, float] = {
     "mens_email": 0.25,
     "womens_email": 0.25,
 }
+#: JDBC driver jar for a PostgreSQL warehouse (Debian: libpostgresql-jdbc-java).
+DEFAULT_JDBC_JAR = "/usr/share/java/postgresql.jar"
+PG_URI_PREFIXES = ("postgresql://", "postgres://")
 #: Weight on lifetime value (vs short-term revenue) in the allocation objective.
 DEFAULT_CLV_WEIGHT = 0.5
 
@@ -59,11 +68,20 @@ class Settings:
     mlflow_artifact_root: Path
     spark_master: str
     spark_driver_memory: str
+    jdbc_jar: Path = Path(DEFAULT_JDBC_JAR)
+
+    @property
+    def warehouse_backend(self) -> str:
+        """``"postgresql"`` for a ``postgresql://`` warehouse URI, else ``"parquet"``."""
+        return "postgresql" if self.warehouse_uri.startswith(PG_URI_PREFIXES) else "parquet"
 
     @property
     def warehouse_root(self) -> Path:
         """Local folder of the embedded Parquet warehouse."""
         uri = self.warehouse_uri
+        if self.warehouse_backend == "postgresql":
+            raise ValueError("the warehouse is PostgreSQL (CLV_WAREHOUSE_URI=postgresql://...): "
+                             "it has no local folder")
         if uri.startswith("file://"):
             uri = uri[len("file://"):]
         if "://" in uri:
@@ -93,4 +111,5 @@ def load_settings() -> Settings:
         ),
         spark_master=os.environ.get("CLV_SPARK_MASTER") or "local[2]",
         spark_driver_memory=os.environ.get("CLV_SPARK_DRIVER_MEMORY") or "4g",
+        jdbc_jar=Path(os.environ.get("CLV_JDBC_JAR") or DEFAULT_JDBC_JAR),
     )

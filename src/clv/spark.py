@@ -43,11 +43,29 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
         .config("spark.sql.warehouse.dir", str(scratch / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
     )
+    jdbc = _jdbc_jar(s)
+    if jdbc:  # PostgreSQL warehouse: the driver on the classpath; JDBC timestamps as UTC
+        builder = builder.config("spark.jars", jdbc).config(
+            "spark.driver.extraJavaOptions",
+            f"-Dderby.system.home={scratch} -Duser.timezone=UTC",
+        ).config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     # py4j logs every connection close at INFO, including at interpreter exit.
     logging.getLogger("py4j").setLevel(logging.WARNING)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("CLV_SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+def _jdbc_jar(s: Settings) -> str | None:
+    """The JDBC driver jar when the warehouse is PostgreSQL (or ``CLV_JDBC_JAR`` is set)."""
+    if s.warehouse_backend != "postgresql" and not os.environ.get("CLV_JDBC_JAR"):
+        return None
+    if not s.jdbc_jar.is_file():
+        raise FileNotFoundError(
+            f"PostgreSQL JDBC driver not found at {s.jdbc_jar}: install it "
+            "(make pg, or apt-get install libpostgresql-jdbc-java) or set CLV_JDBC_JAR"
+        )
+    return str(s.jdbc_jar)
 
 
 def _python() -> str:

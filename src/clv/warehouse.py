@@ -14,6 +14,10 @@ the new partition, never a mix. A writer killed at any point before the swap
 leaves the published partition untouched; its leftovers are removed by the
 next write of that partition. Writers of one partition are serialised by a
 file lock.
+
+A ``postgresql://`` ``CLV_WAREHOUSE_URI`` selects the PostgreSQL backend
+(:mod:`clv.warehouse_pg`: Spark JDBC, staging table + one-transaction publish);
+the public functions below dispatch to it and keep the same table names.
 """
 
 from __future__ import annotations
@@ -101,6 +105,12 @@ def get_table(name: str) -> Table:
         ) from None
 
 
+def _pg(settings: Settings | None) -> Settings | None:
+    """The settings when the warehouse is PostgreSQL (dispatch to clv.warehouse_pg), else None."""
+    s = settings or load_settings()
+    return s if s.warehouse_backend == "postgresql" else None
+
+
 def _root(settings: Settings | None) -> Path:
     return (settings or load_settings()).warehouse_root
 
@@ -117,12 +127,20 @@ def partition_dir(name: str, as_of_date: dt.date, settings: Settings | None = No
 
 
 def catalog_path(settings: Settings | None = None) -> Path:
-    """The analysts' DuckDB file."""
+    """The analysts' DuckDB file (PostgreSQL backend: the database URI, password hidden)."""
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.redact(pg.warehouse_uri)  # type: ignore[return-value]
     return _root(settings) / CATALOG_FILE
 
 
 def list_partitions(name: str, settings: Settings | None = None) -> list[dt.date]:
     """Published partitions of a table, oldest first."""
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.list_partitions(get_table(name), pg)
     base = table_dir(name, settings)
     if not base.is_dir():
         return []
@@ -150,6 +168,10 @@ def write_partition(
         raise WarehouseError(f"{name}: key column(s) {missing} missing from the data to write")
     if PARTITION_COLUMN in df.columns:
         df = df.drop(PARTITION_COLUMN)
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.write_partition(df, table, as_of_date, pg)  # type: ignore[return-value]
     final = partition_dir(name, as_of_date, settings)
     staging = final.parent / "_staging"
     staging.mkdir(parents=True, exist_ok=True)
@@ -225,6 +247,10 @@ def read_table(
     """Read one partition (with its ``as_of_date`` as a column) or every partition."""
     from pyspark.sql import functions as F
 
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.read_table(spark, get_table(name), as_of_date, pg)
     base = table_dir(name, settings)
     if as_of_date is not None:
         part = partition_dir(name, as_of_date, settings)
@@ -253,6 +279,10 @@ def read_partition_pandas(
     """Read one customer-level partition into pandas (no JVM needed)."""
     import pyarrow.parquet as pq
 
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.read_partition_pandas(get_table(name), as_of_date, pg)
     part = partition_dir(name, as_of_date, settings)
     if not (part / "_SUCCESS").exists():
         raise WarehouseError(
@@ -274,6 +304,10 @@ def refresh_catalog(settings: Settings | None = None) -> Path:
     """
     import duckdb
 
+    if (pg := _pg(settings)) is not None:  # the database is the catalog
+        from clv import warehouse_pg
+
+        return warehouse_pg.refresh_catalog(_TABLE_LIST, pg)  # type: ignore[return-value]
     target = catalog_path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
