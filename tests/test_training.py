@@ -171,7 +171,8 @@ def test_evaluate_step_publishes_model_metrics(spark, registry_home, examples):
                                         "naive_past_spend_rate", "naive_recency"}
     assert set(table.loc[table["model_name"] == "clv_spend", "model_alias"]) == {"champion"}
     assert table.loc[table["model_version"] == "baseline", "model_alias"].isna().all()
-    assert "clv_spend v1 @champion" in summary["primary"]
+    assert "clv_spend v1 @champion normalized_gini" in summary["primary"]
+    assert {"btyd_bgnbd_gg normalized_gini", "btyd_bgnbd_gg roc_auc"} <= set(summary["primary"])
     pipeline.evaluate(AS_OF, HORIZON, "run-e")  # re-run: the partition is replaced
     assert len(warehouse.read_partition_pandas(pipeline.MODEL_METRICS, AS_OF)) == len(table)
 

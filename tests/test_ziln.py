@@ -123,3 +123,16 @@ def test_expected_value_is_balanced_on_the_learning_customers(trained):
     frame, spend, _, model = trained
     assert model.predict_spend(frame).sum() == pytest.approx(spend.sum(), rel=1e-4)
     assert model.spend_scale == model.history["spend_scale"] > 0
+
+
+def test_static_inputs_are_clipped_to_the_learning_range(trained):
+    frame, _, _, model = trained
+    far = frame.head(3).copy()
+    far["recency_days"] = 1e6  # far beyond any learning customer
+    static, _ = model.preprocessor.transform(far)
+    column = ziln.RFM_FEATURES.index("recency_days")
+    assert static[:, column] == pytest.approx([model.preprocessor.static_max[column]] * 3)
+    # so the network sees the oldest recency it learnt from, and predicts as for it
+    at_edge = far.assign(recency_days=frame["recency_days"].max())
+    np.testing.assert_allclose(model.predict_spend(far), model.predict_spend(at_edge),
+                               rtol=1e-6)

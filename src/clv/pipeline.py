@@ -179,7 +179,8 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
     return {"rows": len(table),
             "primary": {(r.model_name if r.model_version == "baseline"
                          else f"{r.model_name} v{r.model_version}")
-                        + (f" @{r.model_alias}" if r.model_alias else ""): round(r.value, 4)
+                        + (f" @{r.model_alias}" if r.model_alias else "")
+                        + f" {r.metric}": round(r.value, 4)
                         for r in primary.itertuples()}}
 
 
