@@ -31,7 +31,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench up down promote summary lock clean
+.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench pg up down promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
@@ -49,6 +49,18 @@ java:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	else \
 	  echo "error: Spark needs Java 17 or newer; install it (e.g. 'sudo apt-get install openjdk-17-jre-headless') and re-run" >&2; exit 1; \
+	fi
+
+# PostgreSQL server + JDBC driver (PostgreSQL warehouse, tests/test_warehouse_pg.py): use them
+# if present, install them with apt where we can (Debian: postgresql, libpostgresql-jdbc-java).
+CLV_JDBC_JAR ?= /usr/share/java/postgresql.jar
+pg:
+	@if { ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 && [ -f $(CLV_JDBC_JAR) ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing PostgreSQL and its JDBC driver ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql libpostgresql-jdbc-java >/dev/null; \
+	else \
+	  echo "error: the PostgreSQL tests need a PostgreSQL server and $(CLV_JDBC_JAR) (e.g. 'sudo apt-get install postgresql libpostgresql-jdbc-java')" >&2; exit 1; \
 	fi
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -92,7 +104,7 @@ run: airflow-init load-cdnow load-campaign
 	@echo "  duckdb warehouse/warehouse.duckdb \"select segment, count(*) from marts.customer_segments group by 1\"   # with the duckdb CLI"
 	@echo "Open the UIs: make up"
 
-test: install
+test: install pg
 	$(BIN)/python -m pytest -q
 
 lint: install
