@@ -333,3 +333,10 @@ def test_analyst_reads_marts_only_after_a_pipeline_rewrite(spark, pg_server, pg_
         assert conn.execute("select rolsuper, rolcreaterole from pg_roles "
                             "where rolname = current_user").fetchone() == (False, False)
     assert _sql(pg_settings, "select count(*) from marts.customer_scores")[0][0] == 2
+
+
+def test_row_count_on_both_backends(spark, clv_home, pg_settings):
+    for s in (clv_home, pg_settings):
+        assert warehouse.row_count(SCORES, D1, s) is None
+        warehouse.write_partition(_scores(spark, [("a", 1.0), ("b", 2.0)]), SCORES, D1, s)
+        assert warehouse.row_count(SCORES, D1, s) == 2

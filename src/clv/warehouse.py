@@ -152,6 +152,23 @@ def list_partitions(name: str, settings: Settings | None = None) -> list[dt.date
     )
 
 
+def row_count(name: str, as_of_date: dt.date, settings: Settings | None = None) -> int | None:
+    """Rows of a published partition without a Spark job (None if it does not exist).
+
+    Embedded: from the Parquet footers; PostgreSQL: from ``clv_meta.partitions``.
+    """
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.row_count(get_table(name), as_of_date, pg)
+    import pyarrow.parquet as pq
+
+    part = partition_dir(name, as_of_date, settings)
+    if not (part / "_SUCCESS").exists():
+        return None
+    return sum(pq.read_metadata(f).num_rows for f in sorted(part.glob("*.parquet")))
+
+
 # --------------------------------------------------------------------------- writes
 
 def write_partition(
