@@ -6,8 +6,9 @@ the pip package ships no ``sbin/start-*.sh``), on free ports, with their work an
 scratch folders in a temp dir, and are torn down (their process groups, executors
 included) whatever happens. The job is ``jobs/build_features.py`` run by a separate
 Python process whose only change is what a user would set:
-``CLV_SPARK_MASTER=spark://127.0.0.1:<port>`` (and a smaller driver heap through
-``CLV_SPARK_DRIVER_MEMORY``). Its outputs (``features.customer_features`` and
+``CLV_SPARK_MASTER=spark://127.0.0.1:<port>`` (plus a smaller driver heap and fewer
+shuffle partitions, ``CLV_SPARK_DRIVER_MEMORY`` / ``CLV_SPARK_SHUFFLE_PARTITIONS``, to
+keep the test lean). Its outputs (``features.customer_features`` and
 ``features.training_examples``) are compared with the same job run in this
 process on the local master: same rows, same values (doubles to 1e-9 relative: the
 order in which Spark adds a customer's amounts may differ between the runs).
@@ -39,7 +40,7 @@ import pytest
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[1]
-N_CUSTOMERS = 3_000
+N_CUSTOMERS = 2_000
 SEED = 31
 HORIZON = 90
 JOB_TIMEOUT_S = 300
@@ -58,10 +59,12 @@ def report():
     tracker = sc.statusTracker()
     while True:
         try:
-            done = 0
-            for stage in tracker.getActiveStageIds():
-                info = tracker.getStageInfo(stage)
-                done += info.numCompletedTasks if info else 0
+            done = 0  # tasks finished so far by the running jobs, over all their stages
+            for job_id in tracker.getActiveJobsIds():
+                job_info = tracker.getJobInfo(job_id)
+                for stage in (job_info.stageIds if job_info else []):
+                    info = tracker.getStageInfo(stage)
+                    done += info.numCompletedTasks if info else 0
             executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
             print(f"PROGRESS executors={executors} active_jobs={len(tracker.getActiveJobsIds())}"
                   f" tasks_done={done}", flush=True)
@@ -231,7 +234,8 @@ def local_run(spark, orders_home, tmp_path_factory):
 def _run_on_cluster(cluster: Cluster, home: Path, as_of: dt.date, on_progress=None) -> dict:
     """jobs/build_features.py in a new process with CLV_SPARK_MASTER pointing at the cluster."""
     env = {**os.environ, "CLV_HOME": str(home), "CLV_SPARK_MASTER": cluster.url,
-           "CLV_SPARK_DRIVER_MEMORY": "1g", "SPARK_LOCAL_IP": "127.0.0.1"}
+           "CLV_SPARK_DRIVER_MEMORY": "1g", "CLV_SPARK_SHUFFLE_PARTITIONS": "4",
+           "SPARK_LOCAL_IP": "127.0.0.1"}
     for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
         env.pop(name, None)
     stderr = open(home / "driver.log", "w")  # noqa: SIM115
