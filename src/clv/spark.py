@@ -24,6 +24,9 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
     """
     from pyspark.sql import SparkSession
 
+    remote = os.environ.get("CLV_SPARK_REMOTE")
+    if remote:  # opt-in: a long-running Spark Connect server holds the JVM (see below)
+        return _remote_session(remote)
     s = settings or load_settings()
     scratch = s.state_dir / "spark"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -66,6 +69,59 @@ def _jdbc_jar(s: Settings) -> str | None:
             "(make pg, or apt-get install libpostgresql-jdbc-java) or set CLV_JDBC_JAR"
         )
     return str(s.jdbc_jar)
+
+
+#: Session settings a Spark Connect client sets on its (server-side) session.
+_SQL_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def _remote_session(url: str) -> SparkSession:
+    """A Spark Connect session on ``url`` (``CLV_SPARK_REMOTE=sc://127.0.0.1:15002``).
+
+    Opt-in: the JVM lives in a long-running server (:func:`connect_server_command`),
+    so a task in a new process pays a gRPC connection instead of a JVM start. Code
+    that needs ``sparkContext`` (RDDs, ``setLogLevel``) does not work over Connect.
+    """
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    conf = {**_SQL_CONF, "spark.sql.shuffle.partitions":
+            os.environ.get("CLV_SPARK_SHUFFLE_PARTITIONS", "8")}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def connect_server_command(port: int = 15002, settings: Settings | None = None) -> list[str]:
+    """argv of a Spark Connect server with the same master, memory and scratch as
+    :func:`get_spark` (the pip pyspark ships no ``sbin/start-connect-server.sh``)::
+
+        $(python -c 'from clv.spark import connect_server_command as c; print(*c())') &
+        export CLV_SPARK_REMOTE=sc://127.0.0.1:15002
+    """
+    import pyspark
+
+    s = settings or load_settings()
+    scratch = s.state_dir / "spark"
+    submit = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit")
+    conf = {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.driver.memory": s.spark_driver_memory,
+        "spark.local.dir": str(scratch),
+        "spark.sql.warehouse.dir": str(scratch / "spark-warehouse"),
+        "spark.ui.enabled": os.environ.get("CLV_SPARK_UI", "false"),
+        **_SQL_CONF,
+    }
+    argv = [submit, "--master", s.spark_master, "--name", "clv-spark-connect",
+            "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    for key, value in conf.items():
+        argv += ["--conf", f"{key}={value}"]
+    return argv + ["spark-internal"]
 
 
 def _python() -> str:
