@@ -54,8 +54,8 @@ def synthetic_examples(n: int, seed: int, cutoff: dt.date, split: str) -> pd.Dat
 
 @pytest.fixture(scope="module")
 def examples():
-    learn = synthetic_examples(500, 1, AS_OF - dt.timedelta(days=2 * HORIZON), "train")
-    evaluate = synthetic_examples(400, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
+    learn = synthetic_examples(300, 1, AS_OF - dt.timedelta(days=2 * HORIZON), "train")
+    evaluate = synthetic_examples(250, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     return learn, evaluate
 
 
@@ -72,7 +72,7 @@ def registry_home(clv_home, examples, monkeypatch):
 def _small_ziln():
     from clv import ziln
 
-    return ziln.ZilnConfig(static_units=16, gru_units=8, hidden_units=16, max_epochs=10,
+    return ziln.ZilnConfig(static_units=16, gru_units=8, hidden_units=16, max_epochs=6,
                            patience=3, batch_size=64, learning_rate=5e-3)
 
 
