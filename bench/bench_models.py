@@ -20,6 +20,9 @@ Rows:
   :data:`clv.features.FEATURE_COLUMNS`, same early stopping);
 * the product's ZILN network (:class:`clv.ziln.ZilnModel`, default config).
 
+A second table gives churn (no purchase in the holdout): BG/NBD's P(no purchase),
+naive recency rank, the product's XGBoost classifier and the ZILN network's 1 - p.
+
 ``--backtest`` adds a rolling-origin, out-of-time table: for each cutoff c with a
 26-week horizon, models learn at c - 26 weeks (labels up to c) on every customer
 and are scored at c; all customers are scored (no half split).
@@ -111,23 +114,26 @@ def features_at(orders: pd.DataFrame, cutoff: dt.date, horizon_days: int) -> pd.
     return f.reset_index()
 
 
-def btyd_predict(learn: pd.DataFrame, score: pd.DataFrame, horizon_weeks: float) -> np.ndarray:
+def btyd_predict(learn: pd.DataFrame, score: pd.DataFrame, horizon_weeks: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
     bg = btyd.fit_bgnbd(learn["x"], learn["t_x"], learn["T"])
     gg = btyd.fit_gamma_gamma(learn["x"], learn["m"])
-    return btyd.predict_clv(bg, gg, horizon_weeks, score["x"], score["t_x"], score["T"],
-                            score["m"])
+    spend = btyd.predict_clv(bg, gg, horizon_weeks, score["x"], score["t_x"], score["T"],
+                             score["m"])
+    return spend, bg.p_no_purchase(horizon_weeks, score["x"], score["t_x"], score["T"])
 
 
-def xgb_rfm6(learn: pd.DataFrame, score: pd.DataFrame) -> np.ndarray:
+def xgb_rfm6(learn: pd.DataFrame, score: pd.DataFrame) -> tuple[np.ndarray, None]:
     import xgboost as xgb
 
     model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
                              **training.XGB_PARAMS)
     training._fit(model, learn[RFM6].astype(float), learn["spend_next"].clip(lower=0).to_numpy())
-    return np.clip(model.predict(score[RFM6].astype(float)), 0, None)
+    return np.clip(model.predict(score[RFM6].astype(float)), 0, None), None
 
 
-def xgb_product(learn: pd.DataFrame, score: pd.DataFrame) -> np.ndarray:
+def xgb_product(learn: pd.DataFrame, score: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The estimators of train_clv_model / train_churn_model (balanced Tweedie + classifier)."""
     import xgboost as xgb
 
     model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
@@ -135,37 +141,60 @@ def xgb_product(learn: pd.DataFrame, score: pd.DataFrame) -> np.ndarray:
     x, y = training.feature_matrix(learn), learn["spend_next"].clip(lower=0).to_numpy()
     training._fit(model, x, y)
     training.balance_tweedie(model, x, y)
-    return training.predict_spend(model, training.feature_matrix(score))
+    churn = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
+                              **training.XGB_PARAMS)
+    training._fit(churn, x, learn["churned"].to_numpy())
+    xs = training.feature_matrix(score)
+    return training.predict_spend(model, xs), training.predict_churn(churn, xs)
 
 
-def ziln_product(learn: pd.DataFrame, score: pd.DataFrame) -> np.ndarray:
+def ziln_product(learn: pd.DataFrame, score: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     from clv import ziln
 
     model = ziln.ZilnModel.fit(learn, learn["spend_next"].to_numpy(dtype=float))
     print(f"  ziln: {model.history} on {model.device}", file=sys.stderr)
-    return model.predict_spend(training.feature_matrix(score))
+    xs = training.feature_matrix(score)
+    return model.predict_spend(xs), model.predict_churn(xs)
 
 
 def evaluate_all(learn: pd.DataFrame, score: pd.DataFrame, horizon_days: int,
-                 btyd_fit: pd.DataFrame | None = None) -> list[dict]:
-    """Every model and baseline; BTYD is fitted on ``btyd_fit`` (default: ``learn``)."""
+                 btyd_fit: pd.DataFrame | None = None) -> tuple[list[dict], list[dict]]:
+    """Every model and baseline: (spend rows, churn rows); BTYD is fitted on
+    ``btyd_fit`` (default: ``learn``)."""
     fit = learn if btyd_fit is None else btyd_fit
     runs = {
         "BG/NBD + Gamma-Gamma": lambda: btyd_predict(fit, score, horizon_days / 7.0),
-        "naive past-spend rate": lambda: training.past_spend_rate(score, horizon_days),
+        "naive past-spend rate": lambda: (training.past_spend_rate(score, horizon_days),
+                                          training.recency_churn_score(score)),
         "plain XGBoost, Tweedie, 6 RFM": lambda: xgb_rfm6(learn, score),
         "product XGBoost (Tweedie, 34 features)": lambda: xgb_product(learn, score),
         "product ZILN (TensorFlow, GRU)": lambda: ziln_product(learn, score),
     }
-    rows = []
+    rows, churn_rows = [], []
     y = score["spend_next"].to_numpy(dtype=float)
+    churned = score["churned"].to_numpy(dtype=float)
     for name, fn in runs.items():
         t0 = time.perf_counter()
-        pred = np.asarray(fn(), dtype=float)
-        rep = metrics.regression_report(y, pred)
-        rows.append({"model": name, **rep, "seconds": time.perf_counter() - t0})
-        print(f"  {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return rows
+        spend, churn = fn()
+        seconds = time.perf_counter() - t0
+        rows.append({"model": name, **metrics.regression_report(y, np.asarray(spend, float)),
+                     "seconds": seconds})
+        if churn is not None:
+            churn_rows.append({"model": name, **metrics.classification_report(
+                churned, np.clip(np.asarray(churn, float), 0, 1))})
+        print(f"  {name}: {seconds:.1f} s", file=sys.stderr)
+    return rows, churn_rows
+
+
+def print_churn_table(rows: list[dict]) -> None:
+    print(f"| {'churn = no purchase in the horizon':<40} |  ROC AUC |   PR AUC |    Brier |")
+    print(f"|{'-' * 42}|---------:|---------:|---------:|")
+    for r in rows:
+        name = "naive recency rank" if r["model"].startswith("naive") else r["model"]
+        print(f"| {name:<40} | {r['roc_auc']:8.3f} | {r['pr_auc']:8.3f} | "
+              f"{r['brier']:8.3f} |")
+    print("(naive churn = recency rank in [0, 1], not a probability: its Brier is not "
+          "comparable)")
 
 
 def print_table(rows: list[dict], title: str, references: bool = True) -> None:
@@ -207,31 +236,35 @@ def main() -> None:
     learn_rows = ~in_a if args.swap else in_a
     learn = frame[learn_rows].reset_index(drop=True)
     score = frame[~learn_rows].reset_index(drop=True)
-    rows = evaluate_all(learn, score, HORIZON_DAYS)
+    rows, churn_rows = evaluate_all(learn, score, HORIZON_DAYS)
     out = {"python": platform.python_version(), "customers": len(frame),
            "learn": len(learn), "scored": len(score), "seed": args.seed, "swap": args.swap,
-           "table": rows}
+           "table": rows, "churn": churn_rows}
     print_table(rows, f"CDNOW, calibration {START}..{CUTOFF - dt.timedelta(days=1)}, holdout "
                       f"{HORIZON_DAYS} days; learn {len(learn)} customers, scored "
                       f"{len(score)} (seed {args.seed}{', swapped' if args.swap else ''})")
+    print()
+    print_churn_table(churn_rows)
     if args.backtest:
         out["backtest"] = backtest(orders)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=float))
 
 
-def backtest(orders: pd.DataFrame, horizon_days: int = 26 * 7) -> dict[str, list[dict]]:
+def backtest(orders: pd.DataFrame, horizon_days: int = 26 * 7) -> dict[str, dict]:
     """Rolling origin: learn at c - h (labels up to c), score every customer at c."""
     results = {}
     for cutoff in (dt.date(1997, 10, 1), dt.date(1997, 12, 31)):
         learn = features_at(orders, cutoff - dt.timedelta(days=horizon_days), horizon_days)
         score = features_at(orders, cutoff, horizon_days)
         # BTYD needs no labels: it is fitted on the scoring cutoff's own history
-        rows = evaluate_all(learn, score, horizon_days, btyd_fit=score)
+        rows, churn_rows = evaluate_all(learn, score, horizon_days, btyd_fit=score)
         print_table(rows, f"backtest: learn at {cutoff - dt.timedelta(days=horizon_days)}, "
                           f"scored at {cutoff}, horizon {horizon_days} days, "
                           f"{len(score)} customers", references=False)
-        results[cutoff.isoformat()] = rows
+        print()
+        print_churn_table(churn_rows)
+        results[cutoff.isoformat()] = {"spend": rows, "churn": churn_rows}
     return results
 
 
