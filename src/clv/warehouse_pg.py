@@ -145,14 +145,16 @@ def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
 
 
 def ensure_meta(conn: psycopg.Connection) -> None:
-    """The bookkeeping schema and table (idempotent)."""
-    ensure_schema(conn, META_SCHEMA)
+    """The bookkeeping schema and table (idempotent; concurrent callers are serialised)."""
     if _exists(conn, META_SCHEMA, "partitions"):
         return
-    conn.execute(f"""create table if not exists {PARTITIONS_TABLE} (
-        table_name text not null, as_of_date date not null, row_count bigint not null,
-        published_at timestamptz not null default now(),
-        primary key (table_name, as_of_date))""")
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", [zlib.crc32(PARTITIONS_TABLE.encode())])
+        ensure_schema(conn, META_SCHEMA)
+        conn.execute(f"""create table if not exists {PARTITIONS_TABLE} (
+            table_name text not null, as_of_date date not null, row_count bigint not null,
+            published_at timestamptz not null default now(),
+            primary key (table_name, as_of_date))""")
 
 
 @contextmanager
@@ -217,6 +219,10 @@ def publish(conn: psycopg.Connection, table: Table, as_of_date: dt.date, staging
     pub = _ident(table.schema, table.name)
     stg = _ident(META_SCHEMA, staging)
     with conn.transaction():
+        # publishes of one table take turns (creating it / adding columns must not race);
+        # held until commit, a few statements long; Spark's staging writes stay parallel
+        conn.execute("select pg_advisory_xact_lock(%s)",
+                     [zlib.crc32(table.qualified_name.encode())])
         if not _exists(conn, META_SCHEMA, staging):
             raise WarehouseError(f"{table.qualified_name}: staging table {staging} is missing")
         n = conn.execute(sql.SQL("select count(*) from {}").format(stg)).fetchone()[0]
