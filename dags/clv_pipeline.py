@@ -5,8 +5,10 @@ Scores every customer's lifetime value and churn risk at an **as-of date**, then
 segments customers and spends a marketing budget on them.
 
 `validate_raw` -> `build_features` (Spark) -> `validate_features` ->
-`train_clv` + `train_churn` (XGBoost, MLflow) -> `score` (registry `@champion`) ->
-`segment` -> `allocate` -> `publish_catalog` -> `summary`
+`train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN), all in MLflow ->
+`evaluate` (every model and the BTYD / naive baselines on the holdout -> MLflow,
+`marts.model_metrics`) -> `score` (registry `@champion`) -> `segment` -> `allocate` ->
+`publish_catalog` -> `summary`
 
 **Params** (trigger form): `as_of_date` (empty = the run's logical date; features
 use orders strictly before it), `horizon_days` (prediction horizon), `budget`
@@ -14,7 +16,8 @@ use orders strictly before it), `horizon_days` (prediction horizon), `budget`
 revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
 
 **Outputs** (DuckDB `warehouse/warehouse.duckdb`, one partition per as-of date):
-`features.customer_features`, `marts.customer_scores`, `marts.customer_segments`,
+`features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
+`marts.customer_segments`,
 `marts.segment_summary`, `marts.budget_allocation`, `marts.budget_summary`,
 `marts.allocation_frontier`; rejected input rows in `quality.rejected_orders`.
 

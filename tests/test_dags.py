@@ -55,7 +55,9 @@ def test_pipeline_params_and_order(dagbag):
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream["build_features"] == {"validate_raw"}
     assert upstream["train_clv"] == upstream["train_churn"] == {"validate_features"}
-    assert upstream["score"] == {"train_clv", "train_churn"}
+    assert upstream["train_ziln"] == {"validate_features"}
+    assert upstream["evaluate"] == {"train_clv", "train_churn", "train_ziln"}
+    assert upstream["score"] == {"evaluate"}
     assert upstream["allocate"] == {"segment"}
     assert upstream["summary"] == {"publish_catalog"}
 

@@ -149,13 +149,34 @@ def test_outputs_are_stamped_and_use_the_champion(pipeline_runs):
     client = mlflow.MlflowClient()
     assert clv_v == registry.champion_version(client, "clv_spend")
     assert churn_v == registry.champion_version(client, "clv_churn")
-    # two runs -> two registered versions of each model, each logged with its device
+    # two runs x two families (XGBoost, TensorFlow ZILN) -> four registered versions of
+    # each model, each logged with its family and the device it ran on
     for name in ("clv_spend", "clv_churn"):
         versions = client.search_model_versions(f"name = '{name}'")
-        assert len(versions) == 2
-        run = client.get_run(versions[0].run_id)
-        assert run.data.tags["device"] == "cpu"
-        assert versions[0].tags.get("alias_decision")
+        assert len(versions) == 4
+        families = sorted(client.get_run(v.run_id).data.tags["model_family"] for v in versions)
+        assert families == ["tensorflow", "tensorflow", "xgboost", "xgboost"]
+        for v in versions:
+            assert client.get_run(v.run_id).data.tags["device"].lower() == "cpu"
+            assert v.tags.get("alias_decision")
+
+
+def test_model_metrics_hold_every_model_and_baseline(pipeline_runs):
+    import mlflow
+    from clv import registry
+
+    s = pipeline_runs["settings"]
+    names = {r[0] for r in _query(s, "select distinct model_name from marts.model_metrics")}
+    assert {"clv_spend", "clv_churn", "btyd_bgnbd_gg", "naive_past_spend_rate"} <= names
+    assert _query(s, "select count(*) from marts.model_metrics where model_name = "
+                     "'btyd_bgnbd_gg' and metric = 'normalized_gini'")[0][0] == 1
+    registry.configure_mlflow(s)
+    client = mlflow.MlflowClient()
+    for name in ("clv_spend", "clv_churn"):
+        champion = registry.champion_version(client, name)
+        aliases = _query(s, f"select model_alias from marts.model_metrics where model_name = "
+                            f"'{name}' and model_version = '{champion}'")
+        assert aliases and all("champion" in (a[0] or "") for a in aliases), (name, aliases)
 
 
 def test_allocation_respects_the_budget(pipeline_runs):
@@ -219,7 +240,7 @@ def test_data_docs_render_every_suite_the_dag_ran(pipeline_runs):
     index = pipeline_runs["settings"].state_dir / "gx" / "data_docs" / "index.html"
     assert index.exists()
     html = index.read_text()
-    for suite in ("raw_orders", "customer_features", "customer_scores", "customer_segments",
-                  "segment_summary", "budget_allocation", "budget_summary",
+    for suite in ("raw_orders", "customer_features", "model_metrics", "customer_scores",
+                  "customer_segments", "segment_summary", "budget_allocation", "budget_summary",
                   "allocation_frontier", "campaign_responses"):
         assert suite in html, suite

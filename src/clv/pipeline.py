@@ -34,8 +34,8 @@ SEGMENT_SUMMARY = "marts.segment_summary"
 BUDGET_SUMMARY = "marts.budget_summary"
 FRONTIER = "marts.allocation_frontier"
 CAMPAIGN_RESPONSES = "raw.campaign_responses"
-OUTPUT_TABLES = [RAW_ORDERS, FEATURES, SCORES, SEGMENTS, SEGMENT_SUMMARY, ALLOCATION,
-                 BUDGET_SUMMARY, FRONTIER]
+OUTPUT_TABLES = [RAW_ORDERS, FEATURES, MODEL_METRICS, SCORES, SEGMENTS, SEGMENT_SUMMARY,
+                 ALLOCATION, BUDGET_SUMMARY, FRONTIER]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
                "allocate", "evaluate"}
@@ -174,9 +174,9 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
     spark = _spark()
     frame = spark.createDataFrame(table[training.METRIC_COLUMNS].astype(
         {"horizon_days": "int32", "n_customers": "int32"}), schema=MODEL_METRICS_SCHEMA)
-    warehouse.write_partition(frame, MODEL_METRICS, as_of_date)
+    docs = _validate_and_publish(frame, "model_metrics", MODEL_METRICS, as_of_date, run_id)
     primary = table[table["metric"].isin(["normalized_gini", "roc_auc"])]
-    return {"rows": len(table),
+    return {"rows": len(table), "data_docs": docs,
             "primary": {(r.model_name if r.model_version == "baseline"
                          else f"{r.model_name} v{r.model_version}")
                         + (f" @{r.model_alias}" if r.model_alias else "")
