@@ -32,7 +32,7 @@ bench fails if the engines differ (relative 1e-9 on sums of doubles).
 
 Scoring throughput: XGBoost with the product's hyperparameters
 (``clv.training.XGB_PARAMS``, all 600 trees, no early stop), trained on 50,000
-customers of the largest run's features, then predicting every customer of it
+customers of the smallest size's features, then predicting every customer of it
 (regressor + classifier, as ``clv.scoring`` does).
 
 Output: a table on stdout and ``.state/bench/bench_features-<UTC time>.json``.
@@ -56,7 +56,8 @@ START = time.perf_counter()  # cold timings start here (plus the interpreter's o
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".state" / "bench"
 SEED = 7
-ENGINES = ("spark", "duckdb", "pandas")
+#: spark1: the proposed one-shuffle formulation of the features (``features`` workload only).
+ENGINES = ("spark", "duckdb", "pandas", "spark1")
 CHECKS = ("rows", "n_orders", "n_purchase_days", "total_spend", "recency_days",
           "mean_ipt_days", "spend_p01", "orders_p12")
 CHECKS_AGG7 = ("rows", "n_orders", "n_purchase_days", "total_spend", "max_order_value",
@@ -83,9 +84,9 @@ def ensure_data(n_orders: int) -> tuple[Path, dt.date, int]:
 
 # --------------------------------------------------------------------------- engines
 
-def _period_sql(cut: str) -> str:
+def _period_sql(cut_day: int) -> str:
     cols = []
-    period = f"(floor((DATE '{cut}' - d - 1) / 30) + 1)"
+    period = f"(({cut_day} - d - 1) // 30 + 1)"
     for k in range(1, 13):
         cols.append(f"sum(CASE WHEN {period} = {k} THEN amount ELSE 0 END) AS spend_p{k:02d}")
     for k in range(1, 13):
@@ -95,25 +96,29 @@ def _period_sql(cut: str) -> str:
 
 
 def duckdb_sql(path: Path, cutoff: dt.date, workload: str) -> str:
-    cut = cutoff.isoformat()
-    src = f"read_parquet('{path}/*.parquet')"
+    """Days as integers since the epoch (``epoch_us // 86.4e9``): UTC by definition, and
+    no per-row time-zone conversion (casting a TIMESTAMPTZ to DATE goes through ICU and
+    was 3-10x slower on this data)."""
+    cut_day = (cutoff - dt.date(1970, 1, 1)).days
+    cut_us = cut_day * 86_400_000_000
+    src = (f"(SELECT customer_id, amount, epoch_us(order_ts) AS us FROM "
+           f"read_parquet('{path}/*.parquet'))")
     if workload == "agg7":
         return f"""
-        SELECT customer_id, count(*) AS n_orders, count(DISTINCT CAST(order_ts AS DATE))
+        SELECT customer_id, count(*) AS n_orders, count(DISTINCT us // 86400000000)
                AS n_purchase_days, sum(amount) AS total_spend, max(amount) AS max_order_value,
-               avg(amount) AS avg_order_value, epoch_us(min(order_ts)) AS first_us,
-               epoch_us(max(order_ts)) AS last_us
-        FROM {src} WHERE order_ts < TIMESTAMPTZ '{cut} 00:00:00+00' GROUP BY customer_id"""
+               avg(amount) AS avg_order_value, min(us) AS first_us, max(us) AS last_us
+        FROM {src} WHERE us < {cut_us} GROUP BY customer_id"""
     return f"""
     WITH past AS (
-        SELECT customer_id, amount, CAST(order_ts AS DATE) AS d FROM {src}
-        WHERE order_ts < TIMESTAMPTZ '{cut} 00:00:00+00'),
+        SELECT customer_id, amount, us // 86400000000 AS d FROM {src} WHERE us < {cut_us}),
     base AS (
-        SELECT customer_id, DATE '{cut}' - max(d) AS recency_days,
-               DATE '{cut}' - min(d) AS tenure_days, CAST(count(*) AS INTEGER) AS n_orders,
+        SELECT customer_id, CAST({cut_day} - max(d) AS INTEGER) AS recency_days,
+               CAST({cut_day} - min(d) AS INTEGER) AS tenure_days,
+               CAST(count(*) AS INTEGER) AS n_orders,
                CAST(count(DISTINCT d) AS INTEGER) AS n_purchase_days,
                sum(amount) AS total_spend, max(amount) AS max_order_value,
-               {_period_sql(cut)}
+               {_period_sql(cut_day)}
         FROM past GROUP BY customer_id),
     gaps AS (
         SELECT customer_id, avg(gap) AS mean_ipt_days, stddev_samp(gap) AS std_ipt_days
@@ -215,7 +220,11 @@ def run_pandas(path: Path, cutoff: dt.date, workload: str):
     return once, checks
 
 
-def run_spark(path: Path, cutoff: dt.date, workload: str):
+def run_spark_one_shuffle(path: Path, cutoff: dt.date, workload: str):
+    return run_spark(path, cutoff, workload, one_shuffle=True)
+
+
+def run_spark(path: Path, cutoff: dt.date, workload: str, one_shuffle: bool = False):
     from pyspark.sql import functions as F
 
     from clv import features
@@ -226,6 +235,8 @@ def run_spark(path: Path, cutoff: dt.date, workload: str):
     def frame():
         orders = spark.read.parquet(str(path))
         if workload == "features":
+            if one_shuffle:
+                return customer_features_one_shuffle(orders, cutoff)
             return features.customer_features(orders, cutoff)
         past = features.orders_before(orders, cutoff)
         return past.groupBy("customer_id").agg(
@@ -249,9 +260,53 @@ def run_spark(path: Path, cutoff: dt.date, workload: str):
     return once, checks
 
 
+def customer_features_one_shuffle(orders, cutoff: dt.date, period_days: int = 30,
+                                  n_periods: int = 12):
+    """``features.customer_features``' output from one scan and one shuffle (a proposal).
+
+    The product's function scans the orders three times and shuffles order-level
+    rows five times (distinct count, distinct days, window, period history, joins).
+    Here the orders are hash-partitioned by customer once; the per-day rows, the
+    window over them and the per-customer aggregate all reuse that partitioning.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from clv import features
+
+    cut = F.lit(cutoff).cast("date")
+    past = features.orders_before(orders, cutoff).select(
+        "customer_id", F.to_date("order_ts").alias("order_date"), "amount"
+    ).repartition("customer_id")
+    daily = past.groupBy("customer_id", "order_date").agg(
+        F.count("*").alias("n"), F.sum("amount").alias("spend"), F.max("amount").alias("mx"))
+    by_date = Window.partitionBy("customer_id").orderBy("order_date")
+    daily = daily.withColumn(
+        "gap", F.datediff("order_date", F.lag("order_date").over(by_date))
+    ).withColumn(
+        "period", (F.floor((F.datediff(cut, "order_date") - 1) / period_days) + 1).cast("int"))
+    aggs = [F.datediff(cut, F.max("order_date")).alias("recency_days"),
+            F.datediff(cut, F.min("order_date")).alias("tenure_days"),
+            F.sum("n").cast("int").alias("n_orders"),
+            F.count("*").cast("int").alias("n_purchase_days"),
+            F.sum("spend").alias("total_spend"), F.max("mx").alias("max_order_value"),
+            F.avg("gap").alias("mean_ipt_days"),
+            F.stddev_samp("gap").alias("std_ipt_days")]
+    aggs += [F.sum(F.when(F.col("period") == k, F.col("spend")).otherwise(0.0))
+             .alias(f"spend_p{k:02d}") for k in range(1, n_periods + 1)]
+    aggs += [F.sum(F.when(F.col("period") == k, F.col("n")).otherwise(0)).cast("int")
+             .alias(f"orders_p{k:02d}") for k in range(1, n_periods + 1)]
+    out = daily.groupBy("customer_id").agg(*aggs)
+    out = out.withColumn("frequency", F.col("n_purchase_days") - 1).withColumn(
+        "avg_order_value", F.col("total_spend") / F.col("n_orders"))
+    return out.select("customer_id", *features.RFM_FEATURES,
+                      *features.period_columns(n_periods))
+
+
 def worker(engine: str, path: Path, cutoff: dt.date, workload: str, repeats: int) -> dict:
     """One engine in this process: cold first run, then warm repeats."""
-    runner = {"spark": run_spark, "duckdb": run_duckdb, "pandas": run_pandas}[engine]
+    runner = {"spark": run_spark, "spark1": run_spark_one_shuffle, "duckdb": run_duckdb,
+              "pandas": run_pandas}[engine]
     once, checks = runner(path, cutoff, workload)
     t0 = time.perf_counter()
     result = once()
@@ -405,12 +460,17 @@ def main(argv: list[str] | None = None) -> int:
         path, cutoff, n_rows = ensure_data(n)
         for workload in args.workloads.split(","):
             for engine in engines:
+                if engine == "spark1" and workload != "features":
+                    continue
                 if engine == "pandas" and n_rows > 30_000_000:
                     print(f"skip pandas at {n_rows:,} orders (would not fit in memory)")
                     continue
                 print(f"{engine:<7} {workload:<9} {n_rows:>12,} orders ...", flush=True)
                 res = measure(engine, path, cutoff, workload, args.repeats)
                 rows.append({"orders": n_rows, "workload": workload, "engine": engine, **res})
+                print(f"        cold {res['cold_s']:.2f} s, warm {res['warm_s']:.2f} s "
+                      f"(runs {[round(x, 2) for x in res['warm_runs_s']]}), "
+                      f"peak {res['peak_rss_gib']:.2f} GiB", flush=True)
     agree(rows)
     for r in rows:
         peers = {(p["engine"]): p for p in rows
@@ -423,14 +483,15 @@ def main(argv: list[str] | None = None) -> int:
                         and p["workload"] == r["workload"]), key=lambda p: p["orders"])
         r["scale"] = r["warm_s"] / smallest["warm_s"]
     machine = (f"{os.cpu_count()} cores, {_mem_gib():.0f} GiB, {platform.machine()}, "
-               f"python {platform.python_version()}")
+               f"python {platform.python_version()}, load average at the end "
+               f"{os.getloadavg()[1]:.1f} (5 min)")
     print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {machine}")
     print_table(rows)
     print("warm/duckdb, warm/pandas: warm time over that engine's warm time on the same data; "
           "scale: warm time over the same engine's at the smallest size")
     scoring = None
     if not args.no_scoring:
-        path, cutoff, n_rows = ensure_data(max(sizes[:2]))
+        path, cutoff, n_rows = ensure_data(min(sizes))
         scoring = scoring_throughput(path, cutoff)
         print(f"scoring: {scoring['customers']:,} customers, "
               f"{scoring['customers_per_minute'] / 1e6:.2f}M customers/minute "
