@@ -14,8 +14,8 @@ Without ``--out`` the orders are loaded as the ``raw.orders`` batch of the data'
 as-of date through :func:`clv.ingest.load_orders` (quarantine rules, atomic
 publish); ``--no-quarantine`` publishes them with :func:`clv.warehouse.write_partition`
 directly (skips the duplicate-id shuffle, for 100M+ orders). Campaign responses go to
-``<out>/campaign_responses`` or, without ``--out``, to
-``<warehouse>/raw/campaign_responses/as_of_date=<date>/``. The generating
+``<out>/campaign_responses`` or, without ``--out``, through the ``campaign_responses``
+suite to the ``raw.campaign_responses`` partition of the as-of date. The generating
 parameters are written as ``truth.json`` beside the data (``.state/synthetic/`` in
 warehouse mode) and printed.
 """
@@ -86,12 +86,23 @@ def main(argv: list[str] | None = None) -> int:
             result = ingest.load_orders(spark, orders, spec.as_of_date, args.run_id)
             report["load"] = str(result)
         truth_dir = settings.state_dir / "synthetic"
-        responses_path = (settings.warehouse_root / "raw" / "campaign_responses"
-                          / f"{warehouse.PARTITION_COLUMN}={spec.as_of_date.isoformat()}")
+        responses_path = None
     if spec.campaign is not None:
         responses = synthetic.responses_frame(spark, spec, args.partitions)
-        responses.write.mode("overwrite").parquet(str(responses_path))
-        report["campaign_responses_path"] = str(responses_path)
+        if responses_path is not None:
+            responses.write.mode("overwrite").parquet(str(responses_path))
+            report["campaign_responses_path"] = str(responses_path)
+        else:  # validated with its suite, then published like ingest.load_campaign_responses
+            from pyspark.sql import functions as F
+
+            from clv import quality
+
+            table = "raw.campaign_responses"
+            responses = responses.withColumn("run_id", F.lit(args.run_id))
+            quality.assert_valid(responses, "campaign_responses", table,
+                                 ["campaign_id", "customer_id"], run_name=args.run_id)
+            report["campaign_responses_path"] = str(
+                warehouse.write_partition(responses, table, spec.as_of_date))
     # Counting re-reads what was written (Parquet footers): cheap, and nothing is collected.
     written = (spark.read.parquet(report["orders_path"]) if args.out is not None
                else warehouse.read_table(spark, "raw.orders", spec.as_of_date))

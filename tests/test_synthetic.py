@@ -178,12 +178,16 @@ def test_generate_job_writes_parquet_and_truth(spark, tmp_path, capsys):
 def test_generate_job_loads_raw_orders_through_ingest(spark, clv_home, capsys):
     from clv import warehouse
 
-    assert _job().main(["--orders", "1000", "--seed", "2"]) == 0
-    report = __import__("json").loads(capsys.readouterr().out)
+    assert _job().main(["--orders", "1000", "--seed", "2", "--campaign"]) == 0
+    out = capsys.readouterr().out
+    start = out.rfind("\n{\n")  # the job's report is the last thing it prints
+    report = __import__("json").loads(out[start + 1:] if start >= 0 else out)
     spec = synthetic.SyntheticSpec(report["customers"], seed=2)
     loaded = warehouse.read_table(spark, "raw.orders", spec.as_of_date)
     assert loaded.count() == report["orders"] > 500
     assert "0 rejected" in report["load"]
+    responses = warehouse.read_table(spark, "raw.campaign_responses", spec.as_of_date)
+    assert responses.where("run_id = 'synthetic'").count() > 0
 
 
 def test_customers_for_orders_inverts_the_expectation():
