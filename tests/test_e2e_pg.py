@@ -7,7 +7,6 @@ both runs leave one row per customer, the same content and no duplicate keys.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 
@@ -31,15 +30,9 @@ from test_e2e import (  # noqa: E402
     _slice_cdnow,
 )
 
-from clv import cli, ingest, pipeline  # noqa: E402
+from clv import cli, ingest  # noqa: E402
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        "duckdb" in inspect.getsource(pipeline.run_summary),
-        reason="pipeline.run_summary still counts rows through the DuckDB catalog; on "
-               "PostgreSQL it must use warehouse.row_count (issue #5)"),
-]
+pytestmark = pytest.mark.e2e
 
 PER_CUSTOMER = ("features.customer_features", "marts.customer_scores",
                 "marts.customer_segments", "marts.budget_allocation")

@@ -70,7 +70,9 @@ def test_every_table_the_pipeline_reads_or_writes_has_a_suite():
 # --------------------------------------------------------------------------- marts suites
 
 def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(spark):
-    segments = decisioning.assign_segments(SCORES)
+    # what pipeline.segment publishes: the grid plus the behavioural cluster
+    segments = decisioning.assign_segments(SCORES).assign(
+        cluster=[1, 2, 2, 1, 1, 2], cluster_profile="profile in words")
     assert list(segments["segment"]) == [
         "promising", "lost", "needs_attention", "loyal", "at_risk_high_value",
         "at_risk_high_value"]
@@ -81,6 +83,7 @@ def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(s
     bad = segments.copy()
     bad.loc[0, "value_tier"] = "top"  # not a tier (so no valid segment either)
     bad.loc[3, "segment"] = "champions"  # a known segment, but c4 is mid tier
+    bad.loc[4, "cluster"] = 0  # clusters are numbered from 1
     frame = _stamped(spark, bad).withColumn(
         "run_id", F.when(F.col("customer_id") != "c3", F.col("run_id")))
     report = validate_dataframe(frame, "customer_segments", SEGMENTS, ["customer_id"])
@@ -88,12 +91,14 @@ def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(s
         ("expect_column_values_to_be_in_set", "value_tier", None, 1,
          [{"customer_id": "c1", "value_tier": "top"}]),
         ("unexpected_rows_expectation", None, None, 2, []),
+        ("expect_column_values_to_be_between", "cluster", None, 1,
+         [{"customer_id": "c5", "cluster": 0}]),
         ("expect_column_values_to_not_be_null", "run_id", None, 1,
          [{"customer_id": "c3", "run_id": None}]),
     ]
     message = report.describe()
     assert message.startswith(
-        f"marts.customer_segments failed 3 of {_n_expectations('customer_segments')} "
+        f"marts.customer_segments failed 4 of {_n_expectations('customer_segments')} "
         "expectations in suite customer_segments:\n")
     assert ("  - unexpected_rows_expectation: 2 unexpected rows; rule: segment matches "
             "value_tier x churn_risk") in message

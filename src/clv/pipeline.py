@@ -386,21 +386,16 @@ def publish_catalog(settings: Settings | None = None) -> dict[str, Any]:
 
 def run_summary(as_of_date: dt.date, settings: Settings | None = None) -> dict[str, Any]:
     """Rows per output table at the as-of date and the champions with their metrics."""
-    import duckdb
-
     import mlflow
     from clv import registry
     from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
 
     s = settings or load_settings()
-    con = duckdb.connect(str(warehouse.catalog_path(s)), read_only=True)
-    try:
-        rows = {t: con.execute(f"select count(*) from {t} where as_of_date = ?",
-                               [as_of_date]).fetchall()[0][0]
-                for t in OUTPUT_TABLES if t != RAW_ORDERS}
-        rows[RAW_ORDERS] = con.execute(f"select count(*) from {RAW_ORDERS}").fetchall()[0][0]
-    finally:
-        con.close()
+    # Counted from partition metadata, so it works on either warehouse backend.
+    rows = {t: warehouse.row_count(t, as_of_date, s) or 0
+            for t in OUTPUT_TABLES if t != RAW_ORDERS}
+    rows[RAW_ORDERS] = sum(warehouse.row_count(RAW_ORDERS, d, s) or 0
+                           for d in warehouse.list_partitions(RAW_ORDERS, s))
     registry.configure_mlflow(s)
     client = mlflow.MlflowClient()
     champions = {}

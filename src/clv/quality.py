@@ -638,14 +638,11 @@ def previous_partition(
 def previous_row_count(
     table: str, as_of_date: dt.date, settings: Settings | None = None
 ) -> int | None:
-    """Rows in :func:`previous_partition` (from the Parquet footers: no Spark job), if any."""
-    import pyarrow.parquet as pq
-
+    """Rows in :func:`previous_partition` (no Spark job, either backend), if any."""
     previous = previous_partition(table, as_of_date, settings)
     if previous is None:
         return None
-    folder = warehouse.partition_dir(table, previous, settings)
-    return sum(pq.read_metadata(f).num_rows for f in sorted(folder.glob("*.parquet")))
+    return warehouse.row_count(table, previous, settings)
 
 
 def _row_count_bounds(previous: int | None, max_ratio: float) -> tuple[int, int | None]:
