@@ -95,7 +95,6 @@ def _scored_customers(spark, n: int, as_of: dt.date) -> None:
 
 def test_segment_and_allocate_publish_every_decision_table(spark, clv_home):
     import mlflow
-
     from clv import registry
 
     as_of = dt.date(2021, 1, 1)
