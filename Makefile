@@ -31,12 +31,13 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench pg up down promote summary lock clean
+.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench pg up down prod-env promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
 	@echo "make test     run the test suite"
 	@echo "make up/down  start/stop the Airflow UI and MLflow UI on $(HOST)"
+	@echo "make prod-env; make up PROFILE=prod   production profile: PostgreSQL, LocalExecutor, auth (.env.prod)"
 	@echo "make promote MODEL=clv_spend VERSION=2   move the champion alias"
 
 install: java $(STAMP)
@@ -121,7 +122,20 @@ promote: install
 	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make promote MODEL=clv_spend VERSION=3 [ALIAS=champion]" >&2; exit 2; }
 	$(BIN)/clv promote --model $(MODEL) --version $(VERSION) --alias $(or $(ALIAS),champion)
 
-up: airflow-init
+# PROFILE=prod: PostgreSQL metadata/tracking/warehouse, LocalExecutor, Airflow users and MLflow
+# basic auth, secrets from the git-ignored .env.prod (make prod-env writes it once).
+PROFILE     ?= dev
+PROD_ENV    := $(CURDIR)/.env.prod
+export HOST AIRFLOW_PORT MLFLOW_PORT
+
+prod-env: install
+	@$(BIN)/python -m clv.prod_profile env $(if $(PG_PORT),--pg-port $(PG_PORT))
+
+up: $(if $(filter prod,$(PROFILE)),install pg,airflow-init)
+ifeq ($(PROFILE),prod)
+	@test -f $(PROD_ENV) || $(MAKE) --no-print-directory prod-env
+	@$(BIN)/python -m clv.prod_profile up
+else
 	@mkdir -p .state/mlflow/artifacts
 	@if [ -f .state/mlflow.pid ] && kill -0 $$(cat .state/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
 	  setsid nohup $(BIN)/mlflow server --host $(HOST) --port $(MLFLOW_PORT) \
@@ -134,12 +148,17 @@ up: airflow-init
 	@echo "Airflow UI: http://$(HOST):$(AIRFLOW_PORT)   (log: .state/airflow.log)"
 	@echo "  login: $$(cat $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated 2>/dev/null || echo 'see .state/airflow.log')"
 	@echo "MLflow UI:  http://$(HOST):$(MLFLOW_PORT)   (log: .state/mlflow.log)"
+endif
 
 down:
+ifeq ($(PROFILE),prod)
+	@$(BIN)/python -m clv.prod_profile down
+else
 	@for svc in airflow mlflow; do \
 	  if [ -f .state/$$svc.pid ]; then pid=$$(cat .state/$$svc.pid); \
 	    kill -- -$$(ps -o pgid= $$pid | tr -d ' ') 2>/dev/null || kill $$pid 2>/dev/null; rm -f .state/$$svc.pid; echo "stopped $$svc"; \
 	  else echo "$$svc not running"; fi; done
+endif
 
 # Re-pin the full environment after changing requirements.txt.
 lock: install
