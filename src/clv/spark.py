@@ -115,6 +115,8 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
         "spark.local.dir": str(scratch),
         "spark.sql.warehouse.dir": str(scratch / "spark-warehouse"),
         "spark.ui.enabled": os.environ.get("CLV_SPARK_UI", "false"),
+        # Python UDFs / mapInPandas run on the server's workers: this venv's Python
+        "spark.pyspark.python": _python(),
         **_SQL_CONF,
     }
     argv = [submit, "--master", s.spark_master, "--name", "clv-spark-connect",

@@ -50,6 +50,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -345,7 +346,10 @@ def customers_for_orders(n_orders: int, **spec_kwargs) -> int:
 def _partitions(spark: SparkSession, n_customers: int, num_partitions: int | None) -> int:
     if num_partitions:
         return num_partitions
-    cores = max(int(spark.sparkContext.defaultParallelism), 1)
+    try:
+        cores = max(int(spark.sparkContext.defaultParallelism), 1)
+    except Exception:  # a Spark Connect session has no SparkContext
+        cores = os.cpu_count() or 2
     # ~200k customers (~600k orders, ~25 MB of Parquet) per task, at least one task per core
     return max(cores, math.ceil(n_customers / 200_000))
 
