@@ -100,8 +100,13 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
     """argv of a Spark Connect server with the same master, memory and scratch as
     :func:`get_spark` (the pip pyspark ships no ``sbin/start-connect-server.sh``)::
 
-        $(python -c 'from clv.spark import connect_server_command as c; print(*c())') &
+        PYSPARK_PYTHON=.venv/bin/python \
+          $(.venv/bin/python -c 'from clv.spark import connect_server_command as c; print(*c())') &
         export CLV_SPARK_REMOTE=sc://127.0.0.1:15002
+
+    ``PYSPARK_PYTHON`` in the server's environment is what makes its Python workers
+    (``mapInPandas``, UDFs) import ``clv``; the ``spark.pyspark.python`` setting alone
+    did not (measured: ``ModuleNotFoundError: No module named 'clv'``).
     """
     import pyspark
 
