@@ -337,8 +337,11 @@ def up(home: Path, host: str, airflow_port: int, mlflow_port: int) -> int:
     artifacts.mkdir(parents=True, exist_ok=True)
     argv, extra = mlflow_server_command(env, host, mlflow_port, artifacts, auth_ini)
     _start("mlflow", argv, {**child, **extra}, state)
-    for svc in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        _start(f"airflow-{svc}", [airflow, svc], child, state)
+    # Airflow's task-log server binds every interface (no host setting): not started; with
+    # LocalExecutor the api-server reads the task logs from the shared local log folder.
+    for svc, opts in (("api-server", []), ("scheduler", ["--skip-serve-logs"]),
+                      ("dag-processor", []), ("triggerer", ["--skip-serve-logs"])):
+        _start(f"airflow-{svc}", [airflow, svc, *opts], child, state)
     ok_a = _wait(f"http://{client_host}:{airflow_port}/api/v2/monitor/health")
     ok_m = _wait(f"http://{client_host}:{mlflow_port}/health")
     print(f"Airflow UI: http://{host}:{airflow_port}  {'up' if ok_a else 'NOT up'} "
