@@ -74,7 +74,7 @@ def test_p_no_purchase_by_hand_and_limits():
     assert got[0] == pytest.approx((34.414 / 73.414) ** 0.243)
     x, t_x, T = np.array([2.0]), np.array([30.43]), np.array([38.86])
     short, long_, forever = (m.p_no_purchase(t, x, t_x, T)[0] for t in (1.0, 39.0, 1e12))
-    assert 1.0 > short > long_ > forever  # more time, more chance to buy
+    assert forever < long_ < short < 1.0  # more time, more chance to buy
     assert forever == pytest.approx(1.0 - m.p_alive(x, t_x, T)[0], abs=1e-6)
 
 
