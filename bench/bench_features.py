@@ -56,8 +56,7 @@ START = time.perf_counter()  # cold timings start here (plus the interpreter's o
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".state" / "bench"
 SEED = 7
-#: spark1: the proposed one-shuffle formulation of the features (``features`` workload only).
-ENGINES = ("spark", "duckdb", "pandas", "spark1")
+ENGINES = ("spark", "duckdb", "pandas")
 CHECKS = ("rows", "n_orders", "n_purchase_days", "total_spend", "recency_days",
           "mean_ipt_days", "spend_p01", "orders_p12")
 CHECKS_AGG7 = ("rows", "n_orders", "n_purchase_days", "total_spend", "max_order_value",
@@ -220,11 +219,7 @@ def run_pandas(path: Path, cutoff: dt.date, workload: str):
     return once, checks
 
 
-def run_spark_one_shuffle(path: Path, cutoff: dt.date, workload: str):
-    return run_spark(path, cutoff, workload, one_shuffle=True)
-
-
-def run_spark(path: Path, cutoff: dt.date, workload: str, one_shuffle: bool = False):
+def run_spark(path: Path, cutoff: dt.date, workload: str):
     from pyspark.sql import functions as F
 
     from clv import features
@@ -235,8 +230,6 @@ def run_spark(path: Path, cutoff: dt.date, workload: str, one_shuffle: bool = Fa
     def frame():
         orders = spark.read.parquet(str(path))
         if workload == "features":
-            if one_shuffle:
-                return customer_features_one_shuffle(orders, cutoff)
             return features.customer_features(orders, cutoff)
         past = features.orders_before(orders, cutoff)
         return past.groupBy("customer_id").agg(
@@ -260,53 +253,9 @@ def run_spark(path: Path, cutoff: dt.date, workload: str, one_shuffle: bool = Fa
     return once, checks
 
 
-def customer_features_one_shuffle(orders, cutoff: dt.date, period_days: int = 30,
-                                  n_periods: int = 12):
-    """``features.customer_features``' output from one scan and one shuffle (a proposal).
-
-    The product's function scans the orders three times and shuffles order-level
-    rows five times (distinct count, distinct days, window, period history, joins).
-    Here the orders are hash-partitioned by customer once; the per-day rows, the
-    window over them and the per-customer aggregate all reuse that partitioning.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    from clv import features
-
-    cut = F.lit(cutoff).cast("date")
-    past = features.orders_before(orders, cutoff).select(
-        "customer_id", F.to_date("order_ts").alias("order_date"), "amount"
-    ).repartition("customer_id")
-    daily = past.groupBy("customer_id", "order_date").agg(
-        F.count("*").alias("n"), F.sum("amount").alias("spend"), F.max("amount").alias("mx"))
-    by_date = Window.partitionBy("customer_id").orderBy("order_date")
-    daily = daily.withColumn(
-        "gap", F.datediff("order_date", F.lag("order_date").over(by_date))
-    ).withColumn(
-        "period", (F.floor((F.datediff(cut, "order_date") - 1) / period_days) + 1).cast("int"))
-    aggs = [F.datediff(cut, F.max("order_date")).alias("recency_days"),
-            F.datediff(cut, F.min("order_date")).alias("tenure_days"),
-            F.sum("n").cast("int").alias("n_orders"),
-            F.count("*").cast("int").alias("n_purchase_days"),
-            F.sum("spend").alias("total_spend"), F.max("mx").alias("max_order_value"),
-            F.avg("gap").alias("mean_ipt_days"),
-            F.stddev_samp("gap").alias("std_ipt_days")]
-    aggs += [F.sum(F.when(F.col("period") == k, F.col("spend")).otherwise(0.0))
-             .alias(f"spend_p{k:02d}") for k in range(1, n_periods + 1)]
-    aggs += [F.sum(F.when(F.col("period") == k, F.col("n")).otherwise(0)).cast("int")
-             .alias(f"orders_p{k:02d}") for k in range(1, n_periods + 1)]
-    out = daily.groupBy("customer_id").agg(*aggs)
-    out = out.withColumn("frequency", F.col("n_purchase_days") - 1).withColumn(
-        "avg_order_value", F.col("total_spend") / F.col("n_orders"))
-    return out.select("customer_id", *features.RFM_FEATURES,
-                      *features.period_columns(n_periods))
-
-
 def worker(engine: str, path: Path, cutoff: dt.date, workload: str, repeats: int) -> dict:
     """One engine in this process: cold first run, then warm repeats."""
-    runner = {"spark": run_spark, "spark1": run_spark_one_shuffle, "duckdb": run_duckdb,
-              "pandas": run_pandas}[engine]
+    runner = {"spark": run_spark, "duckdb": run_duckdb, "pandas": run_pandas}[engine]
     once, checks = runner(path, cutoff, workload)
     t0 = time.perf_counter()
     result = once()
@@ -460,8 +409,6 @@ def main(argv: list[str] | None = None) -> int:
         path, cutoff, n_rows = ensure_data(n)
         for workload in args.workloads.split(","):
             for engine in engines:
-                if engine == "spark1" and workload != "features":
-                    continue
                 if engine == "pandas" and n_rows > 30_000_000:
                     print(f"skip pandas at {n_rows:,} orders (would not fit in memory)")
                     continue

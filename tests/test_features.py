@@ -98,3 +98,65 @@ def test_backtest_cutoffs_are_out_of_time():
     assert cut == {"train": dt.date(1997, 7, 6), "eval": dt.date(1998, 1, 2)}
     # the training labels end where the evaluation features begin
     assert cut["train"] + dt.timedelta(days=180) == cut["eval"]
+
+
+def _pandas_features(orders, cutoff: dt.date, period_days: int = 30, n_periods: int = 12):
+    """The 34 features written independently with pandas groupby (the reference)."""
+    import pandas as pd
+
+    past = orders[orders["order_ts"] < pd.Timestamp(cutoff)].copy()
+    past["day"] = past["order_ts"].dt.normalize()
+    cut = pd.Timestamp(cutoff)
+    out = {}
+    for cid, g in past.groupby("customer_id"):
+        days = sorted(g["day"].unique())
+        gaps = pd.Series([(b - a).days for a, b in zip(days, days[1:], strict=False)],
+                         dtype="float64")
+        ago = (cut - g["day"]).dt.days
+        period = (ago - 1) // period_days + 1
+        row = {
+            "recency_days": (cut - days[-1]).days, "tenure_days": (cut - days[0]).days,
+            "n_orders": len(g), "n_purchase_days": len(days), "frequency": len(days) - 1,
+            "total_spend": g["amount"].sum(), "avg_order_value": g["amount"].mean(),
+            "max_order_value": g["amount"].max(),
+            "mean_ipt_days": gaps.mean() if len(gaps) >= 1 else None,
+            "std_ipt_days": gaps.std(ddof=1) if len(gaps) >= 2 else None,
+        }
+        for k in range(1, n_periods + 1):
+            row[f"spend_p{k:02d}"] = g.loc[period == k, "amount"].sum()
+        for k in range(1, n_periods + 1):
+            row[f"orders_p{k:02d}"] = int((period == k).sum())
+        out[cid] = row
+    return out
+
+
+def test_matches_an_independent_pandas_reference_on_random_orders(spark):
+    """200 customers, 3,000 random orders over two years (many on the same day, some at
+    or after the cutoff): every one of the 34 columns equals a pandas groupby version."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    start = pd.Timestamp("2018-06-01")
+    # Seconds within ~640 days: the cutoff (2020-03-01) falls inside, so some orders are after it.
+    seconds = rng.integers(0, 640 * 86400, size=n)
+    orders = pd.DataFrame({
+        "order_id": [f"o{i}" for i in range(n)],
+        "customer_id": [f"c{c:03d}" for c in rng.integers(0, 200, size=n)],
+        "order_ts": (start + pd.to_timedelta(seconds, unit="s")).astype("datetime64[us]"),
+        "amount": np.round(rng.gamma(2.0, 20.0, size=n), 2),
+    })
+    # Bunch orders: a third of them repeat another order's timestamp day (same purchase day).
+    dup = rng.random(n) < 0.33
+    orders.loc[dup, "order_ts"] = orders["order_ts"].iloc[0].normalize() + pd.Timedelta(hours=3)
+    expected = _pandas_features(orders, CUTOFF)
+    got = {r["customer_id"]: r.asDict() for r in features.customer_features(
+        spark.createDataFrame(orders), CUTOFF).collect()}
+    assert set(got) == set(expected) and len(got) > 150
+    for cid, want in expected.items():
+        for col, value in want.items():
+            if value is None:
+                assert got[cid][col] is None, (cid, col)
+            else:
+                assert got[cid][col] == pytest.approx(value, rel=1e-12, abs=1e-9), (cid, col)
