@@ -123,6 +123,9 @@ def test_both_families_compete_and_scoring_uses_whichever_is_champion(registry_h
     y = evaluate.sort_values("customer_id")["spend_next"].to_numpy()
     assert training._champion_score("clv_spend", "2", x, y) == pytest.approx(
         spend_z.metrics["normalized_gini"])
+    # a version is loaded once per process (artifacts of a version never change)
+    assert registry.load_version("clv_spend", "2") is registry.load_version("clv_spend", "2")
+    assert registry.load_version("clv_spend", "1").family == "xgboost"
 
     table = training.evaluate_models(AS_OF, HORIZON, "run-1")
     assert list(table.columns) == training.METRIC_COLUMNS
@@ -195,3 +198,26 @@ def test_balance_tweedie_matches_the_learning_total_and_survives_save_and_load(t
     loaded = xgb.XGBRegressor()
     loaded.load_model(tmp_path / "m.ubj")
     np.testing.assert_allclose(loaded.predict(x), after, rtol=1e-5)
+
+
+def test_btyd_baseline_is_fitted_once_per_frame_content(examples):
+    """The memo returns the fit of equal content, refits when an input changes, and
+    callers get their own arrays (mutating one must not reach the next task)."""
+    from clv import btyd
+
+    _, evaluate = examples
+    b = training.BTYD_BASELINE
+    first = training.baseline_predictions(evaluate, HORIZON)
+    direct = btyd.BtydBaseline.fit(evaluate)
+    np.testing.assert_allclose(first[training.CLV_MODEL_NAME][b],
+                               direct.predict_spend(evaluate, HORIZON))
+    first[training.CLV_MODEL_NAME][b][:] = -1.0  # a caller scribbles on its copy
+    again = training.baseline_predictions(evaluate.copy(), HORIZON)
+    np.testing.assert_allclose(again[training.CLV_MODEL_NAME][b],
+                               direct.predict_spend(evaluate, HORIZON))
+    richer = evaluate.copy()
+    richer["total_spend"] = richer["total_spend"] * 2.0  # Gamma-Gamma sees twice the spend
+    refit = training.baseline_predictions(richer, HORIZON)
+    np.testing.assert_allclose(refit[training.CLV_MODEL_NAME][b],
+                               btyd.BtydBaseline.fit(richer).predict_spend(richer, HORIZON))
+    assert not np.allclose(refit[training.CLV_MODEL_NAME][b], again[training.CLV_MODEL_NAME][b])

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,19 +219,37 @@ def model_family(client: MlflowClient, name: str, version: str) -> str:
     return family or "xgboost"
 
 
+#: Loaded versions, newest last. A registered version's artifacts never change, so a
+#: process that loads the same version twice (``make run`` runs every task in one
+#: process: two training gates and ``score`` load the champion; a Keras model takes
+#: ~5 s to load) reuses it. Keyed by tracking URI, name, version and the version's
+#: run, so a re-created registry at the same place is not confused with the old one.
+_LOADED: OrderedDict[tuple[str, str, str, str], ScoringModel] = OrderedDict()
+_LOADED_MAX = 4
+
+
 def load_version(name: str, version: str, settings: Settings | None = None) -> ScoringModel:
     """Load one exact version: XGBoost natively, every other family as MLflow pyfunc."""
     import mlflow
 
     configure_mlflow(settings)
     client = mlflow.MlflowClient()
+    mv = client.get_model_version(name, str(version))
+    key = (mlflow.get_tracking_uri(), name, str(version), str(mv.run_id))
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
     family = model_family(client, name, version)
     uri = f"models:/{name}/{version}"
     if family == "xgboost":
         model = mlflow.xgboost.load_model(uri)
     else:
         model = mlflow.pyfunc.load_model(uri)
-    return ScoringModel(name, str(version), family, model)
+    loaded = ScoringModel(name, str(version), family, model)
+    _LOADED[key] = loaded
+    while len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return loaded
 
 
 @contextmanager

@@ -190,18 +190,44 @@ def baseline_predictions(frame: pd.DataFrame, horizon_days: int) -> dict[str, di
     BG/NBD + Gamma-Gamma is fitted on ``frame`` itself: it uses only the history
     before the cutoff (no labels), so it is out of sample for the horizon after it.
     """
-    from clv import btyd
-
     out: dict[str, dict[str, Any]] = {CLV_MODEL_NAME: {}, CHURN_MODEL_NAME: {}}
-    try:
-        base = btyd.BtydBaseline.fit(frame)
-        out[CLV_MODEL_NAME][BTYD_BASELINE] = base.predict_spend(frame, horizon_days)
-        out[CHURN_MODEL_NAME][BTYD_BASELINE] = base.predict_churn(frame, horizon_days)
-    except (ValueError, FloatingPointError) as exc:  # too few repeat customers
-        log.warning("BTYD baseline not fitted (%s); the BTYD gate is skipped", exc)
+    btyd_pred = _btyd_predictions(frame, horizon_days)
+    if btyd_pred is not None:
+        out[CLV_MODEL_NAME][BTYD_BASELINE] = btyd_pred[0].copy()
+        out[CHURN_MODEL_NAME][BTYD_BASELINE] = btyd_pred[1].copy()
     out[CLV_MODEL_NAME][NAIVE_SPEND_BASELINE] = past_spend_rate(frame, horizon_days)
     out[CHURN_MODEL_NAME][NAIVE_CHURN_BASELINE] = recency_churn_score(frame)
     return out
+
+
+#: BTYD fits by content of the frame they were fitted on: the three training tasks and
+#: ``evaluate`` fit the same baseline on the same holdout (3.3 s each on CDNOW); when they
+#: run in one process (``airflow dags test``, ``make run``) it is fitted once.
+_BTYD_MEMO: dict[tuple, tuple[np.ndarray, np.ndarray] | None] = {}
+
+
+def _btyd_predictions(frame: pd.DataFrame, horizon_days: int
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(spend, churn) of BG/NBD + Gamma-Gamma fitted on ``frame``; None if it cannot be."""
+    import pandas as pd
+
+    from clv import btyd
+
+    # What btyd reads (btyd.rft_from_features), in row order: equal key, equal predictions.
+    cols = ["frequency", "tenure_days", "recency_days", "total_spend", "n_purchase_days"]
+    key = (horizon_days, len(frame),
+           int(pd.util.hash_pandas_object(frame[cols], index=False).sum()))
+    if key not in _BTYD_MEMO:
+        try:
+            base = btyd.BtydBaseline.fit(frame)
+            _BTYD_MEMO.clear()  # keep one entry: the process's current holdout
+            _BTYD_MEMO[key] = (base.predict_spend(frame, horizon_days),
+                               base.predict_churn(frame, horizon_days))
+        except (ValueError, FloatingPointError) as exc:  # too few repeat customers
+            log.warning("BTYD baseline not fitted (%s); the BTYD gate is skipped", exc)
+            _BTYD_MEMO.clear()
+            _BTYD_MEMO[key] = None
+    return _BTYD_MEMO[key]
 
 
 def _baseline_metrics(name: str, y: np.ndarray, baselines: dict[str, np.ndarray]
@@ -277,12 +303,21 @@ def train_churn_model(
                                   run_id=run_id, objective="binary:logistic"), settings)
 
 
-def shap_importance(model: Any, x: pd.DataFrame) -> pd.Series:
+#: SHAP importance is a mean over rows: a seeded sample of this many is enough (TreeSHAP
+#: over all 23,570 CDNOW customers x 600 trees took 3.9 s per model on 2 cores).
+SHAP_SAMPLE_ROWS = 5000
+
+
+def shap_importance(model: Any, x: pd.DataFrame, max_rows: int = SHAP_SAMPLE_ROWS
+                    ) -> pd.Series:
     """Mean |SHAP contribution| per feature (XGBoost's exact TreeSHAP, ``pred_contribs``),
-    in the model's output space (log of spend for Tweedie, log-odds for churn)."""
+    in the model's output space (log of spend for Tweedie, log-odds for churn), over a
+    seeded sample of ``max_rows`` rows when ``x`` has more."""
     import pandas as pd
     import xgboost as xgb
 
+    if len(x) > max_rows:
+        x = x.sample(n=max_rows, random_state=SEED)
     contribs = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
     return pd.Series(np.abs(contribs[:, :-1]).mean(axis=0), index=list(x.columns))
 
