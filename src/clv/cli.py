@@ -6,6 +6,7 @@
     clv import-campaign responses.csv              a campaign in the raw.campaign_responses contract
     clv summary --as-of-date 1998-07-01            rows per table, champions
     clv demo --as-of-date 1998-07-01               make run: load CDNOW + Hillstrom, run the DAG
+    clv spark-connect-server [--port 15002]        the long-lived Spark JVM tasks attach to
     clv promote --model clv_spend --version 3      move the champion alias
     clv catalog                                    rebuild the DuckDB views
     clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
@@ -117,6 +118,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spark_connect_server(args: argparse.Namespace) -> int:
+    """Replace this process with a Spark Connect server (what ``make up`` starts)."""
+    import os
+
+    from clv.spark import connect_server_command
+
+    argv = connect_server_command(args.port)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # its Python workers import clv
+    print(f"Spark Connect server on sc://127.0.0.1:{args.port} "
+          f"(tasks attach with CLV_SPARK_REMOTE=sc://127.0.0.1:{args.port})", flush=True)
+    os.execve(argv[0], argv, env)
+    return 0  # pragma: no cover (execve does not return)
+
+
 def _promote(args: argparse.Namespace) -> int:
     from clv import registry
 
@@ -193,6 +208,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-campaign", action="store_true", help="skip the Hillstrom campaign")
     s.add_argument("--log", default=".state/last_run.log", help="the DAG run's full log")
     s.set_defaults(fn=_demo)
+    s = sub.add_parser("spark-connect-server", help="run a Spark Connect server that "
+                       "tasks attach to (CLV_SPARK_REMOTE); make up starts one")
+    s.add_argument("--port", type=int, default=15002)
+    s.set_defaults(fn=_spark_connect_server)
     s = sub.add_parser("promote")
     s.add_argument("--model", required=True, help="registered model name, e.g. clv_spend")
     s.add_argument("--version", required=True)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from clv.config import Settings, load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 
 def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkSession:
@@ -25,8 +28,8 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
     from pyspark.sql import SparkSession
 
     remote = os.environ.get("CLV_SPARK_REMOTE")
-    if remote:  # opt-in: a long-running Spark Connect server holds the JVM (see below)
-        return _remote_session(remote)
+    if remote:  # a long-running Spark Connect server holds the JVM (make up starts one)
+        return _timed(lambda: _remote_session(remote), f"Spark Connect {remote}")
     s = settings or load_settings()
     scratch = s.state_dir / "spark"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -54,8 +57,26 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
         ).config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     # py4j logs every connection close at INFO, including at interpreter exit.
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    spark = builder.getOrCreate()
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:  # this process's JVM: no cost
+        return builder.getOrCreate()
+    spark = _timed(builder.getOrCreate, f"new local Spark driver JVM ({s.spark_master})")
     spark.sparkContext.setLogLevel(os.environ.get("CLV_SPARK_LOG_LEVEL", "WARN"))
+    return spark
+
+
+_CONNECTED: set[str] = set()
+
+
+def _timed(make, what: str):
+    """``make()``, logging once per process how long the session took: the fixed cost
+    of Spark in a task (a new JVM ~9 s; attaching to a Connect server ~1 s)."""
+    started = time.perf_counter()
+    spark = make()
+    if what not in _CONNECTED:
+        _CONNECTED.add(what)
+        log.info("Spark session: %s in %.2f s", what, time.perf_counter() - started)
     return spark
 
 
@@ -124,6 +145,11 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
         "spark.pyspark.python": _python(),
         **_SQL_CONF,
     }
+    jdbc = _jdbc_jar(s)
+    if jdbc:  # PostgreSQL warehouse: the server reads and writes it over JDBC
+        conf["spark.jars"] = jdbc
+        conf["spark.driver.extraJavaOptions"] = "-Duser.timezone=UTC"
+        conf["spark.executor.extraJavaOptions"] = "-Duser.timezone=UTC"
     argv = [submit, "--master", s.spark_master, "--name", "clv-spark-connect",
             "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
     for key, value in conf.items():

@@ -195,7 +195,7 @@ def write_partition(
     with exclusive_lock(staging / f"{final.name}.lock"):
         _remove_leftovers(staging, final.name)
         staged = staging / f"{final.name}.{uuid.uuid4().hex}"
-        df.write.mode("errorifexists").parquet(str(staged))
+        df.write.mode("error").parquet(str(staged))  # "errorifexists": not over Connect
         if not (staged / "_SUCCESS").exists():
             raise WarehouseError(f"{name}: Spark did not commit {staged}")
         _publish(staged, final)
