@@ -137,3 +137,20 @@ def test_static_inputs_are_clipped_to_the_learning_range_when_asked():
         clipped.transform(far.assign(recency_days=frame["recency_days"].max()))[0])
     free = ziln.Preprocessor.fit(frame)
     assert (free.transform(far)[0][:, column] > free.static_max[column] + 1).all()
+
+
+def test_learning_sample_is_capped_seeded_and_equal_to_fitting_that_sample(trained):
+    """max_learn_rows: the model learns from a seeded subset, exactly as if it had been
+    given that subset (same rows, same spend), and records both counts."""
+    from dataclasses import replace
+
+    frame, spend, _, full = trained
+    capped = replace(SMALL, max_learn_rows=150)
+    model = ziln.ZilnModel.fit(frame, spend, capped)
+    assert (model.history["n_learn_rows"], model.history["n_offered_rows"]) == (150, 400)
+    assert full.history["n_learn_rows"] == 400
+    keep = np.sort(np.random.default_rng(capped.seed).choice(400, size=150, replace=False))
+    by_hand = ziln.ZilnModel.fit(frame.iloc[keep].reset_index(drop=True), spend[keep],
+                                 replace(capped, max_learn_rows=0))
+    np.testing.assert_array_equal(model.predict_logits(frame), by_hand.predict_logits(frame))
+    assert not np.allclose(model.predict_logits(frame), full.predict_logits(frame))
