@@ -66,7 +66,7 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
     return spark
 
 
-_CONNECTED: set[str] = set()
+_SESSION_LOGGED: set[str] = set()
 
 
 def _timed(make, what: str):
@@ -74,8 +74,8 @@ def _timed(make, what: str):
     of Spark in a task (a new JVM ~9 s; attaching to a Connect server ~1 s)."""
     started = time.perf_counter()
     spark = make()
-    if what not in _CONNECTED:
-        _CONNECTED.add(what)
+    if what not in _SESSION_LOGGED:
+        _SESSION_LOGGED.add(what)
         log.info("Spark session: %s in %.2f s", what, time.perf_counter() - started)
     return spark
 

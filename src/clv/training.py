@@ -209,23 +209,23 @@ _BTYD_MEMO: dict[tuple, tuple[np.ndarray, np.ndarray] | None] = {}
 def _btyd_predictions(frame: pd.DataFrame, horizon_days: int
                       ) -> tuple[np.ndarray, np.ndarray] | None:
     """(spend, churn) of BG/NBD + Gamma-Gamma fitted on ``frame``; None if it cannot be."""
-    import pandas as pd
+    import hashlib
 
     from clv import btyd
 
-    # What btyd reads (btyd.rft_from_features), in row order: equal key, equal predictions.
-    cols = ["frequency", "tenure_days", "recency_days", "total_spend", "n_purchase_days"]
-    key = (horizon_days, len(frame),
-           int(pd.util.hash_pandas_object(frame[cols], index=False).sum()))
+    # Key on exactly what the fit reads (btyd.rft_from_features): equal key, equal fit.
+    digest = hashlib.sha1()
+    for arr in btyd.rft_from_features(frame):
+        digest.update(np.ascontiguousarray(arr, dtype=float).tobytes())
+    key = (horizon_days, len(frame), digest.hexdigest())
     if key not in _BTYD_MEMO:
+        _BTYD_MEMO.clear()  # keep one entry: the process's current holdout
         try:
             base = btyd.BtydBaseline.fit(frame)
-            _BTYD_MEMO.clear()  # keep one entry: the process's current holdout
             _BTYD_MEMO[key] = (base.predict_spend(frame, horizon_days),
                                base.predict_churn(frame, horizon_days))
         except (ValueError, FloatingPointError) as exc:  # too few repeat customers
             log.warning("BTYD baseline not fitted (%s); the BTYD gate is skipped", exc)
-            _BTYD_MEMO.clear()
             _BTYD_MEMO[key] = None
     return _BTYD_MEMO[key]
 
