@@ -55,6 +55,17 @@ def test_same_write_twice_is_idempotent(spark, clv_home):
         ("a", 1.0, D1), ("b", 2.0, D1)]
 
 
+def test_pandas_read_of_chosen_columns(spark, clv_home):
+    t = "marts.customer_scores"
+    warehouse.write_partition(_scores(spark, [("a", 1.0), ("b", 2.0)]), t, D1, clv_home)
+    frame = warehouse.read_partition_pandas(t, D1, clv_home, columns=["customer_id"])
+    assert list(frame.columns) == ["customer_id", "as_of_date"]
+    assert sorted(frame["customer_id"]) == ["a", "b"]
+    with pytest.raises(warehouse.WarehouseError,
+                       match=r"marts.customer_scores: no column\(s\) \['p_churn'\]"):
+        warehouse.read_partition_pandas(t, D1, clv_home, columns=["customer_id", "p_churn"])
+
+
 def test_missing_key_column_is_refused(spark, clv_home):
     df = spark.createDataFrame([(1.0,)], "predicted_clv double")
     with pytest.raises(warehouse.WarehouseError, match="customer_id"):

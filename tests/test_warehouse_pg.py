@@ -105,6 +105,13 @@ def test_round_trip_of_a_partition(spark, pg_settings):
     assert str(frame["first_ts"].dtype) == "datetime64[ns, UTC]"  # as from Parquet
     assert frame.iloc[0]["first_ts"] == dt.datetime(1998, 1, 2, 13, 45, 7, tzinfo=dt.UTC)
     assert set(frame["as_of_date"]) == {D1}
+    two = warehouse.read_partition_pandas(SCORES, D1, pg_settings, columns=["customer_id", "n"])
+    two = two.sort_values("customer_id")
+    assert two["customer_id"].tolist() == ["a", "b"] and two["n"].iat[0] == 3
+    assert two["n"].isna().tolist() == [False, True]
+    assert list(two.columns) == ["customer_id", "n", "as_of_date"]
+    with pytest.raises(warehouse.WarehouseError, match=r"no column\(s\) \['nope'\]"):
+        warehouse.read_partition_pandas(SCORES, D1, pg_settings, columns=["nope"])
     # a second partition, and a column that appears later (older rows read it as null)
     warehouse.write_partition(df.limit(1).selectExpr("*", "'x' as note"), SCORES, D2, pg_settings)
     whole = warehouse.read_table(spark, SCORES, settings=pg_settings)

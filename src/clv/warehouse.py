@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,21 +291,33 @@ def read_table(
 
 
 def read_partition_pandas(
-    name: str, as_of_date: dt.date, settings: Settings | None = None
+    name: str, as_of_date: dt.date, settings: Settings | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Read one customer-level partition into pandas (no JVM needed)."""
+    """Read one customer-level partition into pandas (no JVM needed).
+
+    ``columns``: only these (and the partition column). Worth it at scale: the
+    segments of 2.57M customers take 0.76 GiB in pandas with their text columns.
+    """
     import pyarrow.parquet as pq
 
     if (pg := _pg(settings)) is not None:
         from clv import warehouse_pg
 
-        return warehouse_pg.read_partition_pandas(get_table(name), as_of_date, pg)
+        return warehouse_pg.read_partition_pandas(get_table(name), as_of_date, pg, columns)
     part = partition_dir(name, as_of_date, settings)
     if not (part / "_SUCCESS").exists():
         raise WarehouseError(
             f"{name}: partition {PARTITION_COLUMN}={as_of_date} does not exist ({part})"
         )
-    frame = pq.read_table(str(part)).to_pandas()
+    if columns is not None:
+        present = pq.read_schema(next(part.glob("*.parquet"))).names
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise WarehouseError(f"{name}: no column(s) {missing} in partition "
+                                 f"{PARTITION_COLUMN}={as_of_date} (has {present})")
+        columns = list(columns)
+    frame = pq.read_table(str(part), columns=columns).to_pandas()
     frame[PARTITION_COLUMN] = as_of_date
     return frame
 

@@ -32,7 +32,7 @@ import logging
 import os
 import secrets
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -339,8 +339,9 @@ def _bounds(tgt: PgTarget, table: Table, column: str,
     return low, high
 
 
-def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings) -> pd.DataFrame:
-    """One partition into pandas with psycopg (no JVM)."""
+def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
+                          columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One partition into pandas with psycopg (no JVM); ``columns``: only these."""
     import pandas as pd
     from psycopg import sql
 
@@ -348,6 +349,14 @@ def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings)
         raise _missing(table, as_of_date, settings)
     with target(settings).connect(autocommit=True) as conn:
         cols = [c for c, _ in _columns(conn, table.schema, table.name) if c != PARTITION_COLUMN]
+        if columns is not None:
+            missing = [c for c in columns if c not in cols]
+            if missing:
+                from clv.warehouse import WarehouseError
+
+                raise WarehouseError(f"{table.qualified_name}: no column(s) {missing} "
+                                     f"(has {cols})")
+            cols = list(columns)
         cur = conn.execute(sql.SQL("select {} from {} where {} = %s").format(
             sql.SQL(", ").join(_ident(c) for c in cols), _ident(table.schema, table.name),
             _ident(PARTITION_COLUMN)), [as_of_date])
