@@ -101,3 +101,23 @@ def test_baseline_from_features_predicts_more_for_frequent_recent_buyers(cdnow_s
     busy = (frame["frequency"] >= 5) & (frame["recency_days"] < 5)
     assert spend[busy].mean() > 5 * spend[frame["frequency"] == 0].mean()
     assert churn[busy].mean() < churn[frame["frequency"] == 0].mean()
+
+
+def test_baseline_fits_on_a_seeded_sample_and_predicts_everyone(cdnow_sample):
+    frame = pd.DataFrame({"frequency": cdnow_sample["x"], "tenure_days": cdnow_sample["T"],
+                          "recency_days": cdnow_sample["T"] - cdnow_sample["t_x"],
+                          "n_purchase_days": cdnow_sample["x"] + 1,
+                          "total_spend": cdnow_sample["zbar"] * (cdnow_sample["x"] + 1)})
+    base = btyd.BtydBaseline.fit(frame, max_customers=1000)
+    assert base.n_fit_customers == 1000
+    # the same rows by hand: a seeded draw without replacement
+    rows = np.sort(np.random.default_rng(btyd.SAMPLE_SEED).choice(len(frame), 1000,
+                                                                  replace=False))
+    x, t_x, T, m = (v[rows] for v in btyd.rft_from_features(frame))
+    by_hand = btyd.fit_bgnbd(x, t_x, T)
+    assert (base.bgnbd.r, base.bgnbd.alpha, base.bgnbd.a, base.bgnbd.b) == pytest.approx(
+        (by_hand.r, by_hand.alpha, by_hand.a, by_hand.b), rel=1e-9)
+    assert base.gamma_gamma.p == pytest.approx(btyd.fit_gamma_gamma(x, m).p, rel=1e-9)
+    assert len(base.predict_spend(frame, 39.0)) == len(frame)
+    # a smaller frame is fitted whole
+    assert btyd.BtydBaseline.fit(frame).n_fit_customers == len(frame)
