@@ -13,6 +13,13 @@ A thread samples the resident memory of the process tree (Python + the Spark
 driver JVM, whose executors run inside it in ``local[2]``) every 0.25 s; each
 task's peak is the largest sample between its start and end in Airflow's metadata.
 
+``--isolated``: as a scheduled run under ``make up`` instead. One Spark Connect
+server (the Spark driver, one JVM) is started, and every task runs in its own
+process with ``airflow tasks test`` (what the LocalExecutor gives each task),
+attached to it. Per task: wall seconds, the task process's peak RSS (``wait4``),
+and the Spark driver's peak RSS while the task ran: the memory each side needs,
+not the sum of a long-lived process that ran everything.
+
 Prints a table and writes ``.state/bench/bench_dag-<name>-<UTC time>.json``.
 """
 
@@ -22,7 +29,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import socket
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -49,16 +58,18 @@ def _environment(home: Path) -> None:
 
 
 class MemorySampler(threading.Thread):
-    """(UTC time, RSS bytes of this process and its children) every ``every`` s."""
+    """(UTC time, RSS bytes of a process and its children) every ``every`` s
+    (default: this process)."""
 
-    def __init__(self, every: float = 0.25) -> None:
+    def __init__(self, every: float = 0.25, pid: int | None = None) -> None:
         super().__init__(daemon=True, name="rss-sampler")
         self.every, self.samples, self.stop = every, [], threading.Event()
+        self.pid = pid
 
     def run(self) -> None:
         import psutil
 
-        me = psutil.Process()
+        me = psutil.Process(self.pid)
         while not self.stop.is_set():
             total = 0
             for p in [me, *me.children(recursive=True)]:
@@ -87,6 +98,121 @@ def _task_times(db: Path) -> tuple[str, list[tuple[str, float, str, dt.datetime,
     return run_id, [(t, d or 0.0, s, ts(a), ts(b)) for t, d, s, a, b in rows if a and b]
 
 
+#: The DAG's tasks in an order that respects its dependencies.
+TASKS = ["validate_raw", "build_features", "validate_features", "train_clv", "train_churn",
+         "train_ziln", "evaluate", "score", "segment", "allocate", "publish_catalog", "summary"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Spark Connect server exited ({proc.returncode})")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the Spark Connect server did not listen on {port} in {timeout} s")
+
+
+def _run_child(argv: list[str], log, sampler_pid: int | None = None
+               ) -> tuple[int, float, float, float]:
+    """(exit status, seconds, child's peak RSS GiB, Spark driver peak RSS GiB while it ran)."""
+    jvm = MemorySampler(pid=sampler_pid) if sampler_pid else None
+    if jvm:
+        jvm.start()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - t0
+    driver = 0.0
+    if jvm:
+        jvm.stop.set()
+        jvm.join()
+        driver = max((rss for _, rss in jvm.samples), default=0) / 2**30
+    return proc.returncode, seconds, usage.ru_maxrss / 2**20, driver
+
+
+def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
+    """Every task in its own process, attached to one Spark Connect server."""
+    bin_dir = Path(sys.executable).parent
+    log_path = home / "dag.log"
+    port = _free_port()
+    os.environ["CLV_SPARK_REMOTE"] = f"sc://127.0.0.1:{port}"
+    as_of = dt.date.fromisoformat(args.as_of_date)
+    params = json.dumps({"as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
+                         "budget": args.budget})
+    rows, steps, failed = [], {}, None
+    with open(log_path, "w") as log:
+        t0 = time.perf_counter()
+        for argv in (["db", "migrate"], ["pools", "set", "spark", "2", "Spark tasks"]):
+            subprocess.run([str(bin_dir / "airflow"), *argv], stdout=log,
+                           stderr=subprocess.STDOUT, check=True)
+        steps["airflow_db_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        server = subprocess.Popen([str(bin_dir / "clv"), "spark-connect-server", "--port",
+                                   str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            _wait_for_port(port, server)
+            steps["spark_connect_start_s"] = time.perf_counter() - t0
+            print(f"Spark Connect server up in {steps['spark_connect_start_s']:.1f} s "
+                  f"(pid {server.pid}, port {port})", flush=True)
+            load = ([str(bin_dir / "clv"), "import-cdnow", "--as-of-date", as_of.isoformat()]
+                    if args.cdnow else
+                    [str(bin_dir / "clv"), "import-orders", str(args.orders), "--format",
+                     "parquet", "--as-of-date", as_of.isoformat()])
+            rc, seconds, peak, driver = _run_child(load, log, server.pid)
+            steps["load_orders_s"] = seconds
+            print(f"load orders: {seconds:.1f} s, task process {peak:.2f} GiB, "
+                  f"Spark driver {driver:.2f} GiB", flush=True)
+            if rc:
+                failed = f"load exited {rc}"
+            for task in TASKS if not failed else []:
+                log.write(f"\n===== {task}\n")
+                log.flush()
+                rc, seconds, peak, driver = _run_child(
+                    [str(bin_dir / "airflow"), "tasks", "test", "clv_pipeline", task,
+                     as_of.isoformat(), "--task-params", params], log, server.pid)
+                rows.append({"task": task, "seconds": seconds, "state":
+                             "success" if rc == 0 else f"failed ({rc})",
+                             "task_process_peak_gib": peak, "spark_driver_peak_gib": driver})
+                print(f"{task:<20}{seconds:>9.1f} s  task process {peak:5.2f} GiB  "
+                      f"Spark driver {driver:5.2f} GiB", flush=True)
+                if rc:
+                    failed = f"{task} exited {rc}"
+                    break
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=60)
+    print(f"\nclv_pipeline on {name}, as of {as_of}, horizon {args.horizon_days} d, "
+          "each task in its own process, Spark driver = one Spark Connect server")
+    print(f"{'task':<20}{'seconds':>9}{'task GiB':>10}{'driver GiB':>12}  state")
+    for r in rows:
+        print(f"{r['task']:<20}{r['seconds']:>9.1f}{r['task_process_peak_gib']:>10.2f}"
+              f"{r['spark_driver_peak_gib']:>12.2f}  {r['state']}")
+    total = sum(r["seconds"] for r in rows)
+    print(f"{'tasks (sum)':<20}{total:>9.1f}"
+          f"{max((r['task_process_peak_gib'] for r in rows), default=0):>10.2f}"
+          f"{max((r['spark_driver_peak_gib'] for r in rows), default=0):>12.2f}")
+    if failed:
+        print(f"FAILED: {failed}; log: {log_path}")
+    machine = f"{os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f} (5 min) at the end"
+    out = STATE / f"bench_dag-isolated-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({"data": name, "mode": "isolated", "as_of_date": as_of.isoformat(),
+                               "horizon_days": args.horizon_days, "machine": machine,
+                               "steps": steps, "tasks": rows, "failed": failed}, indent=2))
+    print(f"wrote {out}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = parser.add_mutually_exclusive_group(required=True)
@@ -96,11 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon-days", type=int, default=180)
     parser.add_argument("--budget", type=float, default=5000.0)
     parser.add_argument("--home", type=Path)
+    parser.add_argument("--isolated", action="store_true",
+                        help="each task in its own process on one Spark Connect server")
     args = parser.parse_args(argv)
     name = "cdnow" if args.cdnow else args.orders.parent.name
-    home = (args.home or STATE / f"dag-{name}").resolve()
+    home = (args.home or STATE / f"dag-{name}{'-isolated' if args.isolated else ''}").resolve()
     home.mkdir(parents=True, exist_ok=True)
     _environment(home)
+    if args.isolated:
+        return run_isolated(args, home, name)
 
     from clv import demo, ingest
     from clv.spark import get_spark

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import metrics, registry, scoring, training
+from clv import metrics, registry, scoring, training, warehouse
 from clv.config import N_PERIODS
 from clv.features import FEATURE_COLUMNS, RFM_FEATURES, period_columns
 
@@ -62,7 +62,9 @@ def examples():
 @pytest.fixture
 def registry_home(clv_home, examples, monkeypatch):
     """An empty MLflow store; the training examples come from memory, not Spark."""
-    monkeypatch.setattr(training, "load_examples", lambda as_of, settings=None: examples)
+    by_split = dict(zip(("train", "eval"), examples, strict=True))
+    monkeypatch.setattr(training, "load_split",
+                        lambda as_of, split, settings=None: by_split[split])
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)  # tiny data: threads only contend
@@ -221,3 +223,24 @@ def test_btyd_baseline_is_fitted_once_per_frame_content(examples):
     np.testing.assert_allclose(refit[training.CLV_MODEL_NAME][b],
                                btyd.BtydBaseline.fit(richer).predict_spend(richer, HORIZON))
     assert not np.allclose(refit[training.CLV_MODEL_NAME][b], again[training.CLV_MODEL_NAME][b])
+
+
+def test_load_split_reads_one_split_sorted_by_customer(spark, clv_home):
+    day = dt.date(2024, 1, 1)
+    rows = [("c", "train", day, 1.0), ("a", "eval", day, 2.0), ("b", "train", day, 3.0),
+            ("a", "train", day, 4.0)]
+    frame = spark.createDataFrame(
+        rows, "customer_id string, split string, cutoff_date date, spend_next double")
+    warehouse.write_partition(frame, training.TRAINING_TABLE, AS_OF, clv_home)
+    learn = training.load_split(AS_OF, "train", clv_home)
+    assert learn["customer_id"].tolist() == ["a", "b", "c"]
+    assert learn["spend_next"].tolist() == [4.0, 3.0, 1.0]
+    assert list(learn.index) == [0, 1, 2]
+    assert training.load_split(AS_OF, "eval", clv_home)["customer_id"].tolist() == ["a"]
+
+
+def test_early_stopping_holds_out_20_percent_up_to_a_cap():
+    fit, stop = training._early_stopping_split(10_000)
+    assert 1_800 < stop.sum() < 2_200 and (fit == ~stop).all()
+    _, stop = training._early_stopping_split(2_000_000)  # 20% would be 400,000
+    assert abs(stop.sum() - training.MAX_STOPPING_ROWS) < 1_500

@@ -61,6 +61,8 @@ def test_pandas_read_of_chosen_columns(spark, clv_home):
     frame = warehouse.read_partition_pandas(t, D1, clv_home, columns=["customer_id"])
     assert list(frame.columns) == ["customer_id", "as_of_date"]
     assert sorted(frame["customer_id"]) == ["a", "b"]
+    only_b = warehouse.read_partition_pandas(t, D1, clv_home, where={"customer_id": "b"})
+    assert only_b["predicted_clv"].tolist() == [2.0]
     with pytest.raises(warehouse.WarehouseError,
                        match=r"marts.customer_scores: no column\(s\) \['p_churn'\]"):
         warehouse.read_partition_pandas(t, D1, clv_home, columns=["customer_id", "p_churn"])

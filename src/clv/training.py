@@ -94,25 +94,54 @@ def feature_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[FEATURE_COLUMNS].astype("float64")
 
 
+def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
+               ) -> pd.DataFrame:
+    """One split (``train`` or ``eval``) of the run's training examples, by customer_id.
+
+    Read one split at a time and sorted without a second copy: at 2.57M customers
+    per split, reading both, filtering and sorting them held 6.5 GiB at peak.
+    """
+    import pandas as pd
+
+    frame = warehouse.read_partition_pandas(TRAINING_TABLE, as_of_date, settings,
+                                            where={"split": split})
+    order = np.argsort(frame["customer_id"].to_numpy(), kind="stable")
+    if not (order == np.arange(len(order))).all():
+        frame = frame.take(order)
+    frame.index = pd.RangeIndex(len(frame))
+    return frame
+
+
 def load_examples(
     as_of_date: dt.date, settings: Settings | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(learn, evaluate) frames of the run's training examples."""
-    examples = warehouse.read_partition_pandas(TRAINING_TABLE, as_of_date, settings)
-    learn = examples[examples["split"] == "train"].sort_values("customer_id")
-    evaluate = examples[examples["split"] == "eval"].sort_values("customer_id")
-    if learn.empty or evaluate.empty:
+    learn = load_split(as_of_date, "train", settings)
+    evaluate = load_split(as_of_date, "eval", settings)
+    _require_rows(as_of_date, learn, evaluate)
+    return learn, evaluate
+
+
+def _require_rows(as_of_date: dt.date, learn: pd.DataFrame | None,
+                  evaluate: pd.DataFrame) -> None:
+    if (learn is not None and learn.empty) or evaluate.empty:
         raise ValueError(
-            f"{TRAINING_TABLE} as_of_date={as_of_date}: {len(learn)} train and "
+            f"{TRAINING_TABLE} as_of_date={as_of_date}: "
+            f"{'?' if learn is None else len(learn)} train and "
             f"{len(evaluate)} eval rows; both cutoffs need customers with history "
             "(is the horizon too long for the data?)"
         )
-    return learn.reset_index(drop=True), evaluate.reset_index(drop=True)
+
+
+#: Early stopping watches a seeded 20% of the learning customers, at most this many:
+#: evaluating the metric on 514,000 rows after each of 600 rounds took 169 s of a
+#: 10M-order training; 100,000 rows decide the stopping round as well.
+MAX_STOPPING_ROWS = 100_000
 
 
 def _early_stopping_split(n: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(SEED)
-    holdout = rng.random(n) < 0.2
+    holdout = rng.random(n) < min(0.2, MAX_STOPPING_ROWS / max(n, 1))
     return ~holdout, holdout
 
 
@@ -280,8 +309,11 @@ def train_clv_model(
                              device=device, **XGB_PARAMS)
     # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
     y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
-    _fit(model, feature_matrix(learn), y)
-    balance_tweedie(model, feature_matrix(learn), y)
+    x = feature_matrix(learn)
+    del learn
+    _fit(model, x, y)
+    balance_tweedie(model, x, y)
+    del x
     return _register_xgboost(CLV_MODEL_NAME, model, device, evaluate, predict_spend,
                              dict(as_of_date=as_of_date, horizon_days=horizon_days,
                                   run_id=run_id, objective="reg:tweedie"), settings)
@@ -297,7 +329,11 @@ def train_churn_model(
     device = xgboost_device()
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
-    _fit(model, feature_matrix(learn), learn["churned"].to_numpy())
+    y = learn["churned"].to_numpy()
+    x = feature_matrix(learn)
+    del learn
+    _fit(model, x, y)
+    del x
     return _register_xgboost(CHURN_MODEL_NAME, model, device, evaluate, predict_churn,
                              dict(as_of_date=as_of_date, horizon_days=horizon_days,
                                   run_id=run_id, objective="binary:logistic"), settings)
@@ -488,7 +524,8 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
 
     import mlflow
 
-    _, evaluate = load_examples(as_of_date, settings)
+    evaluate = load_split(as_of_date, "eval", settings)
+    _require_rows(as_of_date, None, evaluate)
     cutoff = pd.Timestamp(evaluate["cutoff_date"].iat[0]).date()
     x_eval = feature_matrix(evaluate)
     baselines = baseline_predictions(evaluate, horizon_days)

@@ -30,11 +30,11 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clv.config import Settings, load_settings
 
@@ -292,32 +292,36 @@ def read_table(
 
 def read_partition_pandas(
     name: str, as_of_date: dt.date, settings: Settings | None = None,
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None, where: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Read one customer-level partition into pandas (no JVM needed).
 
-    ``columns``: only these (and the partition column). Worth it at scale: the
-    segments of 2.57M customers take 0.76 GiB in pandas with their text columns.
+    ``columns``: only these (and the partition column); ``where``: only the rows
+    whose columns equal these values. Worth it at scale: the segments of 2.57M
+    customers take 0.76 GiB in pandas with their text columns, and the training
+    examples' two splits read and sorted together peaked at 6.5 GiB.
     """
     import pyarrow.parquet as pq
 
     if (pg := _pg(settings)) is not None:
         from clv import warehouse_pg
 
-        return warehouse_pg.read_partition_pandas(get_table(name), as_of_date, pg, columns)
+        return warehouse_pg.read_partition_pandas(get_table(name), as_of_date, pg, columns,
+                                                  where)
     part = partition_dir(name, as_of_date, settings)
     if not (part / "_SUCCESS").exists():
         raise WarehouseError(
             f"{name}: partition {PARTITION_COLUMN}={as_of_date} does not exist ({part})"
         )
-    if columns is not None:
+    if columns is not None or where:
         present = pq.read_schema(next(part.glob("*.parquet"))).names
-        missing = [c for c in columns if c not in present]
+        missing = [c for c in [*(columns or []), *(where or {})] if c not in present]
         if missing:
             raise WarehouseError(f"{name}: no column(s) {missing} in partition "
                                  f"{PARTITION_COLUMN}={as_of_date} (has {present})")
-        columns = list(columns)
-    frame = pq.read_table(str(part), columns=columns).to_pandas()
+    frame = pq.read_table(str(part), columns=None if columns is None else list(columns),
+                          filters=[(k, "=", v) for k, v in where.items()] if where else None
+                          ).to_pandas()
     frame[PARTITION_COLUMN] = as_of_date
     return frame
 

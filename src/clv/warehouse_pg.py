@@ -32,7 +32,7 @@ import logging
 import os
 import secrets
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -340,8 +340,10 @@ def _bounds(tgt: PgTarget, table: Table, column: str,
 
 
 def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
-                          columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """One partition into pandas with psycopg (no JVM); ``columns``: only these."""
+                          columns: Sequence[str] | None = None,
+                          where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """One partition into pandas with psycopg (no JVM); ``columns``: only these;
+    ``where``: only rows whose columns equal these values."""
     import pandas as pd
     from psycopg import sql
 
@@ -349,17 +351,20 @@ def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
         raise _missing(table, as_of_date, settings)
     with target(settings).connect(autocommit=True) as conn:
         cols = [c for c, _ in _columns(conn, table.schema, table.name) if c != PARTITION_COLUMN]
-        if columns is not None:
-            missing = [c for c in columns if c not in cols]
+        if columns is not None or where:
+            missing = [c for c in [*(columns or []), *(where or {})] if c not in cols]
             if missing:
                 from clv.warehouse import WarehouseError
 
                 raise WarehouseError(f"{table.qualified_name}: no column(s) {missing} "
                                      f"(has {cols})")
-            cols = list(columns)
-        cur = conn.execute(sql.SQL("select {} from {} where {} = %s").format(
+            cols = list(columns) if columns is not None else cols
+        where = dict(where or {})
+        cur = conn.execute(sql.SQL("select {} from {} where {}").format(
             sql.SQL(", ").join(_ident(c) for c in cols), _ident(table.schema, table.name),
-            _ident(PARTITION_COLUMN)), [as_of_date])
+            sql.SQL(" and ").join(sql.SQL("{} = %s").format(_ident(c))
+                                  for c in [PARTITION_COLUMN, *where])),
+            [as_of_date, *where.values()])
         frame = pd.DataFrame.from_records(cur.fetchall(), columns=cols)
     for col in frame.columns:  # Spark's timestamps (timestamptz): UTC, as Parquet gives them
         if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
