@@ -112,7 +112,7 @@ def test_both_families_compete_and_scoring_uses_whichever_is_champion(registry_h
     version, model = registry.load_champion("clv_spend")
     assert (str(version), model.family) == ("2", "tensorflow")
     monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",
-                        lambda table, as_of, settings=None: evaluate)
+                        lambda table, as_of, settings=None, columns=None: evaluate)
     scores = scoring.score_customers(AS_OF, HORIZON, "run-2")
     assert {str(v) for v in scores["clv_model_version"]} == {"2"}
     assert {str(v) for v in scores["churn_model_version"]} == {"2"}
@@ -244,3 +244,17 @@ def test_early_stopping_holds_out_20_percent_up_to_a_cap():
     assert 1_800 < stop.sum() < 2_200 and (fit == ~stop).all()
     _, stop = training._early_stopping_split(2_000_000)  # 20% would be 400,000
     assert abs(stop.sum() - training.MAX_STOPPING_ROWS) < 1_500
+
+
+def test_float32_learning_matrix_gives_the_same_trees_as_float64(examples):
+    import xgboost as xgb
+
+    learn, evaluate = examples
+    y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
+    params = {**training.XGB_PARAMS, "n_estimators": 30, "n_jobs": 1}
+    wide, narrow = (training._fit(xgb.XGBRegressor(objective="reg:tweedie", **params),
+                                  training.feature_matrix(learn, dtype), y)
+                    for dtype in ("float64", "float32"))
+    x_eval = training.feature_matrix(evaluate)
+    np.testing.assert_array_equal(wide.predict(x_eval), narrow.predict(x_eval))
+    assert wide.best_iteration == narrow.best_iteration

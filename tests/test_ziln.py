@@ -154,3 +154,10 @@ def test_learning_sample_is_capped_seeded_and_equal_to_fitting_that_sample(train
                                  replace(capped, max_learn_rows=0))
     np.testing.assert_array_equal(model.predict_logits(frame), by_hand.predict_logits(frame))
     assert not np.allclose(model.predict_logits(frame), full.predict_logits(frame))
+
+
+def test_predict_both_equals_the_two_predictions(trained):
+    frame, _, _, model = trained
+    spend, churn = model.predict_both(frame)
+    np.testing.assert_allclose(spend, model.predict_spend(frame), rtol=1e-12)
+    np.testing.assert_allclose(churn, model.predict_churn(frame), rtol=1e-12)

@@ -16,6 +16,7 @@ import numpy as np
 
 from clv import registry, warehouse
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, PERIOD_DAYS, Settings
+from clv.features import FEATURE_COLUMNS
 from clv.training import feature_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +41,8 @@ def score_customers(
     """
     import pandas as pd
 
-    feats = warehouse.read_partition_pandas(FEATURES_TABLE, as_of_date, settings)
+    feats = warehouse.read_partition_pandas(FEATURES_TABLE, as_of_date, settings,
+                                            columns=["customer_id", *FEATURE_COLUMNS])
     clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings)
     churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings)
     x = feature_matrix(feats)

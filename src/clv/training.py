@@ -86,12 +86,17 @@ class TrainResult:
     family: str = "xgboost"
 
 
-def feature_matrix(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model input: :data:`FEATURE_COLUMNS` as float64 (NaN = missing)."""
+def feature_matrix(frame: pd.DataFrame, dtype: str = "float64") -> pd.DataFrame:
+    """The model input: :data:`FEATURE_COLUMNS` as float64 (NaN = missing).
+
+    XGBoost learns from float32 whatever it is given, so the trainers ask for
+    float32 here: the same trees from half the memory (2.57M customers x 34
+    features: 0.35 GiB instead of 0.7, twice, with the early-stopping split).
+    """
     missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"feature column(s) missing from the input: {missing}")
-    return frame[FEATURE_COLUMNS].astype("float64")
+    return frame[FEATURE_COLUMNS].astype(dtype)
 
 
 def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
@@ -120,6 +125,21 @@ def load_examples(
     evaluate = load_split(as_of_date, "eval", settings)
     _require_rows(as_of_date, learn, evaluate)
     return learn, evaluate
+
+
+def _learning_split(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
+    learn = load_split(as_of_date, "train", settings)
+    if learn.empty:
+        raise ValueError(f"{TRAINING_TABLE} as_of_date={as_of_date}: no train rows; the "
+                         "train cutoff needs customers with history (is the horizon too "
+                         "long for the data?)")
+    return learn
+
+
+def _holdout(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
+    evaluate = load_split(as_of_date, "eval", settings)
+    _require_rows(as_of_date, None, evaluate)
+    return evaluate
 
 
 def _require_rows(as_of_date: dt.date, learn: pd.DataFrame | None,
@@ -303,17 +323,18 @@ def train_clv_model(
     """Tweedie XGBoost regressor of spend over the horizon (zero-inflated target)."""
     import xgboost as xgb
 
-    learn, evaluate = load_examples(as_of_date, settings)
+    learn = _learning_split(as_of_date, settings)
     device = xgboost_device()
     model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
                              device=device, **XGB_PARAMS)
     # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
     y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
-    x = feature_matrix(learn)
+    x = feature_matrix(learn, "float32")
     del learn
     _fit(model, x, y)
     balance_tweedie(model, x, y)
     del x
+    evaluate = _holdout(as_of_date, settings)  # only now: one split in memory at a time
     return _register_xgboost(CLV_MODEL_NAME, model, device, evaluate, predict_spend,
                              dict(as_of_date=as_of_date, horizon_days=horizon_days,
                                   run_id=run_id, objective="reg:tweedie"), settings)
@@ -325,15 +346,16 @@ def train_churn_model(
     """XGBoost classifier of churn = no purchase over the horizon."""
     import xgboost as xgb
 
-    learn, evaluate = load_examples(as_of_date, settings)
+    learn = _learning_split(as_of_date, settings)
     device = xgboost_device()
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
     y = learn["churned"].to_numpy()
-    x = feature_matrix(learn)
+    x = feature_matrix(learn, "float32")
     del learn
     _fit(model, x, y)
     del x
+    evaluate = _holdout(as_of_date, settings)
     return _register_xgboost(CHURN_MODEL_NAME, model, device, evaluate, predict_churn,
                              dict(as_of_date=as_of_date, horizon_days=horizon_days,
                                   run_id=run_id, objective="binary:logistic"), settings)
@@ -415,10 +437,12 @@ def train_ziln_model(
 
     learn, evaluate = load_examples(as_of_date, settings)
     model = ziln.ZilnModel.fit(learn, learn["spend_next"].to_numpy(dtype=float), config)
+    n_learn = len(learn)
+    del learn
     device = model.device
     x_eval = feature_matrix(evaluate)
-    preds = {CLV_MODEL_NAME: model.predict_spend(x_eval),
-             CHURN_MODEL_NAME: model.predict_churn(x_eval)}
+    spend_pred, churn_pred = model.predict_both(x_eval)  # one pass over the holdout
+    preds = {CLV_MODEL_NAME: spend_pred, CHURN_MODEL_NAME: churn_pred}
     all_baselines = baseline_predictions(evaluate, horizon_days)
     context = dict(as_of_date=as_of_date, horizon_days=horizon_days, run_id=run_id)
     experiment_id = registry.configure_mlflow(settings)
@@ -429,7 +453,7 @@ def train_ziln_model(
         mlflow.set_tags(_run_tags("tensorflow", device, context))
         mlflow.log_params({**asdict(model.config), **model.history,
                            "horizon_days": horizon_days, "device": device,
-                           "n_features": x_eval.shape[1], "n_learn_customers": len(learn)})
+                           "n_features": x_eval.shape[1], "n_learn_customers": n_learn})
         for name, output in ((CLV_MODEL_NAME, "spend"), (CHURN_MODEL_NAME, "churn")):
             reports[name] = _log_evaluation(name, f"{name} (ziln)", truth(name, evaluate),
                                             preds[name], all_baselines[name])
@@ -524,8 +548,7 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
 
     import mlflow
 
-    evaluate = load_split(as_of_date, "eval", settings)
-    _require_rows(as_of_date, None, evaluate)
+    evaluate = _holdout(as_of_date, settings)
     cutoff = pd.Timestamp(evaluate["cutoff_date"].iat[0]).date()
     x_eval = feature_matrix(evaluate)
     baselines = baseline_predictions(evaluate, horizon_days)

@@ -325,6 +325,11 @@ class ZilnModel:
         """Probability of no purchase over the horizon (1 - p)."""
         return 1.0 - ziln_parameters(self.predict_logits(frame))[0]
 
+    def predict_both(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`predict_spend`, :meth:`predict_churn`) from one pass of the network."""
+        logits = self.predict_logits(frame)
+        return self.spend_scale * expected_value(logits), 1.0 - ziln_parameters(logits)[0]
+
     def save(self, folder: str | Path) -> Path:
         """Write the network (``.keras``) and preprocessing/config (JSON) into ``folder``."""
         folder = Path(folder)
