@@ -169,13 +169,14 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
                     if args.cdnow else
                     [str(bin_dir / "clv"), "import-orders", str(args.orders), "--format",
                      "parquet", "--as-of-date", as_of.isoformat()])
-            rc, seconds, peak, driver = _run_child(load, log, server.pid)
-            steps["load_orders_s"] = seconds
-            print(f"load orders: {seconds:.1f} s, task process {peak:.2f} GiB, "
-                  f"Spark driver {driver:.2f} GiB", flush=True)
-            if rc:
-                failed = f"load exited {rc}"
-            for task in TASKS if not failed else []:
+            if not args.tasks:  # a subset re-runs on the home's loaded orders
+                rc, seconds, peak, driver = _run_child(load, log, server.pid)
+                steps["load_orders_s"] = seconds
+                print(f"load orders: {seconds:.1f} s, task process {peak:.2f} GiB, "
+                      f"Spark driver {driver:.2f} GiB", flush=True)
+                if rc:
+                    failed = f"load exited {rc}"
+            for task in (args.tasks or TASKS) if not failed else []:
                 log.write(f"\n===== {task}\n")
                 log.flush()
                 rc, seconds, peak, driver = _run_child(
@@ -205,6 +206,9 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
     if failed:
         print(f"FAILED: {failed}; log: {log_path}")
     machine = f"{os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f} (5 min) at the end"
+    from clv.config import load_settings
+
+    steps["spark_driver_memory"] = load_settings().spark_driver_memory  # the driver's heap
     out = STATE / f"bench_dag-isolated-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"data": name, "mode": "isolated", "as_of_date": as_of.isoformat(),
                                "horizon_days": args.horizon_days, "machine": machine,
@@ -224,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path)
     parser.add_argument("--isolated", action="store_true",
                         help="each task in its own process on one Spark Connect server")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, metavar="TASK",
+                        help="with --isolated: only these tasks, on the orders the home "
+                             "already holds (e.g. the Spark tasks again with another "
+                             "CLV_SPARK_DRIVER_MEMORY)")
     args = parser.parse_args(argv)
     name = "cdnow" if args.cdnow else args.orders.parent.name
     home = (args.home or STATE / f"dag-{name}{'-isolated' if args.isolated else ''}").resolve()

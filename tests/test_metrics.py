@@ -315,3 +315,12 @@ def test_charts_are_png_files(tmp_path):
     for p in paths:
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_thinned_curve_keeps_the_ends_and_at_most_n_points():
+    x = np.arange(10_001) / 10_000
+    y = x ** 2
+    tx, ty = metrics._thin(x, y, n=101)
+    assert len(tx) == 101 and tx[0] == 0.0 and tx[-1] == 1.0
+    np.testing.assert_allclose(ty, tx ** 2)
+    assert len(metrics._thin(x[:50], y[:50], n=101)[0]) == 50  # short curves as they are

@@ -110,6 +110,9 @@ def test_round_trip_of_a_partition(spark, pg_settings):
     assert two["customer_id"].tolist() == ["a", "b"] and two["n"].iat[0] == 3
     assert two["n"].isna().tolist() == [False, True]
     assert list(two.columns) == ["customer_id", "n", "as_of_date"]
+    desc = warehouse.read_partition_pandas(SCORES, D1, pg_settings, columns=["customer_id"],
+                                           order_by=["customer_id"])
+    assert desc["customer_id"].tolist() == ["a", "b"]
     only_a = warehouse.read_partition_pandas(SCORES, D1, pg_settings, columns=["n"],
                                              where={"customer_id": "a"})
     assert only_a["n"].tolist() == [3]

@@ -161,3 +161,13 @@ def test_predict_both_equals_the_two_predictions(trained):
     spend, churn = model.predict_both(frame)
     np.testing.assert_allclose(spend, model.predict_spend(frame), rtol=1e-12)
     np.testing.assert_allclose(churn, model.predict_churn(frame), rtol=1e-12)
+
+
+def test_chunked_prediction_equals_one_pass(trained, monkeypatch):
+    frame, _, _, model = trained
+    whole = model.predict_logits(frame)
+    monkeypatch.setattr(ziln, "PREDICT_CHUNK_ROWS", 128)  # 400 rows: chunks 128+128+128+16
+    monkeypatch.setattr(ziln, "PREDICT_BATCH", 64)
+    chunked = model.predict_logits(frame)
+    assert chunked.shape == whole.shape == (len(frame), 3)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)

@@ -293,13 +293,15 @@ def read_table(
 def read_partition_pandas(
     name: str, as_of_date: dt.date, settings: Settings | None = None,
     columns: Sequence[str] | None = None, where: Mapping[str, Any] | None = None,
+    order_by: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read one customer-level partition into pandas (no JVM needed).
 
     ``columns``: only these (and the partition column); ``where``: only the rows
     whose columns equal these values. Worth it at scale: the segments of 2.57M
     customers take 0.76 GiB in pandas with their text columns, and the training
-    examples' two splits read and sorted together peaked at 6.5 GiB.
+    examples' two splits read and sorted together peaked at 6.5 GiB. ``order_by``:
+    rows sorted by these columns, ascending (strings by code point, as Python sorts).
     """
     import pyarrow.parquet as pq
 
@@ -307,21 +309,25 @@ def read_partition_pandas(
         from clv import warehouse_pg
 
         return warehouse_pg.read_partition_pandas(get_table(name), as_of_date, pg, columns,
-                                                  where)
+                                                  where, order_by)
     part = partition_dir(name, as_of_date, settings)
     if not (part / "_SUCCESS").exists():
         raise WarehouseError(
             f"{name}: partition {PARTITION_COLUMN}={as_of_date} does not exist ({part})"
         )
-    if columns is not None or where:
+    if columns is not None or where or order_by:
         present = pq.read_schema(next(part.glob("*.parquet"))).names
-        missing = [c for c in [*(columns or []), *(where or {})] if c not in present]
+        missing = [c for c in [*(columns or []), *(where or {}), *(order_by or [])]
+                   if c not in present]
         if missing:
             raise WarehouseError(f"{name}: no column(s) {missing} in partition "
                                  f"{PARTITION_COLUMN}={as_of_date} (has {present})")
-    frame = pq.read_table(str(part), columns=None if columns is None else list(columns),
-                          filters=[(k, "=", v) for k, v in where.items()] if where else None
-                          ).to_pandas()
+    table = pq.read_table(str(part), columns=None if columns is None else list(columns),
+                          filters=[(k, "=", v) for k, v in where.items()] if where else None)
+    if order_by:  # sorted in Arrow, then converted column by column: no third copy
+        table = table.sort_by([(c, "ascending") for c in order_by])
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
     frame[PARTITION_COLUMN] = as_of_date
     return frame
 

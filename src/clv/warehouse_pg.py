@@ -341,9 +341,11 @@ def _bounds(tgt: PgTarget, table: Table, column: str,
 
 def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
                           columns: Sequence[str] | None = None,
-                          where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                          where: Mapping[str, Any] | None = None,
+                          order_by: Sequence[str] | None = None) -> pd.DataFrame:
     """One partition into pandas with psycopg (no JVM); ``columns``: only these;
-    ``where``: only rows whose columns equal these values."""
+    ``where``: only rows whose columns equal these values; ``order_by``: sorted by
+    these columns as Python sorts (not by the database's collation)."""
     import pandas as pd
     from psycopg import sql
 
@@ -351,8 +353,9 @@ def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
         raise _missing(table, as_of_date, settings)
     with target(settings).connect(autocommit=True) as conn:
         cols = [c for c, _ in _columns(conn, table.schema, table.name) if c != PARTITION_COLUMN]
-        if columns is not None or where:
-            missing = [c for c in [*(columns or []), *(where or {})] if c not in cols]
+        if columns is not None or where or order_by:
+            missing = [c for c in [*(columns or []), *(where or {}), *(order_by or [])]
+                       if c not in cols]
             if missing:
                 from clv.warehouse import WarehouseError
 
@@ -369,6 +372,8 @@ def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
     for col in frame.columns:  # Spark's timestamps (timestamptz): UTC, as Parquet gives them
         if isinstance(frame[col].dtype, pd.DatetimeTZDtype):
             frame[col] = frame[col].dt.tz_convert("UTC")
+    if order_by:
+        frame = frame.sort_values(list(order_by), kind="stable", ignore_index=True)
     frame[PARTITION_COLUMN] = as_of_date
     return frame
 
