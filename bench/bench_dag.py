@@ -176,12 +176,26 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
                       f"Spark driver {driver:.2f} GiB", flush=True)
                 if rc:
                     failed = f"load exited {rc}"
+            # One DAG run for every task (as the scheduler would), so `evaluate` sees the
+            # versions the training tasks registered under its run id.
+            subprocess.run([str(bin_dir / "airflow"), "dags", "reserialize"], stdout=log,
+                           stderr=subprocess.STDOUT, check=False)
+            subprocess.run([str(bin_dir / "airflow"), "dags", "trigger", "clv_pipeline",
+                            "--logical-date", f"{as_of.isoformat()}T00:00:00+00:00",
+                            "--conf", params], stdout=log, stderr=subprocess.STDOUT,
+                           check=False)
             for task in (args.tasks or TASKS) if not failed else []:
                 log.write(f"\n===== {task}\n")
                 log.flush()
+                start = log.tell()
                 rc, seconds, peak, driver = _run_child(
                     [str(bin_dir / "airflow"), "tasks", "test", "clv_pipeline", task,
                      as_of.isoformat(), "--task-params", params], log, server.pid)
+                log.flush()
+                with open(log_path) as out:  # `tasks test` exits 0 when the task fails
+                    out.seek(start)
+                    if "Task failed with exception" in out.read():
+                        rc = rc or 1
                 rows.append({"task": task, "seconds": seconds, "state":
                              "success" if rc == 0 else f"failed ({rc})",
                              "task_process_peak_gib": peak, "spark_driver_peak_gib": driver})

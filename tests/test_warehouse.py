@@ -124,3 +124,21 @@ def test_killed_writer_leaves_the_published_partition_intact(spark, clv_home, tm
     got = warehouse.read_table(spark, t, D1, clv_home).orderBy("customer_id").collect()
     assert [r.customer_id for r in got] == ["new", "new2"]
     assert [p.name for p in staging.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_large_pandas_frames_reach_spark_through_parquet_with_the_same_types(
+        spark, clv_home, monkeypatch):
+    import pandas as pd
+
+    frame = pd.DataFrame({"customer_id": ["a", "b", None], "value": [1.5, float("nan"), 3.0],
+                          "n": [1, 2, 3], "day": [D1, D2, D1], "flag": [True, False, True]})
+    direct = spark.createDataFrame(frame)
+    monkeypatch.setattr(warehouse, "LOCAL_RELATION_MAX_ROWS", 1)
+    handoff = clv_home.state_dir / "spark" / "handoff"
+    with warehouse.spark_frame(spark, frame, clv_home) as df:
+        assert len(list(handoff.iterdir())) == 1  # through a Parquet folder
+        assert df.dtypes == direct.dtypes
+        rows = sorted((tuple(r) for r in df.collect()), key=str)
+        assert rows == sorted((tuple(r) for r in direct.collect()), key=str)
+    assert list(handoff.iterdir()) == []  # removed with the block
+    assert dict((r[0], r[1]) for r in rows)["b"] is None  # NaN -> null, as createDataFrame

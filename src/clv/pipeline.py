@@ -148,6 +148,14 @@ def _validate_and_publish(frame, suite: str, table: str, as_of_date: dt.date,
     return _path(report.data_docs_page)
 
 
+def _publish_pandas(frame, suite: str, table: str, as_of_date: dt.date,
+                    run_id: str) -> str | None:
+    """:func:`_validate_and_publish` of a pandas frame (large ones reach Spark through
+    Parquet, not the driver: :func:`clv.warehouse.spark_frame`)."""
+    with warehouse.spark_frame(_spark(), frame) as df:
+        return _validate_and_publish(df, suite, table, as_of_date, run_id)
+
+
 def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
     """Train, log and register one model: ``clv``, ``churn`` (XGBoost) or ``ziln`` (TensorFlow)."""
     from clv import training
@@ -188,10 +196,8 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
     """Score every customer with the champions, validate, publish ``marts.customer_scores``."""
     from clv import scoring
 
-    spark = _spark()
     scores = scoring.score_customers(as_of_date, horizon_days, run_id)
-    docs = _validate_and_publish(spark.createDataFrame(scores), "customer_scores", SCORES,
-                                 as_of_date, run_id)
+    docs = _publish_pandas(scores, "customer_scores", SCORES, as_of_date, run_id)
     return {"customers": len(scores), "data_docs": docs,
             "clv_model_version": scores["clv_model_version"].iat[0],
             "churn_model_version": scores["churn_model_version"].iat[0],
@@ -211,10 +217,10 @@ def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
         scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
     )
     summary = decisioning.segment_summary(segments, scores)
-    docs = _validate_and_publish(spark.createDataFrame(_stamp(segments, run_id)),
-                                 "customer_segments", SEGMENTS, as_of_date, run_id)
-    _validate_and_publish(spark.createDataFrame(_stamp(summary, run_id)), "segment_summary",
-                          SEGMENT_SUMMARY, as_of_date, run_id)
+    docs = _publish_pandas(_stamp(segments, run_id), "customer_segments", SEGMENTS,
+                           as_of_date, run_id)
+    _publish_pandas(_stamp(summary, run_id), "segment_summary", SEGMENT_SUMMARY, as_of_date,
+                    run_id)
     return {"customers": len(segments), "data_docs": docs, "clusters": found.k,
             "segments": segments["segment"].value_counts().sort_index().to_dict(),
             "cluster_sizes": dict(zip(found.profiles["cluster"].astype(int).tolist(),
@@ -306,13 +312,11 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     front = allocation.frontier(candidates, params.budget, **constraints)
     plan = _allocation_plan(result.plan, scores)
     summary = allocation.budget_summary(result.plan).rename(columns=_INCREMENT_NAMES)
-    spark = _spark()
-    docs = _validate_and_publish(spark.createDataFrame(_stamp(plan, run_id)),
-                                 "budget_allocation", ALLOCATION, as_of_date, run_id)
+    docs = _publish_pandas(_stamp(plan, run_id), "budget_allocation", ALLOCATION, as_of_date,
+                           run_id)
     for frame_out, suite, table in ((summary, "budget_summary", BUDGET_SUMMARY),
                                     (front, "allocation_frontier", FRONTIER)):
-        _validate_and_publish(spark.createDataFrame(_stamp(frame_out, run_id)), suite, table,
-                              as_of_date, run_id)
+        _publish_pandas(_stamp(frame_out, run_id), suite, table, as_of_date, run_id)
     out = {"customers": len(plan), "treated": int((plan["action"] != "none").sum()),
            "spent": round(result.spent, 2), "budget": params.budget,
            "clv_weight": params.clv_weight, "objective": round(result.objective, 2),
