@@ -237,6 +237,8 @@ def test_load_split_reads_one_split_sorted_by_customer(spark, clv_home):
     assert learn["spend_next"].tolist() == [4.0, 3.0, 1.0]
     assert list(learn.index) == [0, 1, 2]
     assert training.load_split(AS_OF, "eval", clv_home)["customer_id"].tolist() == ["a"]
+    with pytest.raises(ValueError, match="features.training_examples .*no holdout rows"):
+        training._split_with_rows(AS_OF, "holdout", clv_home)
 
 
 def test_early_stopping_holds_out_20_percent_up_to_a_cap():

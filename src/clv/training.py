@@ -110,40 +110,23 @@ def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
                                            where={"split": split}, order_by=["customer_id"])
 
 
-def load_examples(
-    as_of_date: dt.date, settings: Settings | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(learn, evaluate) frames of the run's training examples."""
-    learn = load_split(as_of_date, "train", settings)
-    evaluate = load_split(as_of_date, "eval", settings)
-    _require_rows(as_of_date, learn, evaluate)
-    return learn, evaluate
+def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None
+                     ) -> pd.DataFrame:
+    """:func:`load_split`, refusing an empty split with the table, date and likely cause."""
+    frame = load_split(as_of_date, split, settings)
+    if frame.empty:
+        raise ValueError(f"{TRAINING_TABLE} as_of_date={as_of_date}: no {split} rows; the "
+                         f"{split} cutoff needs customers with history (is the horizon too "
+                         "long for the data?)")
+    return frame
 
 
 def _learning_split(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
-    learn = load_split(as_of_date, "train", settings)
-    if learn.empty:
-        raise ValueError(f"{TRAINING_TABLE} as_of_date={as_of_date}: no train rows; the "
-                         "train cutoff needs customers with history (is the horizon too "
-                         "long for the data?)")
-    return learn
+    return _split_with_rows(as_of_date, "train", settings)
 
 
 def _holdout(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
-    evaluate = load_split(as_of_date, "eval", settings)
-    _require_rows(as_of_date, None, evaluate)
-    return evaluate
-
-
-def _require_rows(as_of_date: dt.date, learn: pd.DataFrame | None,
-                  evaluate: pd.DataFrame) -> None:
-    if (learn is not None and learn.empty) or evaluate.empty:
-        raise ValueError(
-            f"{TRAINING_TABLE} as_of_date={as_of_date}: "
-            f"{'?' if learn is None else len(learn)} train and "
-            f"{len(evaluate)} eval rows; both cutoffs need customers with history "
-            "(is the horizon too long for the data?)"
-        )
+    return _split_with_rows(as_of_date, "eval", settings)
 
 
 #: Early stopping watches a seeded 20% of the learning customers, at most this many:
