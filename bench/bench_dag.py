@@ -29,7 +29,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -103,24 +102,6 @@ TASKS = ["validate_raw", "build_features", "validate_features", "train_clv", "tr
          "train_ziln", "evaluate", "score", "segment", "allocate", "publish_catalog", "summary"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Spark Connect server exited ({proc.returncode})")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"the Spark Connect server did not listen on {port} in {timeout} s")
-
-
 def _run_child(argv: list[str], log, sampler_pid: int | None = None
                ) -> tuple[int, float, float, float]:
     """(exit status, seconds, child's peak RSS GiB, Spark driver peak RSS GiB while it ran)."""
@@ -142,9 +123,11 @@ def _run_child(argv: list[str], log, sampler_pid: int | None = None
 
 def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
     """Every task in its own process, attached to one Spark Connect server."""
+    from clv.spark import free_port, start_connect_server
+
     bin_dir = Path(sys.executable).parent
     log_path = home / "dag.log"
-    port = _free_port()
+    port = free_port()
     os.environ["CLV_SPARK_REMOTE"] = f"sc://127.0.0.1:{port}"
     as_of = dt.date.fromisoformat(args.as_of_date)
     params = json.dumps({"as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
@@ -157,11 +140,8 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
                            stderr=subprocess.STDOUT, check=True)
         steps["airflow_db_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        server = subprocess.Popen([str(bin_dir / "clv"), "spark-connect-server", "--port",
-                                   str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = start_connect_server(port, log)
         try:
-            _wait_for_port(port, server)
             steps["spark_connect_start_s"] = time.perf_counter() - t0
             print(f"Spark Connect server up in {steps['spark_connect_start_s']:.1f} s "
                   f"(pid {server.pid}, port {port})", flush=True)

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,12 +49,6 @@ print(f"{t1 - t0:.3f} {time.perf_counter() - t1:.3f}")
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def task(env: dict, *args: str) -> dict:
     """One fresh process: (wall seconds, session seconds, job seconds)."""
     t0 = time.perf_counter()
@@ -69,20 +62,11 @@ def task(env: dict, *args: str) -> dict:
 
 
 def start_server(port: int, log: Path) -> tuple[subprocess.Popen, float]:
-    from clv.spark import connect_server_command
+    from clv.spark import start_connect_server
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(connect_server_command(port), stdout=open(log, "w"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Spark Connect server exited: {log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, time.perf_counter() - t0
-        time.sleep(0.2)
-    raise TimeoutError("Spark Connect server did not listen within 180 s")
+    proc = start_connect_server(port, open(log, "w"))  # noqa: SIM115 (the server's log)
+    return proc, time.perf_counter() - t0
 
 
 def main() -> int:
@@ -95,7 +79,9 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k != "CLV_SPARK_REMOTE"}
     base["CLV_SPARK_LOG_LEVEL"] = "ERROR"
     rows = []
-    port = _free_port()
+    from clv.spark import free_port
+
+    port = free_port()
     server, server_s = start_server(port, STATE / "connect-server.log")
     try:
         remote = {**base, "CLV_SPARK_REMOTE": f"sc://127.0.0.1:{port}"}

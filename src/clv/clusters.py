@@ -17,10 +17,21 @@ Clusters are numbered by their mean total spend, descending (cluster 1 spends
 the most), so the numbering is stable when a retrain finds the same groups in a
 different order. The fit is deterministic for a seed: rows are ordered by
 customer_id before the fit.
+
+Over Spark Connect the fitted models live in the server's ML cache and the client
+releases them from a finaliser. The models sit in reference cycles, so that
+finaliser runs whenever the cyclic garbage collector next fires: if that is in the
+middle of another gRPC call, the nested release blocks the task for good (seen at
+2.57M customers: the segment task hung in ``RemoteModelRef.release_ref``; upstream
+SPARK-52764 / SPARK-57655, not fixed in pyspark 4.1). :func:`behaviour_clusters`
+therefore keeps the collector off while it talks to Spark and collects once after
+its Spark objects are gone, when no call is in flight.
 """
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -66,6 +77,24 @@ def _profile_text(row) -> str:
             f"{row.total_spend:.2f} spent")
 
 
+@contextmanager
+def _models_released_here():
+    """No cyclic garbage collection inside; one collection on the way out.
+
+    Spark ML models created inside (and the DataFrames that keep them alive) are
+    released by that last collection, at a point where no Spark call is in flight,
+    instead of by a collection that may fire inside a later gRPC call.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        if enabled:
+            gc.enable()
+
+
 def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEED) -> Clusters:
     """Cluster customers by behaviour with Spark MLlib K-means.
 
@@ -77,12 +106,31 @@ def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEE
     Returns:
         Assignments and per-cluster profiles, clusters numbered by mean spend (1 = highest).
     """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    with _models_released_here():
+        n, profiles, ids = _fit_kmeans(features, k, seed)
+    profiles = profiles.sort_values(["total_spend", "kmeans_id"], ascending=[False, True],
+                                    kind="mergesort").reset_index(drop=True)
+    profiles["cluster"] = range(1, len(profiles) + 1)
+    profiles["share"] = profiles["customers"] / float(n)
+    profiles["cluster_profile"] = [_profile_text(r) for r in profiles.itertuples()]
+    assignments = ids.merge(profiles[["kmeans_id", "cluster", "cluster_profile"]],
+                            on="kmeans_id", validate="many_to_one")
+    assignments = assignments.drop(columns="kmeans_id").sort_values(
+        "customer_id", kind="mergesort").reset_index(drop=True)
+    profiles = profiles.drop(columns="kmeans_id")[
+        ["cluster", "customers", "share", *PROFILE_COLUMNS, "cluster_profile"]]
+    return Clusters(assignments=assignments, profiles=profiles, k=len(profiles))
+
+
+def _fit_kmeans(features: DataFrame, k: int, seed: int) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+    """(customers, per-K-means-cluster counts and means, customer_id -> kmeans_id), in pandas:
+    no Spark object outlives this call."""
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.feature import StandardScaler, VectorAssembler
     from pyspark.sql import functions as F
 
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
     n = features.count()
     if n == 0:
         raise ValueError("features.customer_features is empty: nothing to cluster")
@@ -103,16 +151,4 @@ def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEE
         F.count("*").alias("customers"),
         *[F.avg(c).alias(c) for c in PROFILE_COLUMNS],
     ).toPandas()
-    profiles = profiles.sort_values(["total_spend", "kmeans_id"], ascending=[False, True],
-                                    kind="mergesort").reset_index(drop=True)
-    profiles["cluster"] = range(1, len(profiles) + 1)
-    profiles["share"] = profiles["customers"] / float(n)
-    profiles["cluster_profile"] = [_profile_text(r) for r in profiles.itertuples()]
-    ids = assigned.select("customer_id", "kmeans_id").toPandas()
-    assignments = ids.merge(profiles[["kmeans_id", "cluster", "cluster_profile"]],
-                            on="kmeans_id", validate="many_to_one")
-    assignments = assignments.drop(columns="kmeans_id").sort_values(
-        "customer_id", kind="mergesort").reset_index(drop=True)
-    profiles = profiles.drop(columns="kmeans_id")[
-        ["cluster", "customers", "share", *PROFILE_COLUMNS, "cluster_profile"]]
-    return Clusters(assignments=assignments, profiles=profiles, k=len(profiles))
+    return n, profiles, assigned.select("customer_id", "kmeans_id").toPandas()

@@ -157,6 +157,48 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
     return argv + ["spark-internal"]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_connect_server(port: int, log, timeout_s: float = 180.0):
+    """Start :func:`connect_server_command` in its own process group and wait until it
+    listens on ``port``; returns the ``subprocess.Popen``. Stop it with
+    ``os.killpg(proc.pid, signal.SIGTERM)``.
+
+    Args:
+        port: Port on 127.0.0.1 (:func:`free_port`).
+        log: Open file the server's stdout and stderr go to.
+        timeout_s: How long to wait for the port.
+
+    Raises:
+        RuntimeError: The server exited, or did not listen within ``timeout_s``.
+    """
+    import socket
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # its Python workers import clv
+    proc = subprocess.Popen(connect_server_command(port), stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Spark Connect server exited ({proc.returncode}); "
+                               f"see its log {getattr(log, 'name', '')}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the Spark Connect server did not listen on {port} in {timeout_s:.0f} s")
+
+
 def _python() -> str:
     import sys
 
