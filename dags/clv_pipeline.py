@@ -171,7 +171,7 @@ def clv_pipeline():
 
     @task(execution_timeout=SHORT)
     def publish_catalog() -> dict:
-        """Refresh the analysts' DuckDB views."""
+        """Refresh the analysts' DuckDB views and the Data Docs index."""
         from clv import pipeline
 
         return pipeline.publish_catalog()

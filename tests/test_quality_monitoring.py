@@ -261,6 +261,28 @@ def test_customers_suite_row_count_rule_and_data_docs(spark, clv_home, monkeypat
     assert len(list(docs.rglob("*.html"))) == 3  # index + the two pages: nothing new
 
 
+def test_a_passed_validation_adds_its_page_and_the_index_is_rebuilt_once(spark, clv_home,
+                                                                         monkeypatch):
+    from clv.quality import rebuild_data_docs_index
+
+    docs = clv_home.state_dir / "gx" / "data_docs"
+    assert rebuild_data_docs_index() is None  # nothing stored yet: nothing to index
+    good = [("c1", dt.date(2019, 1, 1)), ("c2", None)]
+    first = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
+                               "raw.customers", ["customer_id"], run_name="run_1")
+    second = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
+                                "raw.customers", ["customer_id"], run_name="run_2")
+    index = docs / "index.html"
+    first_page, second_page = (str(Path(r.data_docs_page).relative_to(docs))
+                               for r in (first, second))
+    # The first validation creates the index; the second adds only its own page.
+    assert Path(second.data_docs_page).is_file()
+    assert first_page in index.read_text() and second_page not in index.read_text()
+
+    assert rebuild_data_docs_index() == str(index)  # what the DAG's publish_catalog does
+    assert first_page in index.read_text() and second_page in index.read_text()
+
+
 # --------------------------------------------------------------------------- row counts
 
 @pytest.mark.parametrize(

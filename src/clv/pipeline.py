@@ -393,9 +393,12 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
 
 
 def publish_catalog(settings: Settings | None = None) -> dict[str, Any]:
-    """Refresh the analysts' DuckDB catalog (one view per table)."""
+    """Refresh the analysts' DuckDB catalog (one view per table) and the Data Docs index
+    (the run's validations rendered only their own pages)."""
+    from clv import quality
+
     path = warehouse.refresh_catalog(settings)
-    return {"catalog": str(path)}
+    return {"catalog": str(path), "data_docs": quality.rebuild_data_docs_index(settings)}
 
 
 def run_summary(as_of_date: dt.date, settings: Settings | None = None) -> dict[str, Any]:
