@@ -11,7 +11,7 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 | MLFLOW_TRACKING_URI   | ``sqlite:///$CLV_HOME/.state/mlflow/mlflow.db``  |
 | CLV_MLFLOW_ARTIFACTS  | ``$CLV_HOME/.state/mlflow/artifacts``            |
 | CLV_SPARK_MASTER      | ``local[2]``                                     |
-| CLV_SPARK_DRIVER_MEMORY | ``4g``                                         |
+| CLV_SPARK_DRIVER_MEMORY | ``3g``                                         |
 | CLV_JDBC_JAR          | ``/usr/share/java/postgresql.jar`` (Debian's     |
 |                       | libpostgresql-jdbc-java; PostgreSQL warehouse)   |
 
@@ -110,6 +110,6 @@ def load_settings() -> Settings:
             os.environ.get("CLV_MLFLOW_ARTIFACTS") or state / "mlflow" / "artifacts"
         ),
         spark_master=os.environ.get("CLV_SPARK_MASTER") or "local[2]",
-        spark_driver_memory=os.environ.get("CLV_SPARK_DRIVER_MEMORY") or "4g",
+        spark_driver_memory=os.environ.get("CLV_SPARK_DRIVER_MEMORY") or "3g",
         jdbc_jar=Path(os.environ.get("CLV_JDBC_JAR") or DEFAULT_JDBC_JAR),
     )
