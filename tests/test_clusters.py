@@ -94,7 +94,9 @@ def connect_url(tmp_path_factory):
     try:
         server = start_connect_server(port, log)
     finally:
-        if old is not None:
+        if old is None:
+            os.environ.pop("CLV_HOME", None)
+        else:
             os.environ["CLV_HOME"] = old
     yield f"sc://127.0.0.1:{port}"
     os.killpg(server.pid, signal.SIGTERM)
