@@ -18,8 +18,8 @@ from clv.allocation import (
     build_candidates,
     frontier,
     plot_frontier,
+    value_if_retained,
 )
-from clv.uplift import prior_uplift
 
 TOL = 1e-7
 
@@ -342,36 +342,60 @@ def test_bad_input_is_rejected():
 # --------------------------------------------------------------------------- candidates
 
 
+def _effects(rows):
+    """customer_effects' shape from (customer, action, revenue, retention) rows."""
+    frame = pd.DataFrame(rows, columns=["customer_id", "action", "incr_revenue",
+                                        "incr_retention"])
+    return frame.assign(incr_revenue_low=frame["incr_revenue"] - 1.0,
+                        incr_revenue_high=frame["incr_revenue"] + 1.0,
+                        incr_retention_low=0.0, incr_retention_high=0.5,
+                        uplift_source="prior", effect_method="prior")
+
+
 def test_build_candidates_by_hand():
     scores = pd.DataFrame({
         "customer_id": [2, 1], "segment": ["lost", "loyal"], "predicted_clv": [200.0, 100.0],
-        "p_churn": [0.8, 0.1], "expected_revenue_30d": [10.0, 20.0],
+        "p_churn": [0.8, 0.03],
     })
-    uplift = pd.concat([
-        prior_uplift(["coupon", "email"], ["all"], {
-            "coupon": {"uplift_conversion": 0.10, "lift_revenue": 0.0},
-            "email": {"uplift_conversion": 0.01, "lift_revenue": 0.5}}),
-        prior_uplift(["email"], ["lost"], {"email": {"uplift_conversion": 0.02,
-                                                     "lift_revenue": 0.2}}),
-    ])
-    cands = build_candidates(scores, uplift, {"email": 0.1, "coupon": 5.0})
-    # incr_revenue = lift * revenue_30d; incr_clv = incr_revenue + conv * p_churn * clv
-    # 1 loyal (all rows):  coupon 0,           0 + 0.10 * 0.1 * 100 = 1.0
-    #                      email  0.5*20 = 10, 10 + 0.01 * 0.1 * 100 = 10.1
-    # 2 lost: coupon (all row) 0, 0.10 * 0.8 * 200 = 16;
-    #         email (own row) 0.2*10 = 2, 2 + 0.02 * 0.8 * 200 = 5.2
+    effects = _effects([(1, "coupon", 0.5, 0.10), (1, "email", 0.8, 0.0),
+                        (2, "coupon", 0.5, 0.10), (2, "email", 0.3, 0.0)])
+    cands = build_candidates(scores, effects, {"email": 0.1, "coupon": 5.0})
+    # incr_clv = incr_revenue + min(retention, p_churn) * clv / max(1 - p_churn, 0.1)
+    # 1 loyal: value if retained 100 / 0.97 = 103.09; the coupon can keep at most the
+    #   3% who would churn: 0.5 + 0.03 * 103.09 = 3.593; e-mail 0.8 + 0 = 0.8
+    # 2 lost: value if retained 200 / 0.2 = 1000: coupon 0.5 + 0.10 * 1000 = 100.5;
+    #   e-mail 0.3
     assert cands[["customer_id", "action"]].values.tolist() == [
         [1, "coupon"], [1, "email"], [2, "coupon"], [2, "email"]]
-    assert cands["incr_revenue"].tolist() == pytest.approx([0.0, 10.0, 0.0, 2.0])
-    assert cands["incr_clv"].tolist() == pytest.approx([1.0, 10.1, 16.0, 5.2])
+    assert cands["incr_revenue"].tolist() == pytest.approx([0.5, 0.8, 0.5, 0.3])
+    assert cands["incr_clv"].tolist() == pytest.approx([0.5 + 0.03 * 100 / 0.97, 0.8, 100.5, 0.3])
+    assert cands["incr_retention"].tolist() == pytest.approx([0.03, 0.0, 0.10, 0.0])
     assert cands["cost"].tolist() == [5.0, 0.1, 5.0, 0.1]
     assert (cands["uplift_source"] == "prior").all()
-    with pytest.raises(ValueError, match="no uplift"):
-        build_candidates(scores, uplift, {"sms": 0.1})
-    with pytest.raises(ValueError, match="several rows"):
-        build_candidates(scores, pd.concat([uplift, uplift]), {"email": 0.1})
+    # a near-certain churner's value if retained is capped at 10x its prediction
+    assert value_if_retained(np.array([5.0]), np.array([0.99])) == pytest.approx([50.0])
+    with pytest.raises(ValueError, match="one row per"):
+        build_candidates(scores, effects.iloc[::-1], {"email": 0.1, "coupon": 5.0})
+    with pytest.raises(ValueError, match="one row per"):
+        build_candidates(scores, effects, {"email": 0.1})
     with pytest.raises(ValueError, match="costs > 0"):
-        build_candidates(scores, uplift, {"email": 0.0})
+        build_candidates(scores, effects, {"email": 0.0, "coupon": 5.0})
+
+
+def test_lambda_chooses_between_revenue_now_and_retention():
+    # Three customers, budget for two actions of 1.0: an e-mail brings 2.0 now; a
+    # perk keeps 10% more of a customer worth 30 if retained (p_churn 0.5, clv 15),
+    # i.e. 3.0 of CLV and nothing now. Net per customer: e-mail 2 - 1 = 1 at any
+    # lambda; perk 3 lambda - 1. lambda 0 and 0.5: e-mails (revenue 4, CLV 4);
+    # 0.8 and 1: perks (net 1.4 / 2.0; revenue 0, CLV 6).
+    scores = pd.DataFrame({"customer_id": [1, 2, 3], "segment": "s",
+                           "predicted_clv": 15.0, "p_churn": 0.5})
+    effects = _effects([(c, a, r, k) for c in (1, 2, 3)
+                        for a, r, k in (("email", 2.0, 0.0), ("perk", 0.0, 0.1))])
+    cands = build_candidates(scores, effects, {"email": 1.0, "perk": 1.0})
+    front = frontier(cands, 2.0, lambdas=[0.0, 0.5, 0.8, 1.0])
+    assert front["expected_incremental_revenue"].tolist() == pytest.approx([4, 4, 0, 0])
+    assert front["expected_incremental_clv"].tolist() == pytest.approx([4, 4, 6, 6])
 
 
 # --------------------------------------------------------------------------- reporting
@@ -461,24 +485,3 @@ def test_dynamic_programme_equals_enumeration(seed):
             total += value[options[g][j - 1]]
             s -= int(weight[options[g][j - 1]])
     assert s >= 0 and total == pytest.approx(reference)
-
-
-def test_experiment_estimates_feed_the_candidates():
-    # Control converts 1 of 4 and spends 10/4 = 2.5; action "a" converts 2 of 3 and
-    # spends 20/3: uplift_conversion 2/3 - 1/4 = 5/12, lift_revenue (25/6) / 2.5 = 5/3.
-    from clv.uplift import estimate_uplift
-
-    responses = pd.DataFrame({
-        "customer_id": list("abcdefg"), "campaign_id": "c1",
-        "sent_date": pd.Timestamp("2024-01-01"),
-        "treatment": [0, 0, 0, 0, 1, 1, 1], "action": ["none"] * 4 + ["a"] * 3,
-        "converted": [0, 1, 0, 0, 1, 1, 0], "revenue": [0.0, 10.0, 0.0, 0.0, 5.0, 15.0, 0.0],
-    })
-    scores = pd.DataFrame({"customer_id": [1], "segment": ["loyal"], "predicted_clv": [60.0],
-                           "p_churn": [0.5], "expected_revenue_30d": [3.0]})
-    cands = build_candidates(scores, estimate_uplift(responses, by=None), {"a": 1.0})
-    # "loyal" has no row of its own: the "all" row applies.
-    # incr_revenue = 5/3 * 3 = 5; incr_clv = 5 + 5/12 * 0.5 * 60 = 17.5
-    assert cands[["incr_revenue", "incr_clv"]].values.tolist() == [
-        [pytest.approx(5.0), pytest.approx(17.5)]]
-    assert cands["uplift_source"].tolist() == ["experiment"]

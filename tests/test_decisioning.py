@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.decisioning import DEFAULT_ACTIONS, Action, assign_segments, segment_summary
+from clv.config import DEFAULT_ACTION_COSTS
+from clv.decisioning import (
+    DEFAULT_ACTIONS,
+    Action,
+    EffectPrior,
+    assign_segments,
+    segment_summary,
+)
 
 
 def _scores(clv: list[float], p_churn: list[float], ids: list | None = None) -> pd.DataFrame:
@@ -104,17 +111,29 @@ def test_segments_reject_bad_input():
 # --------------------------------------------------------------------------- actions
 
 
-def test_default_catalogue():
-    assert [(a.name, a.cost, a.retention_uplift, a.spend_uplift) for a in DEFAULT_ACTIONS] == [
-        ("winback_email", 0.50, 0.02, 0.00),
-        ("retention_coupon", 5.00, 0.10, 0.00),
-        ("loyalty_perk", 8.00, 0.03, 0.05),
-    ]
+def test_default_catalogue_declares_absolute_channels():
+    catalogue = {a.name: a for a in DEFAULT_ACTIONS}
+    assert {n: a.cost for n, a in catalogue.items()} == DEFAULT_ACTION_COSTS
+    # e-mails move revenue now and nothing else; the perk moves retention only
+    for name in ("mens_email", "womens_email"):
+        assert catalogue[name].retention == EffectPrior(0.0, 0.0, 0.0)
+        assert catalogue[name].revenue.low > 0
+    assert catalogue["loyalty_perk"].revenue.expected == 0.0
+    assert catalogue["loyalty_perk"].retention.low > 0
+    # every prior is a range around its expectation, and says where it comes from
+    for action in DEFAULT_ACTIONS:
+        for channel in (action.revenue, action.retention):
+            assert channel.low <= channel.expected <= channel.high
+        assert action.evidence
 
 
-def test_action_needs_positive_cost():
+def test_action_needs_positive_cost_and_a_sane_prior():
     with pytest.raises(ValueError, match="cost"):
-        Action("free_lunch", cost=0.0, retention_uplift=0.1, spend_uplift=0.0)
+        Action("free_lunch", cost=0.0)
+    with pytest.raises(ValueError, match="low <= expected <= high"):
+        EffectPrior(0.5, 0.6, 1.0)
+    with pytest.raises(ValueError, match="probability"):
+        Action("miracle", cost=1.0, retention=EffectPrior(1.5, 1.0, 2.0))
 
 
 # --------------------------------------------------------------------------- summary

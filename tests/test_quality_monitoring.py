@@ -107,25 +107,28 @@ def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(s
 def _allocation_plan(budget: float) -> pd.DataFrame:
     """What pipeline.allocate publishes for SCORES with one e-mail action, lambda = 1.
 
-    incr_clv = 0.02 * p_churn * clv: c1 0.02, c2 0.38, c3 0.36, c4 0.16, c5 0.70,
-    c6 1.14; net = incr_clv - 0.5 is positive for c5 (0.20) and c6 (0.64) only.
+    The e-mail keeps 2 points of retention: incr_clv = 0.02 * clv / max(1 - p_churn, 0.1):
+    c1 0.02 * 10 / 0.9 = 0.222, c2 0.02 * 20 / 0.1 = 4, c3 0.02 * 30 / 0.4 = 1.5,
+    c4 1.0, c5 3.333, c6 12; a budget of 1.0 buys the two best nets, c6 (11.5), c2 (3.5).
     """
-    from clv import allocation, pipeline
-    from clv.uplift import prior_uplift
+    from clv import allocation, effects, pipeline
+    from clv.decisioning import Action, EffectPrior
 
     scores = SCORES.assign(segment=decisioning.assign_segments(SCORES)["segment"],
                            expected_revenue_30d=0.0, clv_model_version="3",
                            churn_model_version="5")
-    effects = prior_uplift(["email"], priors={"email": {"uplift_conversion": 0.02,
-                                                        "lift_revenue": 0.0}})
-    cands = allocation.build_candidates(scores, effects, {"email": 0.5})
+    covariates = pd.DataFrame({"customer_id": SCORES["customer_id"], "recency_months": 1.0,
+                               "history": 0.0, "newbie": 0.0})
+    email = Action("email", 0.5, retention=EffectPrior(0.02, 0.02, 0.02))
+    per_customer = effects.customer_effects(covariates, ["email"], catalogue=[email])
+    cands = allocation.build_candidates(scores, per_customer, {"email": 0.5})
     return pipeline._allocation_plan(allocation.allocate(cands, budget, 1.0).plan, scores)
 
 
 def test_allocation_suite_passes_on_the_published_plan_and_fails_on_bad_rows(spark):
     plan = _allocation_plan(budget=1.0)
-    assert list(plan["action"]) == ["none"] * 4 + ["email"] * 2
-    assert plan["net_value"].tolist() == pytest.approx([0, 0, 0, 0, 0.2, 0.64])
+    assert list(plan["action"]) == ["none", "email", "none", "none", "none", "email"]
+    assert plan["net_value"].tolist() == pytest.approx([0, 3.5, 0, 0, 0, 11.5])
     report = validate_dataframe(
         _stamped(spark, plan), "budget_allocation", ALLOCATION, ["customer_id"])
     assert report.success and report.n_expectations == _n_expectations("budget_allocation")

@@ -12,14 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clv.decisioning import DEFAULT_ACTIONS
 from clv.uplift import (
-    DEFAULT_PRIORS,
     UPLIFT_COLUMNS,
     estimate_uplift,
     latest_campaign,
     load_hillstrom,
-    prior_uplift,
-    uplift_for_actions,
 )
 
 # Same location rule as tests/conftest.py's SHARED_DATA (checkout/../shared/data).
@@ -115,24 +113,16 @@ def test_bad_responses_are_rejected():
 # --------------------------------------------------------------------------- priors
 
 
-def test_priors_have_the_estimate_shape_and_say_so():
-    pri = prior_uplift(["retention_coupon", "mens_email"], ["loyal", "lost"])
-    assert list(pri.columns) == list(UPLIFT_COLUMNS)
-    assert list(zip(pri["segment"], pri["action"], strict=True)) == [
-        ("loyal", "retention_coupon"), ("loyal", "mens_email"),
-        ("lost", "retention_coupon"), ("lost", "mens_email")]
-    assert (pri["source"] == "prior").all()
-    assert pri["n_treated"].isna().all() and pri["uplift_revenue_low"].isna().all()
-    # retention_coupon: decisioning's retention_uplift 0.10, spend_uplift 0.0;
-    # mens_email: 1.253% - 0.573% = 0.68 points, 1.423 / 0.653 - 1 = 1.1792
-    assert pri["uplift_conversion"].tolist() == pytest.approx([0.10, 0.0068, 0.10, 0.0068])
-    assert pri["lift_revenue"].tolist() == pytest.approx([0.0, 1.179173, 0.0, 1.179173], abs=1e-6)
-    custom = prior_uplift(["x"], priors={"x": {"uplift_conversion": 0.2, "lift_revenue": 0.5}})
-    assert custom[["segment", "uplift_conversion", "lift_revenue"]].values.tolist() == [
-        ["all", 0.2, 0.5]]
-    with pytest.raises(ValueError, match="no prior"):
-        prior_uplift(["teleport"])
-    assert set(DEFAULT_PRIORS) >= {"winback_email", "retention_coupon", "loyalty_perk"}
+def test_the_e_mail_priors_are_hillstroms_measured_overall_effects(responses):
+    # The catalogue states Hillstrom's overall absolute effects as the e-mails' priors
+    # (expected, 95% low, 95% high): they must be what the data says, to the cent.
+    est = estimate_uplift(responses, by=None).set_index("action")
+    catalogue = {a.name: a for a in DEFAULT_ACTIONS}
+    for action in ("mens_email", "womens_email"):
+        prior, row = catalogue[action].revenue, est.loc[action]
+        assert (prior.expected, prior.low, prior.high) == pytest.approx(
+            (row["uplift_revenue"], row["uplift_revenue_low"], row["uplift_revenue_high"]),
+            abs=0.001)
 
 
 # --------------------------------------------------------------------------- Hillstrom
@@ -155,6 +145,10 @@ def test_hillstrom_mapping(raw, responses):
     independent = np.select([band == 1, band <= 3], ["history_0_100", "history_100_350"],
                             "history_350_plus")
     assert (responses["segment"].to_numpy() == independent).all()
+    # the pre-campaign covariates the effect models learn from are Hillstrom's own columns
+    assert responses["recency_months"].tolist() == raw["recency"].astype(float).tolist()
+    assert responses["history"].tolist() == raw["history"].tolist()
+    assert responses["newbie"].tolist() == raw["newbie"].astype(float).tolist()
 
 
 def test_hillstrom_overall_matches_published_figures(responses):
@@ -235,36 +229,3 @@ def test_latest_campaign_is_the_newest_sent_before_the_as_of_date():
     # sent on the as-of date itself: not known yet
     assert latest_campaign(both, dt.date(2024, 3, 1))["campaign_id"].tolist() == ["old"]
     assert latest_campaign(both, dt.date(2023, 1, 1)).empty
-
-
-def test_uplift_for_actions_measures_tested_actions_and_falls_back_to_priors():
-    # Campaign "c": control x1..x4 (1 converts, spends 8 -> mean 2), "email" to e1..e4
-    # (3 convert, spend 4 + 8 + 12 = 24 -> mean 6): uplift_conversion 3/4 - 1/4 = 0.5,
-    # uplift_revenue 6 - 2 = 4, lift_revenue 4 / 2 = 2.
-    rows = ([(f"x{i}", 0, "none", int(i == 1), 8.0 * (i == 1)) for i in range(1, 5)]
-            + [("e1", 1, "email", 1, 4.0), ("e2", 1, "email", 1, 8.0),
-               ("e3", 1, "email", 1, 12.0), ("e4", 1, "email", 0, 0.0)])
-    responses = _campaign("c", "2024-01-10", rows)
-    # x1, x2, e1, e2 are our "loyal" customers: control 1 of 2 converts (mean 4 spent),
-    # treated 2 of 2 (mean 6): conversion +0.5, revenue +2, lift 2 / 4 = 0.5.
-    segments = pd.DataFrame({"customer_id": ["x1", "x2", "e1", "e2", "zz"],
-                             "segment": ["loyal"] * 4 + ["lost"]})
-    priors = {"coupon": {"uplift_conversion": 0.1, "lift_revenue": 0.0},
-              "email": {"uplift_conversion": 0.9, "lift_revenue": 9.0}}
-    table = uplift_for_actions(["coupon", "email"], responses, segments, dt.date(2024, 2, 1),
-                               min_arm_size=2, priors=priors)
-    got = {(r.segment, r.action): (r.source, r.uplift_conversion, r.lift_revenue)
-           for r in table.itertuples()}
-    assert got == {("all", "email"): ("experiment", pytest.approx(0.5), pytest.approx(2.0)),
-                   ("loyal", "email"): ("experiment", pytest.approx(0.5), pytest.approx(0.5)),
-                   ("all", "coupon"): ("prior", 0.1, 0.0)}
-    # arms smaller than min_arm_size: no per-segment row; a later as-of date changes nothing
-    small = uplift_for_actions(["email"], responses, segments, dt.date(2024, 2, 1),
-                               min_arm_size=3, priors=priors)
-    assert small["segment"].tolist() == ["all"]
-    # before the campaign was sent: priors only
-    before = uplift_for_actions(["email"], responses, segments, dt.date(2024, 1, 10),
-                                priors=priors)
-    assert before["source"].tolist() == ["prior"]
-    assert uplift_for_actions(["email"], None, segments, dt.date(2024, 1, 1),
-                              priors=priors)["lift_revenue"].tolist() == [9.0]

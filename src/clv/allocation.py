@@ -66,7 +66,6 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from clv.decisioning import select_customer_columns
-from clv.uplift import ALL_SEGMENTS
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -79,10 +78,14 @@ __all__ = [
     "build_candidates",
     "frontier",
     "plot_frontier",
+    "value_if_retained",
 ]
 
 CANDIDATE_COLUMNS = ("customer_id", "segment", "action", "cost", "incr_clv", "incr_revenue")
-SCORE_COLUMNS = ("customer_id", "segment", "predicted_clv", "p_churn", "expected_revenue_30d")
+SCORE_COLUMNS = ("customer_id", "segment", "predicted_clv", "p_churn")
+#: Floor on P(active) when a customer's value if retained is derived from their
+#: churn-weighted prediction (:func:`value_if_retained`): at most 10x predicted_clv.
+MIN_P_ACTIVE = 0.1
 NO_ACTION = "none"
 #: Up to this many candidates considered (net value > 0; all with share bounds)
 #: the exact path runs. Measured on 2 cores (bench/bench_allocation.py), budget
@@ -109,89 +112,87 @@ ShareBounds = Mapping[str, tuple[float | None, float | None]]
 # --------------------------------------------------------------------------- candidates
 
 
-def _uplift_table(uplift: pd.DataFrame, segments: np.ndarray, actions: Sequence[str]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(uplift_conversion, lift_revenue, source) arrays of shape segments x actions.
-
-    A segment with no row of its own for an action takes the ``"all"`` row.
-    """
-    if uplift.duplicated(["segment", "action"]).any():
-        raise ValueError("uplift has several rows for one (segment, action): pass the "
-                         "estimates of one campaign (or pool them) before building candidates")
-    rows = uplift.set_index(["segment", "action"])
-    shape = (len(segments), len(actions))
-    conv, lift, source = np.empty(shape), np.empty(shape), np.empty(shape, dtype=object)
-    for i, seg in enumerate(segments):
-        for k, act in enumerate(actions):
-            key = (seg, act) if (seg, act) in rows.index else (ALL_SEGMENTS, act)
-            if key not in rows.index:
-                raise ValueError(f"no uplift for action {act!r} in segment {seg!r} "
-                                 f"(nor in segment {ALL_SEGMENTS!r})")
-            row = rows.loc[key]
-            conv[i, k], lift[i, k], source[i, k] = (
-                row["uplift_conversion"], row["lift_revenue"], row["source"])
-    if not (np.isfinite(conv).all() and np.isfinite(lift).all()):
-        raise ValueError("uplift_conversion and lift_revenue must be finite for every "
-                         "segment x action used (a control group with no revenue has no lift)")
-    return conv, lift, source
-
-
 def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """The score columns, sorted by customer_id, after checking them."""
     frame = select_customer_columns(scores, SCORE_COLUMNS)
     if frame["segment"].isna().any():
         raise ValueError("every customer needs a segment")
-    numbers = frame[["predicted_clv", "p_churn", "expected_revenue_30d"]].to_numpy(float)
+    numbers = frame[["predicted_clv", "p_churn"]].to_numpy(float)
     if not np.isfinite(numbers).all():
-        raise ValueError("predicted_clv, p_churn and expected_revenue_30d must be finite")
+        raise ValueError("predicted_clv and p_churn must be finite")
     return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
 
 
+def value_if_retained(predicted_clv: np.ndarray, p_churn: np.ndarray) -> np.ndarray:
+    """Expected spend over the horizon of a customer who stays active.
+
+    ``predicted_clv`` is P(active) x E[spend | active] with P(active) = 1 - p_churn,
+    so E[spend | active] = predicted_clv / (1 - p_churn), with 1 - p_churn floored at
+    ``MIN_P_ACTIVE`` so that a near-certain churner's value is not blown up by a
+    division by almost zero.
+    """
+    return predicted_clv / np.maximum(1.0 - p_churn, MIN_P_ACTIVE)
+
+
 def build_candidates(
-    scores: pd.DataFrame, uplift: pd.DataFrame, actions: Mapping[str, float]
+    scores: pd.DataFrame, effects: pd.DataFrame, actions: Mapping[str, float]
 ) -> pd.DataFrame:
     """One candidate per customer x action, with its expected increments.
 
-    With ``c`` = uplift_conversion and ``g`` = lift_revenue of the customer's
-    (segment, action) from ``uplift`` (its ``"all"`` row when the segment has none)::
+    With the customer's absolute effects from ``effects`` (:func:`clv.effects.customer_effects`)::
 
-        incr_revenue = g * expected_revenue_30d
-        incr_clv     = incr_revenue + c * p_churn * predicted_clv
+        incr_revenue = the revenue channel (money in the response window)
+        incr_clv     = incr_revenue + min(incr_retention, p_churn) x value_if_retained
 
-    The short-term lift is part of the horizon's value; on top of it, of the
-    customers who would churn (p_churn) a share c more buy because of the action
-    and are kept, worth their predicted_clv (conservative: a kept customer is
-    likely worth more than the churn-weighted prediction). With decisioning's
-    catalogue as priors this is its expected_incremental_value.
+    The retention channel can only keep customers who would otherwise churn (a
+    change in P(active) is at most p_churn), and one kept is worth their expected
+    spend if active (:func:`value_if_retained`). So an action that only moves
+    revenue wins on revenue and on CLV alike, and one that moves retention wins
+    on CLV only: the weight lambda decides between them.
 
     Args:
-        scores: customer_id, segment, predicted_clv, p_churn, expected_revenue_30d.
-        uplift: Rows of ``clv.uplift.estimate_uplift`` or ``prior_uplift``.
+        scores: customer_id, segment, predicted_clv, p_churn; one row per customer.
+        effects: ``clv.effects.EFFECT_COLUMNS`` for these customers and actions,
+            sorted by customer_id then action (what customer_effects returns).
         actions: Action name -> cost per customer (> 0).
 
     Returns:
-        customer_id, segment, action, cost, incr_clv, incr_revenue, uplift_source
-        ("experiment" or "prior"); sorted by customer_id, then action.
+        customer_id, segment, action, cost, incr_clv, incr_revenue, incr_retention,
+        incr_revenue_low, incr_revenue_high, uplift_source, effect_method;
+        sorted by customer_id, then action.
     """
     if not actions or NO_ACTION in actions or any(not c > 0 for c in actions.values()):
         raise ValueError(f"actions must map names other than {NO_ACTION!r} to costs > 0")
     frame = _validate_scores(scores)
     names = sorted(actions)
-    seg_codes, segments = pd.factorize(frame["segment"], sort=True)
-    conv, lift, source = _uplift_table(uplift, np.asarray(segments), names)
     n, k = len(frame), len(names)
-    seg = np.repeat(seg_codes, k)
-    act = np.tile(np.arange(k), n)
-    revenue = np.repeat(frame["expected_revenue_30d"].to_numpy(float), k) * lift[seg, act]
-    at_risk = np.repeat((frame["p_churn"] * frame["predicted_clv"]).to_numpy(float), k)
+    ids = np.repeat(frame["customer_id"].to_numpy(), k)
+    act = np.tile(np.asarray(names, dtype=object), n)
+    if len(effects) != n * k or not (
+            np.array_equal(effects["customer_id"].to_numpy(), ids)
+            and np.array_equal(effects["action"].to_numpy(), act)):
+        raise ValueError("effects must hold one row per (customer, action) of the scores and "
+                         "the actions, sorted by customer_id then action "
+                         "(clv.effects.customer_effects)")
+    revenue = effects["incr_revenue"].to_numpy(float)
+    retention = effects["incr_retention"].to_numpy(float)
+    if not (np.isfinite(revenue).all() and np.isfinite(retention).all()):
+        raise ValueError("incr_revenue and incr_retention must be finite")
+    p_churn = np.repeat(frame["p_churn"].to_numpy(float), k)
+    kept = np.minimum(retention, p_churn) * np.repeat(value_if_retained(
+        frame["predicted_clv"].to_numpy(float), frame["p_churn"].to_numpy(float)), k)
     return pd.DataFrame({
-        "customer_id": np.repeat(frame["customer_id"].to_numpy(), k),
+        "customer_id": ids,
         "segment": np.repeat(frame["segment"].to_numpy(), k),
-        "action": np.asarray(names, dtype=object)[act],
-        "cost": np.asarray([actions[a] for a in names], dtype=float)[act],
-        "incr_clv": revenue + conv[seg, act] * at_risk,
+        "action": act,
+        "cost": np.tile(np.asarray([actions[a] for a in names], dtype=float), n),
+        "incr_clv": revenue + kept,
         "incr_revenue": revenue,
-        "uplift_source": source[seg, act],
+        "incr_retention": np.minimum(retention, p_churn),
+        "incr_revenue_low": effects["incr_revenue_low"].to_numpy(float),
+        "incr_revenue_high": effects["incr_revenue_high"].to_numpy(float),
+        "uplift_source": effects["uplift_source"].to_numpy(),
+        "effect_method": effects["effect_method"].to_numpy(),
     }, copy=False)  # the arrays are new: no second copy of 12.85M rows at 2.57M customers
 
 

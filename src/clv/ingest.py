@@ -401,13 +401,18 @@ def load_campaign_responses(
     import pandas as pd
 
     from clv import quality
-    from clv.uplift import RESPONSE_COLUMNS
+    from clv.uplift import COVARIATE_COLUMNS, RESPONSE_COLUMNS
 
     missing = [c for c in RESPONSE_COLUMNS if c not in responses.columns]
     if missing:
         raise IngestError(f"{CAMPAIGN_RESPONSES}: required column(s) {missing} not found; "
                           f"the input has {list(responses.columns)}")
+    # The optional pre-treatment covariates travel with the rows (clv.effects learns from
+    # them); a file without them gets them as nulls so every batch has one schema.
     frame = responses.loc[:, list(RESPONSE_COLUMNS)].copy()
+    for column in COVARIATE_COLUMNS:
+        frame[column] = (pd.to_numeric(responses[column], errors="raise").astype(float)
+                         if column in responses.columns else float("nan"))
     # Spark 4 refuses Parquet nanosecond timestamps: dates are dates.
     frame["sent_date"] = pd.to_datetime(frame["sent_date"]).dt.date
     frame["customer_id"] = frame["customer_id"].astype(str)

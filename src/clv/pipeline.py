@@ -34,8 +34,9 @@ SEGMENT_SUMMARY = "marts.segment_summary"
 BUDGET_SUMMARY = "marts.budget_summary"
 FRONTIER = "marts.allocation_frontier"
 CAMPAIGN_RESPONSES = "raw.campaign_responses"
+ACTION_EFFECTS = "marts.action_effects"
 OUTPUT_TABLES = [RAW_ORDERS, FEATURES, MODEL_METRICS, SCORES, SEGMENTS, SEGMENT_SUMMARY,
-                 ALLOCATION, BUDGET_SUMMARY, FRONTIER]
+                 ACTION_EFFECTS, ALLOCATION, BUDGET_SUMMARY, FRONTIER]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
                "allocate", "evaluate"}
@@ -284,24 +285,30 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     """Spend the budget: one action (or none) per customer, maximising
     ``clv_weight * incremental CLV + (1 - clv_weight) * incremental revenue - cost``.
 
-    Uplift per action and segment comes from the latest randomised campaign in
-    ``raw.campaign_responses`` where it tested the action, else from priors (the
-    plan's ``uplift_source`` says which). Publishes ``marts.budget_allocation``,
-    ``marts.budget_summary`` and ``marts.allocation_frontier``, and logs the
-    frontier chart to MLflow.
+    Each customer's effects are absolute (money now, retention probability) with
+    their evidence (:mod:`clv.effects`): measured per customer where the latest
+    randomised campaign that tested the action supports it (the shop's own, or
+    another population's, shrunk), else the catalogue's priors. Publishes
+    ``marts.action_effects`` (what each action is expected to do, on what evidence),
+    ``marts.budget_allocation``, ``marts.budget_summary`` and
+    ``marts.allocation_frontier``, and logs the frontier and Qini charts to MLflow.
     """
-    from clv import allocation, uplift
+    from clv import allocation, effects
 
     # Only the columns used: at 2.57M customers the full segments frame alone is 0.76 GiB.
     scores = warehouse.read_partition_pandas(SCORES, as_of_date, columns=_ALLOCATION_INPUTS)
     segments = warehouse.read_partition_pandas(SEGMENTS, as_of_date,
                                                columns=["customer_id", "segment"])
-    frame = scores.merge(segments[["customer_id", "segment"]], on="customer_id",
-                         validate="one_to_one")
-    effects = uplift.uplift_for_actions(sorted(params.action_costs), _campaign_responses(),
-                                        segments, as_of_date)
+    frame = scores.merge(segments, on="customer_id", validate="one_to_one")
     del segments
-    candidates = allocation.build_candidates(frame, effects, params.action_costs)
+    covariates = _shop_covariates(as_of_date, frame["customer_id"])
+    measured = _measured_effects(as_of_date, sorted(params.action_costs),
+                                 set(covariates["customer_id"]))
+    per_customer = effects.customer_effects(covariates, sorted(params.action_costs), measured)
+    effect_table = _action_effects_table(per_customer, covariates, measured)
+    del covariates
+    candidates = allocation.build_candidates(frame, per_customer, params.action_costs)
+    del per_customer
     present = set(frame["segment"])
     del frame
     constraints = dict(segment_share_bounds=_present_segments(params.segment_share_bounds,
@@ -315,21 +322,150 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     docs = _publish_pandas(_stamp(plan, run_id), "budget_allocation", ALLOCATION, as_of_date,
                            run_id)
     for frame_out, suite, table in ((summary, "budget_summary", BUDGET_SUMMARY),
-                                    (front, "allocation_frontier", FRONTIER)):
+                                    (front, "allocation_frontier", FRONTIER),
+                                    (effect_table, "action_effects", ACTION_EFFECTS)):
         _publish_pandas(_stamp(frame_out, run_id), suite, table, as_of_date, run_id)
-    out = {"customers": len(plan), "treated": int((plan["action"] != "none").sum()),
+    treated = plan["action"] != "none"
+    out = {"customers": len(plan), "treated": int(treated.sum()),
            "spent": round(result.spent, 2), "budget": params.budget,
            "clv_weight": params.clv_weight, "objective": round(result.objective, 2),
            "lp_bound": round(result.lp_bound, 2), "gap": result.gap, "method": result.method,
            "optimal": result.optimal, "data_docs": docs,
-           "uplift_sources": effects.groupby("action")["source"].first().to_dict()}
-    out["mlflow_run_id"] = _log_allocation(as_of_date, run_id, params, out, front, summary)
+           **{k: round(float(plan.loc[treated, k].sum()), 2)
+              for k in ("expected_incremental_revenue", "expected_incremental_clv")},
+           "distinct_frontier_plans": int(front[["expected_incremental_revenue",
+                                                 "expected_incremental_clv"]].round(2)
+                                          .drop_duplicates().shape[0]),
+           "effects": {a: f"{e.source}/{e.method}" for a, e in measured.items()},
+           "uplift_sources": plan.loc[treated].groupby("action")["uplift_source"].first()
+           .to_dict()}
+    out["mlflow_run_id"] = _log_allocation(as_of_date, run_id, params, out, front, summary,
+                                           measured)
     return out
 
 
+def _shop_covariates(as_of_date: dt.date, customers) -> Any:
+    """The effect covariates (:func:`clv.effects.effect_covariates`) of the scored customers,
+    from the as-of date's features."""
+    from clv import effects
+    from clv.features import period_columns
+
+    feats = warehouse.read_partition_pandas(
+        FEATURES, as_of_date, columns=["customer_id", "recency_days", "tenure_days",
+                                       *[c for c in period_columns() if c.startswith("spend_")]])
+    covariates = effects.effect_covariates(feats)
+    missing = set(customers) - set(covariates["customer_id"])
+    if missing:
+        raise ValueError(f"{FEATURES} as_of_date={as_of_date}: {len(missing)} scored customers "
+                         f"have no features (e.g. {sorted(missing)[:3]})")
+    return covariates
+
+
+def _measured_effects(as_of_date: dt.date, actions: list[str], shop_customers: set
+                      ) -> dict[str, Any]:
+    """Per action, its effect fitted on the latest randomised campaign sent before the
+    as-of date that tested it (none: the action keeps its prior)."""
+    import pandas as pd
+
+    from clv import effects
+    from clv.uplift import COVARIATE_COLUMNS
+
+    responses = _campaign_responses()
+    if responses is None:
+        return {}
+    known = responses[pd.to_datetime(responses["sent_date"]) < pd.Timestamp(as_of_date)]
+    measured = {}
+    for action in actions:
+        tested = known[(known["action"] == action) & (known["treatment"] == 1)]
+        if tested.empty:
+            continue
+        campaign = tested.sort_values(["sent_date", "campaign_id"]).iloc[-1]
+        rows = known[(known["campaign_id"] == campaign["campaign_id"])
+                     & ((known["action"] == action) | (known["treatment"] == 0))]
+        own = rows["customer_id"].isin(shop_customers).mean() >= effects.OWN_CAMPAIGN_MIN_SHARE
+        if own:
+            rows = _with_covariates_at(rows, campaign["sent_date"])
+        elif not set(COVARIATE_COLUMNS) <= set(rows.columns) or \
+                rows[list(COVARIATE_COLUMNS)].isna().any().any():
+            log.warning("campaign %s tested %s on another population without the covariates "
+                        "%s: the action keeps its prior", campaign["campaign_id"], action,
+                        list(COVARIATE_COLUMNS))
+            continue
+        measured[action] = effects.fit_action_effect(
+            rows, action, str(campaign["campaign_id"]),
+            effects.OWN if own else effects.EXTERNAL)
+        log.info("effect of %s from %s (%s): %s, held-out Qini %s", action,
+                 campaign["campaign_id"], measured[action].source, measured[action].method,
+                 {k: round(v, 4) for k, v in measured[action].qini.items()})
+    return measured
+
+
+def _with_covariates_at(rows, sent_date) -> Any:
+    """A campaign over the shop's customers, with their covariates as of the send date
+    (point in time: from the orders before it, like the CLV features)."""
+    import pandas as pd
+
+    from clv import effects, features
+    from clv.uplift import COVARIATE_COLUMNS
+
+    spark = _spark()
+    orders = warehouse.read_table(spark, RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
+    day = pd.Timestamp(sent_date).date()
+    feats = features.customer_features(orders, day).select(
+        "customer_id", "recency_days", "tenure_days",
+        *[c for c in features.period_columns() if c.startswith("spend_")])
+    with warehouse.spark_frame(spark, rows[["customer_id"]].drop_duplicates()) as ids:
+        local = feats.join(ids, "customer_id").toPandas()
+    covariates = effects.effect_covariates(local)
+    rows = rows.drop(columns=[c for c in COVARIATE_COLUMNS if c in rows.columns])
+    # A customer with no order before the send date has no history: recency unknown
+    # (the oldest Hillstrom value), no spend, new.
+    out = rows.merge(covariates, on="customer_id", how="left")
+    return out.fillna({"recency_months": 12.0, "history": 0.0, "newbie": 1.0})
+
+
+def _action_effects_table(per_customer, covariates, measured: dict[str, Any]):
+    """``marts.action_effects``: per action and cell, the expected effects and their evidence."""
+    import numpy as np
+    import pandas as pd
+
+    from clv import effects
+    from clv.decisioning import DEFAULT_ACTIONS
+
+    evidence = {a.name: a.evidence for a in DEFAULT_ACTIONS}
+    cells = effects.cell_of(covariates.sort_values("customer_id")["history"].to_numpy(float))
+    k = per_customer["action"].nunique()
+    frame = per_customer.assign(cell=np.repeat(cells, k))
+    table = frame.groupby(["action", "cell"], sort=True).agg(
+        customers=("customer_id", "size"),
+        uplift_source=("uplift_source", "first"), effect_method=("effect_method", "first"),
+        incr_revenue_mean=("incr_revenue", "mean"), incr_revenue_min=("incr_revenue", "min"),
+        incr_revenue_max=("incr_revenue", "max"),
+        incr_revenue_low=("incr_revenue_low", "mean"),
+        incr_revenue_high=("incr_revenue_high", "mean"),
+        incr_retention=("incr_retention", "mean"),
+        incr_retention_low=("incr_retention_low", "mean"),
+        incr_retention_high=("incr_retention_high", "mean")).reset_index()
+    rows = []
+    for r in table.itertuples(index=False):
+        e = measured.get(r.action)
+        cell = e.cells.loc[r.cell] if e is not None and r.cell in e.cells.index else None
+        rows.append({
+            "campaign_id": e.campaign_id if e else None,
+            "evidence": (f"{e.source} {e.campaign_id}, {e.method}" if e else evidence[r.action]),
+            "n_treated": float(cell["n_treated"]) if cell is not None else np.nan,
+            "n_control": float(cell["n_control"]) if cell is not None else np.nan,
+            "measured_effect": float(cell["effect"]) if cell is not None else np.nan,
+            "shrink": float(cell["shrink"]) if cell is not None else np.nan,
+            "qini_uplift_model": e.qini[effects.MODEL] if e else np.nan,
+            "qini_segment_average": e.qini[effects.AVERAGE] if e else np.nan,
+            "outside_support": effects.outside_support(e, covariates) if e else np.nan})
+    return pd.concat([table, pd.DataFrame(rows)], axis=1)
+
+
 #: What the allocation reads of marts.customer_scores (with the segment).
-_ALLOCATION_INPUTS = ["customer_id", "predicted_clv", "p_churn", "expected_revenue_30d",
-                      "clv_model_version", "churn_model_version"]
+_ALLOCATION_INPUTS = ["customer_id", "predicted_clv", "p_churn", "clv_model_version",
+                      "churn_model_version"]
 
 
 def _present_segments(bounds: dict, present: set[str]) -> dict:
@@ -351,20 +487,26 @@ def _present_segments(bounds: dict, present: set[str]) -> dict:
 
 #: The plan's increments, named for analysts.
 _INCREMENT_NAMES = {"incr_clv": "expected_incremental_clv",
-                    "incr_revenue": "expected_incremental_revenue"}
+                    "incr_revenue": "expected_incremental_revenue",
+                    "incr_retention": "expected_incremental_retention",
+                    "incr_revenue_low": "expected_incremental_revenue_low",
+                    "incr_revenue_high": "expected_incremental_revenue_high"}
 
 
 def _allocation_plan(plan, scores):
     """The published plan: named increments, the scores' model versions."""
     plan = plan.rename(columns=_INCREMENT_NAMES)
-    plan["uplift_source"] = plan["uplift_source"].fillna("none")
+    for column in ("uplift_source", "effect_method"):
+        plan[column] = plan[column].fillna("none")
     return plan.merge(scores[["customer_id", "clv_model_version", "churn_model_version"]],
                       on="customer_id", validate="one_to_one")
 
 
 def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
-                    out: dict[str, Any], front, summary) -> str:
-    """One MLflow run per allocation: its params, figures, frontier chart and summary."""
+                    out: dict[str, Any], front, summary, measured: dict[str, Any]) -> str:
+    """One MLflow run per allocation: its params, figures, frontier chart and summary, and
+    per measured action its held-out Qini (both methods, chart) and its effect model,
+    registered as ``uplift_<action>``."""
     import json
     import tempfile
     from pathlib import Path
@@ -389,7 +531,40 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
         front.to_csv(Path(tmp) / "allocation_frontier.csv", index=False)
         for name in (chart.name, "budget_summary.csv", "allocation_frontier.csv"):
             mlflow.log_artifact(str(Path(tmp) / name))
+        for action, effect in measured.items():
+            _log_effect(action, effect, Path(tmp))
         return run.info.run_id
+
+
+def _log_effect(action: str, effect, folder) -> None:
+    """Held-out Qini of both methods, the Qini chart, and the registered effect model."""
+    import mlflow
+    from clv import effects
+    from clv.uplift_pyfunc import UpliftPyfunc
+
+    mlflow.log_metrics({f"{action}.qini_{m}": v for m, v in effect.qini.items()}
+                       | {f"{action}.uplift_at_30_{m}": v for m, v in effect.uplift_at_30.items()
+                          if v == v})
+    mlflow.log_artifact(effects.plot_qini(effect, folder / f"qini_{action}.png"),
+                        artifact_path="effects")
+    info = mlflow.pyfunc.log_model(
+        name=f"uplift_{action}", python_model=UpliftPyfunc(effect.model),
+        registered_model_name=f"uplift_{action}",
+        pip_requirements=[f"xgboost=={_version('xgboost')}", f"numpy=={_version('numpy')}",
+                          f"pandas=={_version('pandas')}"])
+    client = mlflow.MlflowClient()
+    for key, value in {"campaign_id": effect.campaign_id, "uplift_source": effect.source,
+                       "used_for_plan": str(effect.method == effects.MODEL).lower(),
+                       "qini_uplift_model": f"{effect.qini[effects.MODEL]:.6f}",
+                       "qini_segment_average": f"{effect.qini[effects.AVERAGE]:.6f}"}.items():
+        client.set_model_version_tag(f"uplift_{action}", str(info.registered_model_version),
+                                     key, value)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 def publish_catalog(settings: Settings | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Campaign response uplift: estimated from randomised experiments, or priors.
+"""Campaign response uplift: average effects measured by randomised experiments.
 
 The input contract is ``raw.campaign_responses``: one row per customer and
 campaign, with the columns ``customer_id, campaign_id, sent_date, treatment,
@@ -13,44 +13,43 @@ of an action is the difference in means treated - control (conversion rate and
 revenue per customer), with a normal-approximation confidence interval built on
 the unpooled (Welch) standard error ``sqrt(s_t^2 / n_t + s_c^2 / n_c)``.
 
-Both :func:`estimate_uplift` and :func:`prior_uplift` return the same columns
-(``UPLIFT_COLUMNS``); ``source`` says which one produced a row. What the
-allocation uses from a row is ``uplift_conversion`` (absolute change in the
-probability of a purchase) and ``lift_revenue`` (relative change in revenue per
-customer, ``uplift_revenue / revenue_control``): a relative lift transfers to
-customers whose spend level differs from the experiment's, a dollar figure
-does not.
+These are the *average* effects of a campaign (overall and per segment), for
+reporting and for the closed loop's measurements. What the allocation uses per
+customer, in absolute units and with its evidence, is built by :mod:`clv.effects`
+from the same rows; a campaign may carry the pre-treatment covariates
+``recency_months, history, newbie`` (``COVARIATE_COLUMNS``; Hillstrom's do), which
+the per-customer effect models learn from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from clv.decisioning import DEFAULT_ACTIONS
-
 __all__ = [
     "ALL_SEGMENTS",
     "CONTROL_ACTION",
-    "DEFAULT_PRIORS",
+    "COVARIATE_COLUMNS",
     "HILLSTROM_CAMPAIGN",
+    "HISTORY_BANDS",
     "RESPONSE_COLUMNS",
     "UPLIFT_COLUMNS",
     "MIN_ARM_SIZE",
     "estimate_uplift",
     "latest_campaign",
     "load_hillstrom",
-    "prior_uplift",
-    "uplift_for_actions",
 ]
 
 RESPONSE_COLUMNS = (
     "customer_id", "campaign_id", "sent_date", "treatment", "action", "converted", "revenue",
 )
+#: Optional pre-treatment covariates of a campaign's customers (see clv.effects): kept
+#: when a campaign file has them (an external experiment must: the shop's features do
+#: not describe its customers).
+COVARIATE_COLUMNS = ("recency_months", "history", "newbie")
 UPLIFT_COLUMNS = (
     "campaign_id", "segment", "action", "n_treated", "n_control",
     "conversion_treated", "conversion_control", "uplift_conversion",
@@ -76,27 +75,13 @@ _HILLSTROM_ACTIONS = {"Mens E-Mail": "mens_email", "Womens E-Mail": "womens_emai
 #: Past-year spend (Hillstrom ``history``) bands that name the Hillstrom segments;
 #: the edges are those of its own ``history_segment`` (bands 1 | 2-3 | 4-7 merged
 #: so that each segment keeps > 4,000 customers per arm).
-_HISTORY_BANDS = ((100.0, "history_0_100"), (350.0, "history_100_350"),
+HISTORY_BANDS = ((100.0, "history_0_100"), (350.0, "history_100_350"),
                   (np.inf, "history_350_plus"))
 
-#: Priors per action when no experiment exists: ``uplift_conversion`` is the share
-#: of customers the action makes buy (and, for the CLV, keeps active) and
-#: ``lift_revenue`` the relative lift in short-term revenue. The catalogue actions
-#: take decisioning's assumptions (retention_uplift, spend_uplift); the two e-mails
-#: take Hillstrom's published overall effects (conversion 1.253% / 0.883% vs
-#: 0.573%; spend $1.423 / $1.077 vs $0.653 per customer).
-DEFAULT_PRIORS: dict[str, dict[str, float]] = {
-    **{a.name: {"uplift_conversion": a.retention_uplift, "lift_revenue": a.spend_uplift}
-       for a in DEFAULT_ACTIONS},
-    "mens_email": {"uplift_conversion": 0.01253 - 0.00573, "lift_revenue": 1.423 / 0.653 - 1},
-    "womens_email": {"uplift_conversion": 0.00883 - 0.00573, "lift_revenue": 1.077 / 0.653 - 1},
-}
-
-
 def _history_segment(history: pd.Series) -> np.ndarray:
-    """Segment label per customer from past-year spend (see ``_HISTORY_BANDS``)."""
-    edges = np.array([edge for edge, _ in _HISTORY_BANDS])
-    names = np.array([name for _, name in _HISTORY_BANDS])
+    """Segment label per customer from past-year spend (see ``HISTORY_BANDS``)."""
+    edges = np.array([edge for edge, _ in HISTORY_BANDS])
+    names = np.array([name for _, name in HISTORY_BANDS])
     return names[np.searchsorted(edges, history.to_numpy(dtype=float), side="right")]
 
 
@@ -109,7 +94,9 @@ def load_hillstrom(path: str | Path) -> pd.DataFrame:
     and 0 for "No E-Mail"; action = "mens_email" / "womens_email" / "none";
     converted = ``conversion``; revenue = ``spend``. The extra ``segment`` column
     is a pre-campaign attribute, the past-year spend band: ``history_0_100``
-    (< $100), ``history_100_350`` ($100 to < $350), ``history_350_plus``.
+    (< $100), ``history_100_350`` ($100 to < $350), ``history_350_plus``; the
+    pre-campaign covariates ``COVARIATE_COLUMNS`` are Hillstrom's ``recency``
+    (months), ``history`` (past-year spend) and ``newbie``.
 
     Args:
         path: The Hillstrom CSV (gzip is fine).
@@ -131,6 +118,9 @@ def load_hillstrom(path: str | Path) -> pd.DataFrame:
         "converted": raw["conversion"].astype("int64"),
         "revenue": raw["spend"].astype(float),
         "segment": _history_segment(raw["history"]),
+        "recency_months": raw["recency"].astype(float),
+        "history": raw["history"].astype(float),
+        "newbie": raw["newbie"].astype(float),
     })
 
 
@@ -222,43 +212,6 @@ def estimate_uplift(
         ["campaign_id", "segment", "action"], kind="mergesort").reset_index(drop=True)
 
 
-def prior_uplift(
-    actions: Sequence[str],
-    segments: Sequence[str] = (ALL_SEGMENTS,),
-    priors: Mapping[str, Mapping[str, float]] | None = None,
-) -> pd.DataFrame:
-    """Configured uplift assumptions, in the shape of :func:`estimate_uplift`.
-
-    Every (segment, action) gets its action's prior ``uplift_conversion`` and
-    ``lift_revenue``; the measured columns (counts, rates, intervals) are NaN and
-    ``source`` is ``"prior"`` so the output can say the figures are assumptions.
-
-    Args:
-        actions: Action names; each must be in ``priors``.
-        segments: Segment labels to repeat the priors over.
-        priors: action -> {"uplift_conversion": ..., "lift_revenue": ...};
-            ``DEFAULT_PRIORS`` when None.
-
-    Returns:
-        ``UPLIFT_COLUMNS``, one row per segment x action, campaign_id None.
-    """
-    priors = DEFAULT_PRIORS if priors is None else priors
-    missing = [a for a in actions if a not in priors]
-    if missing:
-        raise ValueError(f"no prior configured for actions {missing}")
-    rows = [
-        {"campaign_id": None, "segment": s, "action": a,
-         "uplift_conversion": float(priors[a]["uplift_conversion"]),
-         "lift_revenue": float(priors[a]["lift_revenue"]), "source": "prior"}
-        for s in segments for a in actions
-    ]
-    table = pd.DataFrame(rows, columns=list(UPLIFT_COLUMNS))
-    for column in UPLIFT_COLUMNS:
-        if column not in ("campaign_id", "segment", "action", "source"):
-            table[column] = table[column].astype(float)
-    return table
-
-
 def latest_campaign(responses: pd.DataFrame, as_of_date) -> pd.DataFrame:
     """The rows of the most recent campaign sent strictly before ``as_of_date``.
 
@@ -274,55 +227,3 @@ def latest_campaign(responses: pd.DataFrame, as_of_date) -> pd.DataFrame:
     last = known.assign(_sent=sent[known.index]).sort_values(
         ["_sent", "campaign_id"], kind="mergesort")["campaign_id"].iat[-1]
     return known[known["campaign_id"] == last]
-
-
-def uplift_for_actions(
-    actions: Sequence[str],
-    responses: pd.DataFrame | None,
-    segments: pd.DataFrame,
-    as_of_date,
-    min_arm_size: int = MIN_ARM_SIZE,
-    priors: Mapping[str, Mapping[str, float]] | None = None,
-) -> pd.DataFrame:
-    """Uplift for every action: measured where the latest campaign tested it, else a prior.
-
-    From the most recent campaign sent before ``as_of_date`` (:func:`latest_campaign`):
-    an overall estimate (segment "all") of each tested action, plus a per-segment
-    estimate where the campaign's customers are our customers (``segments``) and
-    both arms of the segment hold at least ``min_arm_size`` customers. An action
-    the campaign did not test, or whose control group spent nothing (no relative
-    lift), takes its prior (``source == "prior"``).
-
-    Args:
-        actions: Actions on offer.
-        responses: ``raw.campaign_responses`` rows (None or empty: priors only).
-        segments: customer_id, segment of the customers being allocated.
-        as_of_date: The run's as-of date.
-        min_arm_size: Smallest arm for a per-segment estimate.
-        priors: As for :func:`prior_uplift`.
-
-    Returns:
-        ``UPLIFT_COLUMNS``, one row per (segment, action) with at most one row per key.
-    """
-    actions = list(actions)
-    measured = pd.DataFrame(columns=list(UPLIFT_COLUMNS))
-    campaign = latest_campaign(responses, as_of_date) if responses is not None else None
-    if campaign is not None and not campaign.empty:
-        campaign = campaign.loc[:, list(RESPONSE_COLUMNS)]
-        overall = estimate_uplift(campaign, by=None)
-        own = campaign.merge(segments[["customer_id", "segment"]], on="customer_id")
-        parts = [overall]
-        if not own.empty:
-            per_segment = estimate_uplift(own, by="segment")
-            big = (per_segment["n_treated"] >= min_arm_size) & (
-                per_segment["n_control"] >= min_arm_size)
-            parts.append(per_segment[big])
-        measured = pd.concat(parts, ignore_index=True)
-        measured = measured[measured["action"].isin(actions)
-                            & np.isfinite(measured["lift_revenue"].astype(float))]
-    covered = set(measured.loc[measured["segment"] == ALL_SEGMENTS, "action"])
-    missing = [a for a in actions if a not in covered]
-    parts = [measured] if not measured.empty else []
-    if missing:
-        parts.append(prior_uplift(missing, priors=priors))
-    return pd.concat(parts, ignore_index=True).loc[:, list(UPLIFT_COLUMNS)]

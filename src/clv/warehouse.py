@@ -87,6 +87,8 @@ _TABLE_LIST = [
           "The allocation per segment and action: customers, spend, expected increments."),
     Table("marts", "allocation_frontier", ("clv_weight",),
           "Best plan's short-term revenue vs lifetime value for each weight on CLV."),
+    Table("marts", "action_effects", ("action", "cell"),
+          "Per action and cell: the expected absolute effects and the evidence behind them."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 
