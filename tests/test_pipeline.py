@@ -110,7 +110,14 @@ def test_segment_and_allocate_publish_every_decision_table(spark, clv_home):
         "action_capacity": {"winback_email": 8}})
     out = pipeline.allocate(as_of, params, "run-test")
     assert out["method"] == "milp" and out["optimal"]
-    assert out["uplift_sources"] == {"retention_coupon": "prior", "winback_email": "prior"}
+    # no campaign loaded: every chosen action rests on its catalogue prior
+    assert out["effects"] == {} and set(out["uplift_sources"].values()) == {"prior"}
+    effects = warehouse.read_partition_pandas("marts.action_effects", as_of)
+    assert set(effects["uplift_source"]) == {"prior"}
+    # a prior is the same absolute amount for every customer, inside its stated range
+    assert (effects["incr_revenue_min"] == effects["incr_revenue_max"]).all()
+    assert (effects["incr_revenue_low"] <= effects["incr_revenue_mean"]).all()
+    assert (effects["incr_revenue_mean"] <= effects["incr_revenue_high"]).all()
 
     plan = warehouse.read_partition_pandas("marts.budget_allocation", as_of)
     chosen = plan[plan["action"] != "none"]
@@ -147,3 +154,46 @@ def test_allocation_params_reject_a_malformed_share_bound_and_an_unknown_segment
                                                "segment_share_bounds": {"lost": 0.2}})
     with pytest.raises(ValueError, match=r"unknown segment\(s\) \['lsot'\]"):
         pipeline._present_segments({"lsot": (None, 0.2)}, {"lost"})
+
+
+def test_an_own_campaign_is_fitted_on_covariates_as_of_its_send_date(spark, clv_home):
+    """A campaign over the shop's own customers: their covariates come from the orders
+    before the send date (point in time), and the action's effect is ``own_experiment``."""
+    import pandas as pd
+
+    from clv import ingest
+
+    as_of = dt.date(2021, 1, 1)
+    _scored_customers(spark, 30, as_of)
+    sent = as_of - dt.timedelta(days=60)
+    ids = [f"c{k:03d}" for k in range(1, 31)]
+    responses = pd.DataFrame({
+        "customer_id": ids, "campaign_id": "own-1", "sent_date": sent,
+        "treatment": [k % 2 for k in range(1, 31)],
+        "action": ["winback_email" if k % 2 else "none" for k in range(1, 31)],
+        "converted": [int(k % 3 == 0) for k in range(1, 31)],
+        "revenue": [6.0 * (k % 3 == 0) + 2.0 * (k % 2) for k in range(1, 31)]})
+    ingest.load_campaign_responses(spark, responses, "run-test", as_of - dt.timedelta(days=1))
+    rows = pipeline._campaign_responses()
+    with_covariates = pipeline._with_covariates_at(rows, sent).set_index("customer_id")
+    orders = warehouse.read_partition_pandas("raw.orders", as_of)
+    orders["day"] = pd.to_datetime(orders["order_ts"]).dt.date
+    for customer in ("c001", "c013", "c030"):
+        before = orders[(orders["customer_id"] == customer) & (orders["day"] < sent)]
+        got = with_covariates.loc[customer]
+        if before.empty:  # no history at the send date: the documented defaults
+            assert (got["recency_months"], got["history"], got["newbie"]) == (12.0, 0.0, 1.0)
+            continue
+        recency = (sent - before["day"].max()).days
+        assert got["recency_months"] == min(max(-(-recency // 30), 1), 12)
+        in_year = before[before["day"] >= sent - dt.timedelta(days=360)]
+        assert got["history"] == pytest.approx(in_year["amount"].sum())
+    # the treated mean revenue is 2 above the control's by construction (+ the conversions)
+    measured = pipeline._measured_effects(as_of, ["retention_coupon", "winback_email"],
+                                          set(ids))
+    assert set(measured) == {"winback_email"}
+    effect = measured["winback_email"]
+    assert effect.source == "own_experiment" and effect.campaign_id == "own-1"
+    treated = responses[responses["treatment"] == 1]["revenue"].mean()
+    control = responses[responses["treatment"] == 0]["revenue"].mean()
+    assert effect.cells.loc["all", "effect"] == pytest.approx(treated - control)

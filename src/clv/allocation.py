@@ -789,7 +789,10 @@ def _plan(c: _Candidates, value: np.ndarray, picked: np.ndarray, budget: float,
     for column, data in columns.items():
         plan[column] = pd.Series(data[picked], index=owner).reindex(everyone).to_numpy()
     plan["action"] = plan["action"].fillna(NO_ACTION)
-    for column in ("cost", "incr_clv", "incr_revenue", "net_value"):
+    # No action, no cost and no increment: every numeric column of an unchosen customer is 0.
+    numeric = [c for c, data in columns.items() if np.issubdtype(np.asarray(data).dtype,
+                                                                  np.number)]
+    for column in numeric:
         plan[column] = plan[column].astype(float).fillna(0.0)
     plan["budget"] = float(budget)
     plan["clv_weight"] = float(lam)
