@@ -93,11 +93,18 @@ def test_external_evidence_is_bounded_by_its_cell_and_shrunk():
     # shrink = est^2 / (est^2 + se^2): 1 / 2 and 4 / 4.25
     assert cells["shrink"].tolist() == pytest.approx([0.5, 4 / 4.25])
     fitted = effects.ActionEffect("mail", "c", effects.EXTERNAL, effects.AVERAGE, cells,
-                                  None, {}, {})
-    covariates = pd.DataFrame({"history": [50.0, 5_000.0]})  # cell history_0_100; a cell
-    est, low, high = fitted.per_customer(covariates)       # the campaign lacks -> "all"
+                                  None, {}, {}, support={"history": (30.0, 6_000.0)})
+    # cell history_0_100; a cell the campaign lacks -> "all"
+    covariates = pd.DataFrame({"history": [50.0, 5_000.0]})
+    est, low, high = fitted.per_customer(covariates)
     assert est.tolist() == pytest.approx([2.0 * 4 / 4.25, 1.0 * 0.5])
     assert high.tolist() == pytest.approx([(2.0 + 1.96 * 0.5) * 4 / 4.25, 2.96 * 0.5])
+    # outside the experiment's range (history 10 < 30): the cell's lower bound, >= 0
+    outside = pd.DataFrame({"history": [10.0, 7_000.0]})
+    est, low, _ = fitted.per_customer(outside)
+    assert fitted.outside(outside).tolist() == [True, True]
+    assert est.tolist() == pytest.approx([(2.0 - 1.96 * 0.5) * 4 / 4.25, 0.0])
+    assert effects.outside_support(fitted, pd.concat([covariates, outside])) == 0.5
     assert effects._shrinkage(cells, effects.OWN).tolist() == [1.0, 1.0]
 
 

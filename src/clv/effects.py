@@ -43,7 +43,10 @@ on the whole campaign).
 cell's 95% interval (no customer is promised more than the cell's evidence
 supports) and shrunk towards zero by the cell's precision: ``x est^2 / (est^2 +
 se^2)`` (the posterior mean under a normal prior centred at zero with the
-estimate's own scale), its interval likewise. An effect from the shop's own
+estimate's own scale), its interval likewise; a customer whose covariates lie
+outside the range of the experiment's customers (e.g. no purchase in the past
+year, which Hillstrom's customers all had) gets the least the cell supports, its
+lower bound (never below zero), before the shrinkage. An effect from the shop's own
 experiment is used as measured, with the cell's 95% half-width around it.
 """
 
@@ -295,7 +298,19 @@ class ActionEffect:
             half = (high - low) / 2.0
             return raw, raw - half, raw + half
         shrink = _cell_values(self.cells, cells, "shrink")
+        # Outside the range of customers the experiment had, it says nothing specific:
+        # the least its cell supports (the lower bound, never below zero).
+        outside = self.outside(covariates)
+        raw = np.where(outside, np.maximum(low, 0.0), raw)
         return np.clip(raw, low, high) * shrink, low * shrink, high * shrink
+
+    def outside(self, covariates: pd.DataFrame) -> np.ndarray:
+        """Whether each customer has a covariate outside the range the experiment saw."""
+        mask = np.zeros(len(covariates), dtype=bool)
+        for column, (low, high) in self.support.items():
+            values = covariates[column].to_numpy(float)
+            mask |= (values < low) | (values > high)
+        return mask
 
 
 def _shrinkage(cells: pd.DataFrame, source: str) -> pd.Series:
@@ -408,11 +423,7 @@ def customer_effects(covariates: pd.DataFrame, actions: Sequence[str],
 
 def outside_support(effect: ActionEffect, covariates: pd.DataFrame) -> float:
     """Share of customers with a covariate outside the range the experiment saw."""
-    outside = np.zeros(len(covariates), dtype=bool)
-    for column, (low, high) in effect.support.items():
-        values = covariates[column].to_numpy(float)
-        outside |= (values < low) | (values > high)
-    return float(outside.mean()) if len(outside) else 0.0
+    return float(effect.outside(covariates).mean()) if len(covariates) else 0.0
 
 
 def plot_qini(effect: ActionEffect, path) -> str:
