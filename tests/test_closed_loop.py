@@ -312,15 +312,25 @@ def _orders_from(sim: pd.DataFrame, sent: dt.date) -> pd.DataFrame:
     ], ignore_index=True)
 
 
-def _effect_error(effects: pd.DataFrame, pop: pd.DataFrame, truth: pd.DataFrame) -> float:
-    """Customer-weighted mean |fitted - true| incremental CLV per customer over the
-    segment x action cells (money; the truth is the segment's mean)."""
+def _effect_errors(effects: pd.DataFrame, pop: pd.DataFrame,
+                   truth: pd.DataFrame) -> dict[str, float]:
+    """Customer-weighted mean |fitted - true| over the segment x action cells (the truth is
+    the segment's mean): of the incremental CLV per customer (money, both actions), of
+    the e-mail's revenue effect and of the coupon's retention effect."""
     true_cell = truth.groupby(["segment", "action"]).agg(
-        true_clv=("incr_clv", "mean"), n=("customer_id", "size"),
-        value=("value_if_retained", "mean")).reset_index()
-    fitted = _candidates(pop, effects).groupby(["segment", "action"])["incr_clv"].mean()
+        true_clv=("incr_clv", "mean"), true_rev=("tau_revenue", "mean"),
+        true_ret=("tau_retention", "mean"), n=("customer_id", "size")).reset_index()
+    fitted = _candidates(pop, effects).groupby(["segment", "action"])[
+        ["incr_clv", "incr_revenue", "incr_retention"]].mean()
     cell = true_cell.set_index(["segment", "action"]).join(fitted)
-    return float(np.average((cell["incr_clv"] - cell["true_clv"]).abs(), weights=cell["n"]))
+    email, coupon = (cell.xs(a, level="action") for a in ("email", "retention_coupon"))
+    return {
+        "effect_error": float(np.average((cell["incr_clv"] - cell["true_clv"]).abs(),
+                                         weights=cell["n"])),
+        "email_revenue_error": float(np.average(
+            (email["incr_revenue"] - email["true_rev"]).abs(), weights=email["n"])),
+        "coupon_retention_error": float(np.average(
+            (coupon["incr_retention"] - coupon["true_ret"]).abs(), weights=coupon["n"]))}
 
 
 def run_loop(estimate_effects=segment_difference_in_means, periods=3):
@@ -334,7 +344,7 @@ def run_loop(estimate_effects=segment_difference_in_means, periods=3):
     effects = pd.DataFrame(columns=["segment", "action", "incr_revenue", "incr_retention"])
     responses, figures, checks = [], [], []
     for period, as_of in enumerate(PERIOD_DATES[:periods]):
-        error = _effect_error(effects, pop, truth)
+        errors = _effect_errors(effects, pop, truth)
         plan = _allocate(_candidates(pop, effects))
         campaign = cl.assign_holdout(plan, cl.plan_id_for(as_of), seed=period)
         assert cl.treated_spend(campaign) <= BUDGET
@@ -347,7 +357,7 @@ def run_loop(estimate_effects=segment_difference_in_means, periods=3):
             retained=measured.customers["active"].to_numpy()).merge(
             pop[["customer_id", "segment"]], on="customer_id"))
         effects = estimate_effects(pd.concat(responses, ignore_index=True))
-        figures.append({"period": period + 1, "effect_error": error,
+        figures.append({"period": period + 1, **errors,
                         "plan_value": _plan_value(plan, truth), "oracle_value": oracle,
                         "treated": int((campaign["assignment"] == "treated").sum()),
                         "holdout": int((campaign["assignment"] == "holdout").sum()),
@@ -384,8 +394,9 @@ def test_the_loop_learns_the_effects_and_its_plans_approach_the_best_plan():
           f"over {len(checks)} action x segment x period cells")
     # ~95% nominal; 0.80 is about 3 binomial standard errors below at 25 cells
     assert len(checks) >= 20 and checks["covered"].mean() >= 0.80
-    errors = figures["effect_error"].to_numpy()
-    assert errors[0] > errors[1] > errors[2], errors
+    for column in ("effect_error", "email_revenue_error", "coupon_retention_error"):
+        errors = figures[column].to_numpy()
+        assert errors[0] > errors[1] > errors[2], (column, errors)
     gaps = figures["gap_to_oracle"].to_numpy()
     assert gaps[0] > gaps[1] > gaps[2] >= 0, gaps
     assert gaps[2] < 0.5 * gaps[0]
