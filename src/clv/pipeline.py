@@ -541,7 +541,8 @@ def _orders_after(since: dt.date, as_of_date: dt.date, customers):
 def measure_outcomes(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
     """Outcomes of every earlier plan whose response window has passed by ``as_of_date``.
 
-    Reads ``marts.campaign_plan`` partitions before the as-of date, their sends and
+    Reads ``marts.campaign_plan`` partitions made before the as-of date (in the last
+    ``2 x horizon_days``), their sends and
     ``raw.orders``; publishes ``marts.campaign_outcomes`` and appends the per-customer
     responses of plans measured for the first time to ``raw.campaign_responses`` (this
     date's partition, beside any campaign loaded there), so the next effect fit uses
@@ -550,8 +551,14 @@ def measure_outcomes(as_of_date: dt.date, horizon_days: int, run_id: str) -> dic
     from clv import closed_loop
 
     plans = _read_all_pandas(CAMPAIGN_PLAN, before=as_of_date)
+    if plans is not None:
+        # A plan is re-measured for two horizons after it was made: its retention turns
+        # final after one, and the table does not grow with every plan ever made.
+        recent = [closed_loop.plan_date(p) > as_of_date - dt.timedelta(days=2 * horizon_days)
+                  for p in plans["plan_id"]]
+        plans = plans[recent] if any(recent) else None
     if plans is None:
-        return {"plans_measured": 0, "reason": "no earlier plan"}
+        return {"plans_measured": 0, "reason": "no plan in the last two horizons"}
     sends = _read_all_pandas(CAMPAIGN_SENDS)
     first_sent = min(closed_loop.send_dates(plans, sends)["sent_date"])
     orders = _orders_after(first_sent, as_of_date, plans["customer_id"].unique())
