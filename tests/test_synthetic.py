@@ -277,3 +277,20 @@ def test_randomised_campaign_loads_as_raw_campaign_responses(spark, clv_home):
     loaded = warehouse.read_partition_pandas("raw.campaign_responses", dt.date(2024, 1, 2))
     assert sorted(loaded["action"].unique()) == ["email", "none", "retention_coupon"]
     assert (loaded.loc[loaded["action"] == "none", "treatment"] == 0).all()
+
+
+def test_generate_job_writes_the_effects_campaign_and_its_truth(spark, tmp_path, capsys):
+    import json
+
+    assert _job().main(["--customers", "300", "--seed", "6", "--out", str(tmp_path),
+                        "--effects-campaign"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sent = dt.date.fromisoformat(report["effects_sent_date"])
+    spec = synthetic.SyntheticSpec(300, seed=6)
+    assert sent == spec.as_of_date - dt.timedelta(days=60)
+    responses = pd.read_parquet(report["effects_responses_path"])
+    truth = pd.read_parquet(report["true_effects"])
+    # every customer acquired before the send is randomised; two actions each in the truth
+    assert len(responses) == report["effects_customers"] == len(truth) / 2 > 100
+    assert set(responses["action"]) == {"none", "email", "retention_coupon"}
+    assert set(truth["customer_id"]) == set(responses["customer_id"])
