@@ -400,3 +400,12 @@ def test_the_loop_learns_the_effects_and_its_plans_approach_the_best_plan():
     gaps = figures["gap_to_oracle"].to_numpy()
     assert gaps[0] > gaps[1] > gaps[2] >= 0, gaps
     assert gaps[2] < 0.5 * gaps[0]
+
+
+def test_mark_plan_sent_refuses_an_unknown_plan(clv_home, capsys):
+    from clv import cli
+
+    assert cli.main(["mark-plan-sent", "--plan-id", "plan-1998-07-01"]) == 2
+    assert "marts.campaign_plan: no plan plan-1998-07-01" in capsys.readouterr().err
+    assert cli.main(["mark-plan-sent", "--plan-id", "july"]) == 2
+    assert "plan-YYYY-MM-DD" in capsys.readouterr().err
