@@ -409,3 +409,10 @@ def test_mark_plan_sent_refuses_an_unknown_plan(clv_home, capsys):
     assert "marts.campaign_plan: no plan plan-1998-07-01" in capsys.readouterr().err
     assert cli.main(["mark-plan-sent", "--plan-id", "july"]) == 2
     assert "plan-YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_a_plan_without_holdout_gives_no_comparison():
+    plan = _campaign_plan().assign(assignment="treated", propensity=1.0)
+    got = cl.measure_outcomes(plan, _orders([("a", "2020-01-06", 10.0)]), dt.date(2020, 3, 1),
+                              90)
+    assert got.outcomes.empty and (got.responses["treatment"] == 1).all()

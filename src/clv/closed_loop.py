@@ -244,6 +244,8 @@ def _arm_table(cust: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         if expected is not None:
             aggs[f"{expected}_mean"] = (expected, "mean")
     stats = cust.groupby(keys + ["assignment"], observed=True).agg(**aggs)
+    if not {TREATED, HOLDOUT} <= set(stats.index.get_level_values("assignment")):
+        return pd.DataFrame()  # nothing held out (or nobody treated): nothing to compare
     treated = stats.xs(TREATED, level="assignment")
     holdout = stats.xs(HOLDOUT, level="assignment")
     return treated.join(holdout, lsuffix="_t", rsuffix="_h", how="inner").reset_index()
@@ -299,6 +301,9 @@ def measure_outcomes(campaign_plan: pd.DataFrame, orders: pd.DataFrame,
     cust = customer_outcomes(plan, orders, due, as_of_date, horizon_days, response_days)
     keys = ["plan_id", "plan_date", "sent_date", "action"]
     overall = _arm_table(cust.assign(segment=ALL_SEGMENTS), keys + ["segment"])
+    if overall.empty:
+        return MeasuredOutcomes(pd.DataFrame(columns=list(OUTCOME_COLUMNS)),
+                                responses_contract(cust), cust)
     per_segment = _arm_table(cust, keys + ["segment"])
     per_segment = per_segment[(per_segment["n_t"] >= min_arm_size)
                               & (per_segment["n_h"] >= min_arm_size)]

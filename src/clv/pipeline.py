@@ -564,7 +564,8 @@ def measure_outcomes(as_of_date: dt.date, horizon_days: int, run_id: str) -> dic
     orders = _orders_after(first_sent, as_of_date, plans["customer_id"].unique())
     measured = closed_loop.measure_outcomes(plans, orders, as_of_date, horizon_days, sends)
     if measured.outcomes.empty:
-        return {"plans_measured": 0, "reason": "no plan's response window has passed"}
+        return {"plans_measured": 0,
+                "reason": "no plan with both arms whose response window has passed"}
     docs = _publish_closed_loop(measured.outcomes, "campaign_outcomes", CAMPAIGN_OUTCOMES,
                                 as_of_date, run_id)
     new = _append_own_responses(measured.responses, as_of_date, run_id)
@@ -633,8 +634,9 @@ def evaluate_plan_policy(as_of_date: dt.date, plan, segments, action_costs: dict
                                 run_id)
     return {"policies": len(policies), "data_docs": docs,
             "mlflow_run_id": _log_policy_evaluation(as_of_date, run_id, table),
-            "dr_value_per_customer": {r.policy: round(r.value_per_customer, 4)
-                                      for r in table[table["estimator"] == "dr"].itertuples()}}
+            "dr_value_per_customer": {  # None where no customer had support (NaN)
+                r.policy: (round(r.value_per_customer, 4) if r.n_customers else None)
+                for r in table[table["estimator"] == "dr"].itertuples()}}
 
 
 def _log_policy_evaluation(as_of_date: dt.date, run_id: str, table) -> str:
