@@ -317,6 +317,7 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     # treated part of the plan (publish_campaign_plan below) spends at most the budget.
     result = allocation.allocate(candidates, closed_loop.allocation_budget(params.budget),
                                  params.clv_weight, **constraints)
+    result.plan["budget"] = params.budget  # the run's budget: what the treated may spend
     log.info("allocation: %s", result.detail)
     front = allocation.frontier(candidates, params.budget, **constraints)
     plan = _allocation_plan(result.plan, scores)
