@@ -138,8 +138,8 @@ def main() -> int:
     if args.constraints:
         rows.append(run(args.customers, exact_max_candidates=0, constrained=True))
     columns = ["n_customers", "constraints", "n_candidates", "method", "optimal", "seconds",
-               "customer_effects_s", "build_candidates_s", "peak_rss_gib", "objective", "lp_bound", "gap_pct",
-               "spent_over_budget"]
+               "customer_effects_s", "build_candidates_s", "peak_rss_gib", "objective",
+               "lp_bound", "gap_pct", "spent_over_budget"]
     print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}")
     print(pd.DataFrame(rows)[columns].to_string(index=False))
     for row in rows:

@@ -7,7 +7,10 @@ segments customers and spends a marketing budget on them.
 `validate_raw` -> `build_features` (Spark) -> `validate_features` ->
 `train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN), all in MLflow ->
 `evaluate` (every model and the BTYD / naive baselines on the holdout -> MLflow,
-`marts.model_metrics`) -> `score` (registry `@champion`) -> `segment` -> `allocate` ->
+`marts.model_metrics`) -> `score` (registry `@champion`) -> `segment` ->
+`measure_outcomes` (earlier plans' treated vs holdout -> `marts.campaign_outcomes`, own
+responses -> `raw.campaign_responses`) -> `allocate` (plan with a randomised holdout ->
+`marts.campaign_plan`; its value before spending -> `marts.policy_evaluation`) ->
 `publish_catalog` -> `summary`
 
 **Params** (trigger form): `as_of_date` (empty = the run's logical date; features
@@ -19,7 +22,10 @@ revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
 `features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
 `marts.customer_segments`,
 `marts.segment_summary`, `marts.budget_allocation`, `marts.budget_summary`,
-`marts.allocation_frontier`; rejected input rows in `quality.rejected_orders`.
+`marts.allocation_frontier`, `marts.campaign_plan`, `marts.campaign_outcomes`,
+`marts.policy_evaluation`; rejected input rows in `quality.rejected_orders`.
+`clv mark-plan-sent --plan-id plan-YYYY-MM-DD --sent-date ...` records when a plan went
+out (`marts.campaign_sends`); without it, a plan counts as sent on its as-of date.
 
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
@@ -161,6 +167,14 @@ def clv_pipeline():
         return pipeline.segment(_as_of_date(), _run_id())
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
+    def measure_outcomes() -> dict:
+        """Treated vs holdout outcomes of earlier plans whose response window has passed;
+        their per-customer responses feed the next effect fit."""
+        from clv import pipeline
+
+        return pipeline.measure_outcomes(_as_of_date(), _horizon(), _run_id())
+
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def allocate() -> dict:
         """One action or none per customer under the budget, CLV vs revenue weighted by
         lambda; the frontier over lambda; summary per segment and action."""
@@ -186,7 +200,7 @@ def clv_pipeline():
     features = validate_raw() >> build_features() >> validate_features()
     scored = score()
     features >> [train_clv(), train_churn(), train_ziln()] >> evaluate() >> scored
-    scored >> segment() >> allocate() >> publish_catalog() >> summary()
+    scored >> segment() >> measure_outcomes() >> allocate() >> publish_catalog() >> summary()
 
 
 clv_pipeline()

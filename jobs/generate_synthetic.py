@@ -9,6 +9,8 @@ reaches the driver).
         --seed 7 --out /data/synthetic-10m            # Parquet: orders/, truth.json
     .venv/bin/python jobs/generate_synthetic.py --customers 50000 --campaign
                                                      # into raw.orders via clv.ingest
+    .venv/bin/python jobs/generate_synthetic.py --customers 50000 --effects-campaign
+                                                     # + a campaign with known effects
 
 Without ``--out`` the orders are loaded as the ``raw.orders`` batch of the data's
 as-of date through :func:`clv.ingest.load_orders` (quarantine rules, atomic
@@ -49,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="yearly seasonality of the purchase intensity, in [0, 1)")
     parser.add_argument("--campaign", action="store_true",
                         help="also write one randomised campaign (raw.campaign_responses)")
+    parser.add_argument("--effects-campaign", action="store_true",
+                        help="also a campaign randomised over every customer (none / email / "
+                             "retention_coupon) with known per-customer effects "
+                             "(clv.synthetic.true_effects of the features at its send date)")
+    parser.add_argument("--effects-sent-days", type=int, default=60,
+                        help="the effects campaign goes out this many days before the as-of date")
     parser.add_argument("--run-id", default="synthetic")
     return parser
 
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                  ["campaign_id", "customer_id"], run_name=args.run_id)
             report["campaign_responses_path"] = str(
                 warehouse.write_partition(responses, table, spec.as_of_date))
+    if args.effects_campaign:
+        report.update(_effects_campaign(spark, spec, orders, args))
     # Counting re-reads what was written (Parquet footers): cheap, and nothing is collected.
     written = (spark.read.parquet(report["orders_path"]) if args.out is not None
                else warehouse.read_table(spark, "raw.orders", spec.as_of_date))
@@ -115,6 +125,40 @@ def main(argv: list[str] | None = None) -> int:
     report["truth"] = str(truth_file)
     print(json.dumps(report, indent=2))
     return 0
+
+
+def _effects_campaign(spark, spec, orders, args) -> dict:
+    """The randomised campaign with known effects: features at the send date (so the
+    effects are functions of pre-treatment features), responses and the true effects.
+
+    Warehouse mode: responses through the ``campaign_responses`` suite into the
+    ``raw.campaign_responses`` partition of the day after the send, true effects in
+    ``.state/synthetic/true-effects-<sent>.parquet``; with ``--out``: both under it.
+    Outcomes are drawn apart from ``raw.orders`` (they add no orders).
+    """
+    import datetime as dt
+
+    from clv import features, ingest, synthetic
+    from clv.config import load_settings
+
+    sent = spec.as_of_date - dt.timedelta(days=args.effects_sent_days)
+    needed = ["customer_id", "recency_days", "tenure_days",
+              *[f"spend_p{k:02d}" for k in range(1, 13)]]
+    feats = features.customer_features(orders, sent).select(*needed).toPandas()
+    responses = synthetic.randomised_campaign_responses(feats, sent, args.seed)
+    truth = synthetic.true_effects(feats)
+    if args.out is not None:
+        folder = args.out
+        responses.to_parquet(folder / "effects_campaign_responses.parquet", index=False)
+        out = {"effects_responses_path": str(folder / "effects_campaign_responses.parquet")}
+    else:
+        folder = load_settings().state_dir / "synthetic"
+        out = {"effects_load": ingest.load_campaign_responses(spark, responses, args.run_id)}
+    folder.mkdir(parents=True, exist_ok=True)
+    truth_path = folder / f"true-effects-{sent.isoformat()}.parquet"
+    truth.to_parquet(truth_path, index=False)
+    return {**out, "effects_sent_date": sent.isoformat(), "true_effects": str(truth_path),
+            "effects_customers": len(feats)}
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def test_pipeline_params_and_order(dagbag):
     assert upstream["train_ziln"] == {"validate_features"}
     assert upstream["evaluate"] == {"train_clv", "train_churn", "train_ziln"}
     assert upstream["score"] == {"evaluate"}
-    assert upstream["allocate"] == {"segment"}
+    assert upstream["measure_outcomes"] == {"segment"}
+    assert upstream["allocate"] == {"measure_outcomes"}
     assert upstream["summary"] == {"publish_catalog"}
 
 

@@ -183,8 +183,13 @@ def test_allocation_respects_the_budget(pipeline_runs):
     s = pipeline_runs["settings"]
     spent, treated = _query(s, "select coalesce(sum(cost), 0), count(*) filter "
                                "(where action <> 'none') from marts.budget_allocation")[0]
-    assert 0 < spent <= BUDGET
+    # the plan selects for budget / 0.9; its randomised 10% holdout is not contacted
+    assert 0 < spent <= BUDGET / 0.9 + 1e-6
     assert treated > 0
+    contacted, held_out = _query(s, "select sum(cost) filter (where assignment = 'treated'), "
+                                    "count(*) filter (where assignment = 'holdout') "
+                                    "from marts.campaign_plan")[0]
+    assert 0 < contacted <= BUDGET and held_out >= 1
 
 
 def test_decision_tables_agree_and_use_the_experiment(pipeline_runs):

@@ -197,3 +197,66 @@ def test_an_own_campaign_is_fitted_on_covariates_as_of_its_send_date(spark, clv_
     treated = responses[responses["treatment"] == 1]["revenue"].mean()
     control = responses[responses["treatment"] == 0]["revenue"].mean()
     assert effect.cells.loc["all", "effect"] == pytest.approx(treated - control)
+
+
+# --------------------------------------------------------------------------- the closed loop
+
+def _hand_plan(n: int = 40):
+    """An allocation plan by hand: n e-mails (cost 0.5) and 5 customers left out."""
+    import pandas as pd
+
+    ids = [f"k{k:02d}" for k in range(n + 5)]
+    return pd.DataFrame({
+        "customer_id": ids, "segment": "seg",
+        "action": ["email"] * n + ["none"] * 5, "cost": [0.5] * n + [0.0] * 5,
+        "incr_revenue": [2.0] * n + [0.0] * 5, "incr_clv": [2.0] * n + [0.0] * 5,
+        "net_value": 1.5, "uplift_source": "prior"})
+
+
+def test_closed_loop_steps_publish_plan_measure_outcomes_and_feed_responses(spark, clv_home):
+    from clv import closed_loop
+
+    plan_day, sent, as_of = dt.date(2020, 1, 1), dt.date(2020, 1, 3), dt.date(2020, 3, 1)
+    out = pipeline.publish_campaign_plan(plan_day, _hand_plan(), budget=18.0, run_id="r0")
+    # 40 selected, ceil(4) held out: 36 treated x 0.5 = 18.0 <= budget
+    assert (out["treated"], out["holdout"], out["treated_spend"]) == (36, 4, 18.0)
+    plan = warehouse.read_partition_pandas("marts.campaign_plan", plan_day)
+    assert len(plan) == 40 and set(plan["effect_method"]) == {"prior"}
+    with pytest.raises(ValueError, match="no plan plan-2020-02-01"):
+        pipeline.mark_plan_sent("plan-2020-02-01", None, "cli")
+    pipeline.mark_plan_sent("plan-2020-01-01", sent, "cli")
+    treated = sorted(plan.loc[plan["assignment"] == "treated", "customer_id"])
+    buyers = treated[::2] + sorted(plan.loc[plan["assignment"] == "holdout",
+                                            "customer_id"])[:1]
+    _load(spark, [(f"o{i}", c, "2020-01-10 00:00:00", 10.0) for i, c in enumerate(buyers)]
+          + [("early", treated[1], "2020-01-02 00:00:00", 50.0)], as_of)  # before the send
+    got = pipeline.measure_outcomes(as_of, 90, "r1")
+    assert got["plans_measured"] == 1 and got["responses_appended"] == 40
+    outcomes = warehouse.read_partition_pandas("marts.campaign_outcomes", as_of)
+    rev = outcomes[(outcomes["segment"] == "all") & (outcomes["metric"] == "revenue")].iloc[0]
+    # treated: 18 of 36 spent 10 -> 5.0; holdout: 1 of 4 -> 2.5
+    assert (rev["treated_mean"], rev["holdout_mean"], rev["effect"]) == (5.0, 2.5, 2.5)
+    assert rev["sent_date"] == sent and rev["expected_effect"] == 2.0
+    responses = warehouse.read_partition_pandas("raw.campaign_responses", as_of)
+    assert set(responses["campaign_id"]) == {"plan-2020-01-01:email"}
+    assert responses["treatment"].sum() == 36 and responses["revenue"].sum() == 190.0
+    # idempotent per date; a later run re-measures but does not append the responses again
+    assert pipeline.measure_outcomes(as_of, 90, "r1")["responses_appended"] == 40
+    later = pipeline.measure_outcomes(dt.date(2020, 4, 15), 90, "r2")
+    assert later["plans_measured"] == 1 and later["responses_appended"] == 0
+    final = warehouse.read_partition_pandas("marts.campaign_outcomes", dt.date(2020, 4, 15))
+    assert set(final["status"]) == {"final"}  # 2020-01-03 + 90 days has passed
+
+    segments = plan[["customer_id", "segment"]]
+    evaluation = pipeline.evaluate_plan_policy(dt.date(2020, 5, 1), _hand_plan(), segments,
+                                               {"email": 0.5}, "r3")
+    table = warehouse.read_partition_pandas("marts.policy_evaluation", dt.date(2020, 5, 1))
+    assert set(table["policy"]) == {"plan", "treat_none", "cheapest_action",
+                                    "random_same_budget"}
+    ips = table[table["estimator"] == "ips"].set_index("policy")["value_per_customer"]
+    # treat none: the 4 holdout rows (propensity 4/40) with 10 revenue once -> 10/0.1/40 = 2.5
+    assert ips["treat_none"] == pytest.approx(2.5)
+    # plan = e-mail for all 40: 18 x (10 - 0.5) + 18 x (0 - 0.5) over propensity 0.9, / 40
+    assert ips["plan"] == pytest.approx((18 * 9.5 - 18 * 0.5) / 0.9 / 40)
+    assert evaluation["mlflow_run_id"]
+    assert closed_loop.plan_date("plan-2020-01-01") == plan_day

@@ -54,9 +54,10 @@ def _feature_row(customer_id, recency_days, tenure_days):
 def test_suites_load_from_json_and_typos_are_refused(clv_home):
     names = sorted(p.stem for p in SUITES.glob("*.json"))
     assert names == ["allocation_frontier", "budget_allocation", "budget_summary",
-                     "campaign_responses", "customer_features", "customer_scores",
-                     "customer_segments", "customers", "model_metrics", "raw_orders",
-                     "segment_summary"]
+                     "campaign_outcomes", "campaign_plan", "campaign_responses",
+                     "customer_features", "customer_scores",
+                     "customer_segments", "customers", "model_metrics", "policy_evaluation",
+                     "raw_orders", "segment_summary"]
     for name in names:
         data = json.loads((SUITES / f"{name}.json").read_text())
         suite = load_suite(name)

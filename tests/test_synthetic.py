@@ -194,3 +194,103 @@ def test_customers_for_orders_inverts_the_expectation():
     per = synthetic.expected_orders_per_customer(synthetic.SyntheticSpec(1))
     assert synthetic.customers_for_orders(1_000_000) == round(1_000_000 / per)
     assert 2.5 < per < 6
+
+
+# --------------------------------------------------------------------------- action effects
+
+def _features(rows):
+    """A features frame by hand: (customer_id, recency, tenure, past-year spend in p01)."""
+    frame = pd.DataFrame(rows, columns=["customer_id", "recency_days", "tenure_days",
+                                        "spend_p01"])
+    for k in range(2, 13):
+        frame[f"spend_p{k:02d}"] = 0.0
+    return frame
+
+
+def test_true_effects_follow_the_documented_formulas():
+    feats = _features([("a", 60, 730, 600.0), ("b", 120, 182.5, 0.0)])
+    truth = synthetic.true_effects(feats).set_index(["customer_id", "action"])
+    # email: 4 e^-1 (0.3 + 0.7) = 1.4715; 4 e^-2 (0.3) = 0.16240
+    assert truth.loc[("a", "email"), "tau_revenue"] == pytest.approx(4 * np.exp(-1))
+    assert truth.loc[("b", "email"), "tau_revenue"] == pytest.approx(1.2 * np.exp(-2))
+    # coupon: 0.2 * 60/120 * e^-0.25 * 1 = 0.077880; 0.2 * 120/180 * e^-0.5 * 0.5 = 0.040435
+    assert truth.loc[("a", "retention_coupon"), "tau_retention"] == pytest.approx(
+        0.1 * np.exp(-0.25))
+    assert truth.loc[("b", "retention_coupon"), "tau_retention"] == pytest.approx(
+        0.2 * 2 / 3 * np.exp(-0.5) * 0.5)
+    assert truth.loc[(slice(None), "email"), "tau_retention"].eq(0).all()
+    assert truth.loc[(slice(None), "retention_coupon"), "tau_revenue"].eq(0).all()
+
+
+def test_expected_outcomes_add_exactly_the_true_effect():
+    feats = synthetic.sample_customer_features(500, seed=3)
+    none = synthetic.expected_outcomes(feats, np.full(500, "none"))
+    truth = synthetic.true_effects(feats)
+    for action in synthetic.EFFECT_ACTIONS:
+        got = synthetic.expected_outcomes(feats, np.full(500, action))
+        tau = truth[truth["action"] == action]
+        np.testing.assert_allclose(got["revenue"] - none["revenue"], tau["tau_revenue"])
+        np.testing.assert_allclose(got["p_active"] - none["p_active"], tau["tau_retention"])
+
+
+def test_simulated_differences_match_the_mean_true_effect():
+    """Difference in means treated - control per action and channel is within 4 standard
+    errors (Welch) of the mean true effect over the randomised customers of that arm."""
+    feats = synthetic.sample_customer_features(60_000, seed=21)
+    resp = synthetic.randomised_campaign_responses(feats, dt.date(2024, 1, 1), seed=5)
+    assert tuple(resp.columns[:7]) == synthetic.RESPONSE_COLUMNS
+    truth = synthetic.true_effects(feats)
+    control = resp[resp["treatment"] == 0]
+    assert len(control) == pytest.approx(60_000 / 3, rel=0.03)
+    for action in synthetic.EFFECT_ACTIONS:
+        arm = resp[resp["action"] == action]
+        tau = truth[(truth["action"] == action) & truth["customer_id"].isin(arm["customer_id"])]
+        for outcome, channel in (("revenue", "tau_revenue"), ("retained", "tau_retention")):
+            diff = arm[outcome].mean() - control[outcome].mean()
+            se = np.sqrt(arm[outcome].var() / len(arm) + control[outcome].var() / len(control))
+            assert abs(diff - tau[channel].mean()) <= 4 * se, (action, outcome, diff, se)
+            assert se < 0.25 * max(tau[channel].mean(), 1e-9) or tau[channel].mean() == 0
+
+
+def test_campaign_outcomes_are_deterministic_and_independent_of_row_order():
+    feats = synthetic.sample_customer_features(2_000, seed=1)
+    assignment = pd.DataFrame({"customer_id": feats["customer_id"],
+                               "action": "email", "treated": np.arange(2_000) % 2})
+    a = synthetic.simulate_campaign_outcomes(feats, assignment, seed=9)
+    shuffled = assignment.sample(frac=1.0, random_state=0)
+    b = synthetic.simulate_campaign_outcomes(feats.iloc[::-1], shuffled, seed=9)
+    b = b.set_index("customer_id").loc[a["customer_id"]].reset_index()
+    pd.testing.assert_frame_equal(a, b[a.columns])
+    c = synthetic.simulate_campaign_outcomes(feats, assignment, seed=10)
+    assert not a["revenue"].equals(c["revenue"])
+    assert (a.loc[a["converted"] == 1, "active"] == 1).all()
+
+
+def test_randomised_campaign_loads_as_raw_campaign_responses(spark, clv_home):
+    """The synthetic campaign passes the campaign_responses suite and lands in the table."""
+    from clv import ingest, warehouse
+
+    feats = synthetic.sample_customer_features(300, seed=4)
+    resp = synthetic.randomised_campaign_responses(feats, dt.date(2024, 1, 1), seed=1)
+    out = ingest.load_campaign_responses(spark, resp, "synthetic")
+    assert out["rows"] == 300 and out["as_of_date"] == "2024-01-02"
+    loaded = warehouse.read_partition_pandas("raw.campaign_responses", dt.date(2024, 1, 2))
+    assert sorted(loaded["action"].unique()) == ["email", "none", "retention_coupon"]
+    assert (loaded.loc[loaded["action"] == "none", "treatment"] == 0).all()
+
+
+def test_generate_job_writes_the_effects_campaign_and_its_truth(spark, tmp_path, capsys):
+    import json
+
+    assert _job().main(["--customers", "300", "--seed", "6", "--out", str(tmp_path),
+                        "--effects-campaign"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sent = dt.date.fromisoformat(report["effects_sent_date"])
+    spec = synthetic.SyntheticSpec(300, seed=6)
+    assert sent == spec.as_of_date - dt.timedelta(days=60)
+    responses = pd.read_parquet(report["effects_responses_path"])
+    truth = pd.read_parquet(report["true_effects"])
+    # every customer acquired before the send is randomised; two actions each in the truth
+    assert len(responses) == report["effects_customers"] == len(truth) / 2 > 100
+    assert set(responses["action"]) == {"none", "email", "retention_coupon"}
+    assert set(truth["customer_id"]) == set(responses["customer_id"])

@@ -9,6 +9,7 @@
     clv spark-connect-server [--port 15002]        the long-lived Spark JVM tasks attach to
     clv promote --model clv_spend --version 3      move the champion alias
     clv catalog                                    rebuild the DuckDB views
+    clv mark-plan-sent --plan-id plan-1998-07-01 [--sent-date 1998-07-03]   outcomes from then
     clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
 """
 
@@ -77,6 +78,16 @@ def _import_campaign(args: argparse.Namespace) -> int:
     run_id = args.run_id or f"import-{uuid.uuid4().hex[:8]}"
     print(f"loading {len(frame)} campaign responses from {path} ...", flush=True)
     result = ingest.load_campaign_responses(get_spark("clv-import"), frame, run_id, as_of)
+    warehouse.refresh_catalog()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _mark_plan_sent(args: argparse.Namespace) -> int:
+    from clv import pipeline, warehouse
+
+    sent = dt.date.fromisoformat(args.sent_date) if args.sent_date else None
+    result = pipeline.mark_plan_sent(args.plan_id, sent, args.run_id or "cli")
     warehouse.refresh_catalog()
     print(json.dumps(result, indent=2))
     return 0
@@ -218,6 +229,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--alias", default="champion")
     s.set_defaults(fn=_promote)
     sub.add_parser("catalog").set_defaults(fn=_catalog)
+    s = sub.add_parser("mark-plan-sent", help="record when a plan (marts.campaign_plan) "
+                       "was sent: its outcomes are measured from that date")
+    s.add_argument("--plan-id", required=True, help="e.g. plan-1998-07-01")
+    s.add_argument("--sent-date", help="YYYY-MM-DD; default: the plan's as-of date")
+    s.add_argument("--run-id")
+    s.set_defaults(fn=_mark_plan_sent)
     s = sub.add_parser("warehouse-roles", help="PostgreSQL warehouse: create/update the "
                        "pipeline's writer role and the read-only analyst role (idempotent)")
     s.add_argument("--admin-uri", help="postgresql:// URI of a role that may create roles "

@@ -51,6 +51,9 @@ DEFAULT_JDBC_JAR = "/usr/share/java/postgresql.jar"
 PG_URI_PREFIXES = ("postgresql://", "postgres://")
 #: Weight on lifetime value (vs short-term revenue) in the allocation objective.
 DEFAULT_CLV_WEIGHT = 0.5
+#: Share of each action's selected customers held out at random in every plan
+#: (planned, not contacted), so later runs can measure what the plan returned.
+DEFAULT_HOLDOUT_SHARE = 0.10
 
 
 def _default_home() -> Path:

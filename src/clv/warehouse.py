@@ -89,6 +89,14 @@ _TABLE_LIST = [
           "Best plan's short-term revenue vs lifetime value for each weight on CLV."),
     Table("marts", "action_effects", ("action", "cell"),
           "Per action and cell: the expected absolute effects and the evidence behind them."),
+    Table("marts", "campaign_plan", ("plan_id", "customer_id"),
+          "The plan's selected customers, each treated or held out at random (per action)."),
+    Table("marts", "campaign_sends", ("plan_id",),
+          "When an operator sent a plan (partition = the plan's as-of date)."),
+    Table("marts", "campaign_outcomes", ("plan_id", "action", "segment", "metric"),
+          "Treated vs holdout outcomes of earlier plans, with 95% intervals, vs expected."),
+    Table("marts", "policy_evaluation", ("policy", "estimator"),
+          "Off-policy (IPS, doubly robust) value of the plan and benchmark policies."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 
