@@ -419,6 +419,9 @@ def test_frontier_moves_from_revenue_to_clv(tmp_path):
     assert front["clv_weight"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert (np.diff(front["expected_incremental_clv"]) >= -TOL).all()
     assert (np.diff(front["expected_incremental_revenue"]) <= TOL).all()
+    assert (np.diff(front["expected_net_revenue"]) <= TOL).all()
+    assert front["expected_net_revenue"].tolist() == pytest.approx(
+        (front["expected_incremental_revenue"] - front["spent"]).tolist())
     assert (front["spent"] <= 12.0 + 1e-9).all()
     first = allocate(cands, 12.0, 0.0)
     assert front["objective"].iat[0] == pytest.approx(first.objective)

@@ -197,6 +197,16 @@ def test_an_own_campaign_is_fitted_on_covariates_as_of_its_send_date(spark, clv_
     treated = responses[responses["treatment"] == 1]["revenue"].mean()
     control = responses[responses["treatment"] == 0]["revenue"].mean()
     assert effect.cells.loc["all", "effect"] == pytest.approx(treated - control)
+    # a second own campaign of the action: both are pooled, each at its own send date
+    earlier = responses.assign(campaign_id="own-0", sent_date=as_of - dt.timedelta(days=120),
+                               revenue=responses["revenue"] * 2)
+    ingest.load_campaign_responses(spark, earlier, "run-test", as_of - dt.timedelta(days=2))
+    pooled = pipeline._measured_effects(as_of, ["winback_email"], set(ids))["winback_email"]
+    assert pooled.campaign_id == "own-1 (+1 earlier)"
+    both = pd.concat([responses, earlier])
+    arm = both.groupby("treatment")["revenue"].mean()
+    assert pooled.cells.loc["all", "effect"] == pytest.approx(arm[1] - arm[0])
+    assert pooled.cells.loc["all", "n_treated"] == 30
 
 
 # --------------------------------------------------------------------------- the closed loop

@@ -921,7 +921,9 @@ def frontier(
 
     Returns:
         One row per lambda: clv_weight, expected_incremental_revenue,
-        expected_incremental_clv, spent, objective, lp_bound, gap, method, budget.
+        expected_incremental_clv, expected_net_revenue (revenue - spent: what lambda
+        trades away, non-increasing in lambda for exact plans even where the budget does
+        not bind), spent, objective, lp_bound, gap, method, budget.
     """
     budget = _check_budget(budget)
     lambdas = [float(lam) for lam in lambdas]
@@ -937,6 +939,7 @@ def frontier(
             "clv_weight": lam,
             "expected_incremental_revenue": math.fsum(c.numbers[r.picked, 2]),
             "expected_incremental_clv": math.fsum(c.numbers[r.picked, 1]),
+            "expected_net_revenue": math.fsum(c.numbers[r.picked, 2]) - r.spent,
             "spent": r.spent, "objective": r.objective,
             "lp_bound": r.lp_bound, "gap": r.gap, "method": r.method,
             "budget": budget,

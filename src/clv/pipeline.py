@@ -378,14 +378,20 @@ def _shop_covariates(as_of_date: dt.date, customers) -> Any:
     return covariates
 
 
+#: The shop's own campaigns of one action pooled for its effect fit (newest first): the
+#: evidence grows with every measured plan, the feature jobs at their send dates do not
+#: grow without bound.
+MAX_OWN_CAMPAIGNS = 6
+
+
 def _measured_effects(as_of_date: dt.date, actions: list[str], shop_customers: set
                       ) -> dict[str, Any]:
-    """Per action, its effect fitted on the latest randomised campaign sent before the
-    as-of date that tested it (none: the action keeps its prior)."""
+    """Per action, its effect fitted on the randomised campaigns sent before the as-of date
+    that tested it: the shop's own campaigns pooled (each with its customers' covariates
+    at its send date), else the latest external one; none: the action keeps its prior."""
     import pandas as pd
 
     from clv import effects
-    from clv.uplift import COVARIATE_COLUMNS
 
     responses = _campaign_responses()
     if responses is None:
@@ -393,28 +399,51 @@ def _measured_effects(as_of_date: dt.date, actions: list[str], shop_customers: s
     known = responses[pd.to_datetime(responses["sent_date"]) < pd.Timestamp(as_of_date)]
     measured = {}
     for action in actions:
-        tested = known[(known["action"] == action) & (known["treatment"] == 1)]
-        if tested.empty:
+        evidence = _campaign_evidence(known, action, shop_customers)
+        if evidence is None:
             continue
-        campaign = tested.sort_values(["sent_date", "campaign_id"]).iloc[-1]
-        rows = known[(known["campaign_id"] == campaign["campaign_id"])
-                     & ((known["action"] == action) | (known["treatment"] == 0))]
-        own = rows["customer_id"].isin(shop_customers).mean() >= effects.OWN_CAMPAIGN_MIN_SHARE
-        if own:
-            rows = _with_covariates_at(rows, campaign["sent_date"])
-        elif not set(COVARIATE_COLUMNS) <= set(rows.columns) or \
-                rows[list(COVARIATE_COLUMNS)].isna().any().any():
-            log.warning("campaign %s tested %s on another population without the covariates "
-                        "%s: the action keeps its prior", campaign["campaign_id"], action,
-                        list(COVARIATE_COLUMNS))
-            continue
-        measured[action] = effects.fit_action_effect(
-            rows, action, str(campaign["campaign_id"]),
-            effects.OWN if own else effects.EXTERNAL)
-        log.info("effect of %s from %s (%s): %s, held-out Qini %s", action,
-                 campaign["campaign_id"], measured[action].source, measured[action].method,
+        rows, label, source = evidence
+        measured[action] = effects.fit_action_effect(rows, action, label, source)
+        log.info("effect of %s from %s (%s): %s, held-out Qini %s", action, label, source,
+                 measured[action].method,
                  {k: round(v, 4) for k, v in measured[action].qini.items()})
     return measured
+
+
+def _campaign_evidence(known, action: str, shop_customers: set):
+    """(rows with covariates, campaign label, source) for one action, or None."""
+    import pandas as pd
+
+    from clv import effects
+    from clv.uplift import COVARIATE_COLUMNS
+
+    tested = known[(known["action"] == action) & (known["treatment"] == 1)]
+    if tested.empty:
+        return None
+    campaigns = (tested.groupby("campaign_id")["sent_date"].max().reset_index()
+                 .sort_values(["sent_date", "campaign_id"], ascending=False))
+    own, external = [], []
+    for campaign in campaigns.itertuples(index=False):
+        rows = known[(known["campaign_id"] == campaign.campaign_id)
+                     & ((known["action"] == action) | (known["treatment"] == 0))]
+        share = rows["customer_id"].isin(shop_customers).mean()
+        (own if share >= effects.OWN_CAMPAIGN_MIN_SHARE else external).append(
+            (campaign, rows))
+    if own:
+        own = own[:MAX_OWN_CAMPAIGNS]
+        rows = pd.concat([_with_covariates_at(r, c.sent_date) for c, r in own],
+                         ignore_index=True)
+        label = str(own[0][0].campaign_id) + (f" (+{len(own) - 1} earlier)"
+                                              if len(own) > 1 else "")
+        return rows, label, effects.OWN
+    campaign, rows = external[0]
+    if not set(COVARIATE_COLUMNS) <= set(rows.columns) or \
+            rows[list(COVARIATE_COLUMNS)].isna().any().any():
+        log.warning("campaign %s tested %s on another population without the covariates "
+                    "%s: the action keeps its prior", campaign.campaign_id, action,
+                    list(COVARIATE_COLUMNS))
+        return None
+    return rows, str(campaign.campaign_id), effects.EXTERNAL
 
 
 def _with_covariates_at(rows, sent_date) -> Any:
