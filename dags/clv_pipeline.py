@@ -7,8 +7,12 @@ segments customers and spends a marketing budget on them.
 `validate_raw` -> `build_features` (Spark) -> `validate_features` ->
 `train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN), all in MLflow ->
 `evaluate` (every model and the BTYD / naive baselines on the holdout -> MLflow,
-`marts.model_metrics`) -> `score` (registry `@champion`) -> `segment` -> `allocate` ->
-`publish_catalog` -> `summary`
+`marts.model_metrics`, with the 80 % interval's coverage) -> `score` (registry
+`@champion`: CLV with P10/P50/P90, p_churn, BG/NBD p_alive, SHAP reasons) -> `segment` ->
+`allocate` -> `churn_alerts` (newly at-risk customers; updates the asset
+`clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`.
+Beside them, `backtest_scores` (after `validate_raw`) compares earlier scores whose horizon
+has passed with the spend realised since, and flags drift.
 
 **Params** (trigger form): `as_of_date` (empty = the run's logical date; features
 use orders strictly before it), `horizon_days` (prediction horizon), `budget`
@@ -19,7 +23,8 @@ revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
 `features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
 `marts.customer_segments`,
 `marts.segment_summary`, `marts.budget_allocation`, `marts.budget_summary`,
-`marts.allocation_frontier`; rejected input rows in `quality.rejected_orders`.
+`marts.allocation_frontier`, `marts.score_reasons`, `marts.churn_alerts`,
+`marts.score_backtest`; rejected input rows in `quality.rejected_orders`.
 
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
@@ -29,10 +34,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 # Plain constants only (clv.config imports nothing heavy): DAG parsing stays fast.
-from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
+from clv.config import (
+    CHURN_ALERTS_ASSET_NAME,
+    CHURN_ALERTS_ASSET_URI,
+    DEFAULT_ACTION_COSTS,
+    DEFAULT_CLV_WEIGHT,
+)
+
+#: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
+CHURN_ALERTS = Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)
 
 DEFAULT_ARGS = {
     "owner": "data-platform",
@@ -169,6 +182,22 @@ def clv_pipeline():
         params = pipeline.AllocationParams.from_params(get_current_context()["params"])
         return pipeline.allocate(_as_of_date(), params, _run_id())
 
+    @task(pool=SPARK_POOL, execution_timeout=SHORT, outlets=[CHURN_ALERTS])
+    def churn_alerts() -> dict:
+        """Customers newly at churn risk since the previous scores, by value at risk, with
+        reasons and the plan's action -> marts.churn_alerts (updates the asset)."""
+        from clv import pipeline
+
+        return pipeline.churn_alerts(_as_of_date(), _run_id())
+
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
+    def backtest_scores() -> dict:
+        """Earlier scores whose horizon has passed vs realised spend -> marts.score_backtest;
+        warns (and returns alert=true) past the error / Gini thresholds."""
+        from clv import pipeline
+
+        return pipeline.backtest_scores(_as_of_date(), _run_id())
+
     @task(execution_timeout=SHORT)
     def publish_catalog() -> dict:
         """Refresh the analysts' DuckDB views and the Data Docs index."""
@@ -183,10 +212,13 @@ def clv_pipeline():
 
         return pipeline.run_summary(_as_of_date())
 
-    features = validate_raw() >> build_features() >> validate_features()
+    raw = validate_raw()
+    features = raw >> build_features() >> validate_features()
     scored = score()
     features >> [train_clv(), train_churn(), train_ziln()] >> evaluate() >> scored
-    scored >> segment() >> allocate() >> publish_catalog() >> summary()
+    catalog = publish_catalog()
+    scored >> segment() >> allocate() >> churn_alerts() >> catalog >> summary()
+    raw >> backtest_scores() >> catalog
 
 
 clv_pipeline()

@@ -51,6 +51,11 @@ DEFAULT_JDBC_JAR = "/usr/share/java/postgresql.jar"
 PG_URI_PREFIXES = ("postgresql://", "postgres://")
 #: Weight on lifetime value (vs short-term revenue) in the allocation objective.
 DEFAULT_CLV_WEIGHT = 0.5
+#: Airflow asset the pipeline's churn_alerts task updates: a CRM DAG scheduled on
+#: ``Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)`` runs after each new
+#: marts.churn_alerts partition.
+CHURN_ALERTS_ASSET_NAME = "marts.churn_alerts"
+CHURN_ALERTS_ASSET_URI = "clv://marts/churn_alerts"
 
 
 def _default_home() -> Path:

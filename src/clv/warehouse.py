@@ -87,6 +87,12 @@ _TABLE_LIST = [
           "The allocation per segment and action: customers, spend, expected increments."),
     Table("marts", "allocation_frontier", ("clv_weight",),
           "Best plan's short-term revenue vs lifetime value for each weight on CLV."),
+    Table("marts", "score_reasons", ("customer_id", "rank"),
+          "Top three feature contributions (SHAP) to each customer's predicted CLV."),
+    Table("marts", "churn_alerts", ("customer_id",),
+          "Customers newly at churn risk since the previous scores, by value at risk."),
+    Table("marts", "score_backtest", ("scored_as_of_date", "clv_model_version"),
+          "Earlier scores whose horizon has passed vs the spend realised in it."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 
