@@ -491,6 +491,7 @@ def _with_interval_coverage(table, as_of_date: dt.date):
     if spend.empty:
         return table
     holdout = training.load_split(as_of_date, "eval")
+    registry.configure_mlflow()
     client = mlflow.MlflowClient()
     rows = []
     for r in spend.itertuples():
