@@ -40,7 +40,8 @@ def _report(name: str, model, holdout) -> None:
     x = training.feature_matrix(holdout)
     q = intervals.fit_intervals(model, holdout).quantiles(model, x, model.predict(x))
     print(f"{name:8s} coverage_80 {out[intervals.COVERAGE_METRIC]:.3f}  nominal "
-          f"{out[intervals.NOMINAL_METRIC]:.3f}  n {out['n_customers']}  P10=0 "
+          f"{out[intervals.NOMINAL_METRIC]:.3f}  PIT {out[intervals.PIT_METRIC]:.3f}  "
+          f"n {out['n_customers']}  P10=0 "
           f"{np.mean(q[:, 0] == 0):.3f}  P50=0 {np.mean(q[:, 1] == 0):.3f}  "
           f"({out['method']})")
 

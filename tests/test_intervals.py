@@ -111,6 +111,7 @@ def test_the_true_ziln_distribution_covers_as_often_as_it_says():
     # binomial standard error at n ~ 4000 is ~0.006: 4 of them
     assert out[intervals.COVERAGE_METRIC] == pytest.approx(out[intervals.NOMINAL_METRIC],
                                                            abs=0.025)
+    assert out[intervals.PIT_METRIC] == pytest.approx(0.8, abs=0.025)  # exact target
 
 
 def test_xgboost_intervals_calibrated_on_one_half_cover_the_other_half():
@@ -131,6 +132,25 @@ def test_xgboost_intervals_calibrated_on_one_half_cover_the_other_half():
     assert out[intervals.COVERAGE_METRIC] == pytest.approx(out[intervals.NOMINAL_METRIC],
                                                            abs=0.03)
     assert 0.75 < out[intervals.COVERAGE_METRIC] < 0.95
+    assert out[intervals.PIT_METRIC] == pytest.approx(0.8, abs=0.04)
     q = intervals.fit_intervals(scoring, holdout).quantiles(
         scoring, None, scoring.predict(feature_matrix(holdout)))
     assert (np.diff(q, axis=1) >= 0).all()
+
+
+def test_pit_coverage_by_hand():
+    # y = 0 with F(0) = 0.5: the atom [0, 0.5] has 0.4 of its 0.5 inside [0.1, 0.9] -> 0.8;
+    # y = 0 with F(0) = 0.05: the atom lies below 0.1 -> 0; y = 5 at F = 0.5 -> 1;
+    # y = 7 at F = 0.95 -> 0
+    assert intervals.pit_coverage([0, 0, 5, 7], [0.5, 0.05, 0.3, 0.3],
+                                  [0.5, 0.05, 0.5, 0.95]) == pytest.approx(0.45)
+
+
+def test_band_cdf_by_hand():
+    cal = intervals.BandCalibration.fit([1, 1, 1, 1, 2, 2, 2, 2], [0, 0, 1, 3, 0, 2, 4, 8],
+                                        n_bands=2, min_rows=4)
+    # band 1 ratios 0 0 1 3: F(0) = 0.5, F(1) = 0.75; band 2 ratios 0 1 2 4: F(0) = 0.25,
+    # y = 3 at prediction 2 is ratio 1.5: F = 0.5
+    f0, fy = cal.cdf([1.0, 2.0], [1.0, 3.0])
+    np.testing.assert_allclose(f0, [0.5, 0.25])
+    np.testing.assert_allclose(fy, [0.75, 0.5])

@@ -27,6 +27,10 @@ returns) counts as 0, as the ZILN loss treats it. Because many customers spend 0
 probability of covering is above 80 %: :data:`NOMINAL_METRIC` reports what the
 method itself expects (ZILN: the mean of F(P90) - F(P10-) per customer; bands: the
 coverage on the calibration half), to read the measured coverage against.
+:data:`PIT_METRIC` is the check whose target is exactly 0.80 whatever the atom: the
+share of customers whose realised spend falls in the central 80 % of their predicted
+distribution by probability (randomised PIT: a realised 0 counts for the part of the
+atom [0, F(0)] that lies in [0.1, 0.9], :func:`pit_coverage`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ QUANTILES = (0.1, 0.5, 0.9)
 INTERVAL_COLUMNS = ["clv_p10", "clv_p50", "clv_p90"]
 COVERAGE_METRIC = "interval_coverage_80"
 NOMINAL_METRIC = "interval_nominal_80"
+PIT_METRIC = "interval_pit_coverage_80"
 N_BANDS = 10
 #: A band holds at least this many calibration customers (fewer bands otherwise).
 MIN_BAND_ROWS = 50
@@ -93,6 +98,8 @@ class BandCalibration:
     edges: np.ndarray
     ratios: np.ndarray
     n_customers: int
+    #: Each band's calibration ratios, sorted (its empirical distribution, for :meth:`cdf`).
+    sorted_ratios: tuple[np.ndarray, ...] = ()
 
     @classmethod
     def fit(cls, predicted: Any, actual: Any, quantiles=QUANTILES, n_bands: int = N_BANDS,
@@ -113,13 +120,30 @@ class BandCalibration:
         pooled = np.quantile(ratio, quantiles)
         ratios = np.array([np.quantile(ratio[band == b], quantiles) if (band == b).any()
                            else pooled for b in range(edges.size + 1)])
-        return cls(edges, ratios, int(pred.size))
+        sorted_ratios = tuple(np.sort(ratio[band == b] if (band == b).any() else ratio)
+                              for b in range(edges.size + 1))
+        return cls(edges, ratios, int(pred.size), sorted_ratios)
 
     def predict(self, predicted: Any) -> np.ndarray:
         """(n, len(quantiles)): the band's ratio quantiles times each prediction."""
         pred = np.clip(np.asarray(predicted, dtype=float), 0.0, None)
         band = np.searchsorted(self.edges, pred, side="left")
         return self.ratios[band] * pred[:, None]
+
+    def cdf(self, predicted: Any, value: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(F(0), F(value)) per customer under their band's empirical distribution of
+        actual / predicted (a prediction of 0 puts all mass at 0)."""
+        pred = np.clip(np.asarray(predicted, dtype=float), 0.0, None)
+        y = np.clip(np.asarray(value, dtype=float), 0.0, None)
+        band = np.searchsorted(self.edges, pred, side="left")
+        ratio = np.divide(y, pred, out=np.full(pred.shape, np.inf), where=pred > 0)
+        at_zero, at_value = np.ones(pred.shape), np.ones(pred.shape)
+        for b, sorted_ratio in enumerate(self.sorted_ratios):
+            rows = (band == b) & (pred > 0)
+            n = sorted_ratio.size
+            at_zero[rows] = np.searchsorted(sorted_ratio, 0.0, side="right") / n
+            at_value[rows] = np.searchsorted(sorted_ratio, ratio[rows], side="right") / n
+        return at_zero, at_value
 
 
 # --------------------------------------------------------------------------- either family
@@ -133,6 +157,21 @@ def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
     if y.size == 0:
         raise ValueError("interval coverage of no customers is undefined")
     return float(np.mean((lower <= y) & (y <= upper)))
+
+
+def pit_coverage(actual: Any, cdf_at_zero: Any, cdf_at_actual: Any, level: float = 0.8
+                 ) -> float:
+    """Share of customers whose realised spend lies in the central ``level`` of their
+    predicted distribution by probability: 0.1 <= F(y) <= 0.9 for y > 0; a realised 0
+    counts for the share of the atom [0, F(0)] inside [0.1, 0.9] (randomised PIT, so
+    a calibrated model scores ``level`` in expectation, atom or not)."""
+    lo, hi = (1.0 - level) / 2.0, (1.0 + level) / 2.0
+    y = np.clip(np.asarray(actual, dtype=float), 0.0, None)
+    f0 = np.asarray(cdf_at_zero, dtype=float)
+    fy = np.asarray(cdf_at_actual, dtype=float)
+    atom = np.divide(np.clip(np.minimum(f0, hi) - lo, 0.0, None), f0,
+                     out=np.zeros(f0.shape), where=f0 > 0)
+    return float(np.mean(np.where(y == 0, atom, (fy >= lo) & (fy <= hi))))
 
 
 def calibration_half(customer_ids: Any) -> np.ndarray:
@@ -196,9 +235,11 @@ def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
         p, mu, sigma = distribution_source(model).predict_distribution(x)
         below = np.where(q[:, 0] > 0, ziln_cdf(q[:, 0], p, mu, sigma), 0.0)
         nominal = float(np.mean(ziln_cdf(q[:, 2], p, mu, sigma) - below))
+        pit = pit_coverage(y, 1.0 - p, ziln_cdf(y, p, mu, sigma))
     else:
         cal = holdout[calibration_half(holdout["customer_id"])]
         cal_q = method.calibration.predict(model.predict(feature_matrix(cal)))
         nominal = interval_coverage(cal["spend_next"], cal_q[:, 0], cal_q[:, 2])
+        pit = pit_coverage(y, *method.calibration.cdf(model.predict(x), y))
     return {COVERAGE_METRIC: interval_coverage(y, q[:, 0], q[:, 2]), NOMINAL_METRIC: nominal,
-            "n_customers": int(len(measure)), "method": method.method}
+            PIT_METRIC: pit, "n_customers": int(len(measure)), "method": method.method}

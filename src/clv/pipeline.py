@@ -477,7 +477,7 @@ def _publish_typed(frame, schema: str, suite: str, table: str, as_of_date: dt.da
 
 
 def _with_interval_coverage(table, as_of_date: dt.date):
-    """``table`` (model_metrics rows) plus the 80 % interval's coverage and nominal
+    """``table`` (model_metrics rows) plus the 80 % interval's coverage, nominal and PIT
     coverage on the holdout for every evaluated ``clv_spend`` version, also logged as
     metrics of the version's MLflow run (step = the as-of date as YYYYMMDD)."""
     import pandas as pd
@@ -498,7 +498,8 @@ def _with_interval_coverage(table, as_of_date: dt.date):
         model = registry.load_version(CLV_MODEL_NAME, r.model_version)
         measured = intervals.holdout_coverage(model, holdout)
         run = client.get_model_version(CLV_MODEL_NAME, r.model_version).run_id
-        for metric in (intervals.COVERAGE_METRIC, intervals.NOMINAL_METRIC):
+        for metric in (intervals.COVERAGE_METRIC, intervals.NOMINAL_METRIC,
+                       intervals.PIT_METRIC):
             client.log_metric(run, metric, measured[metric],
                               step=int(as_of_date.strftime("%Y%m%d")))
             rows.append({**r._asdict(), "metric": metric, "value": measured[metric],
