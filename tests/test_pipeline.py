@@ -190,8 +190,11 @@ def test_backtest_and_churn_alert_steps_by_hand(spark, clv_home, caplog):
     plan = pd.DataFrame({"customer_id": ["a", "b", "c", "d"],
                          "action": ["retention_coupon", "none", "none", "winback_email"]})
     warehouse.write_partition(spark.createDataFrame(plan), "marts.budget_allocation", d2)
-    reasons = pd.DataFrame({"customer_id": ["a", "a"], "rank": [1, 2],
-                            "description": ["days since last purchase", "total past spend"]})
+    # d's reason is from another run of the date (not these scores): it must not be used
+    reasons = pd.DataFrame({"customer_id": ["a", "a", "d"], "rank": [1, 2, 1],
+                            "description": ["days since last purchase", "total past spend",
+                                            "stale"],
+                            "run_id": [f"run-{d2}", f"run-{d2}", "run-older"]})
     warehouse.write_partition(spark.createDataFrame(reasons), "marts.score_reasons", d2)
     out = pipeline.churn_alerts(d2, "run-2")
     # a crossed 0.2 -> 0.6 (30 at risk); d is new at 0.9 (27); b was at risk; c is below

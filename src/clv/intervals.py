@@ -10,7 +10,9 @@ Two methods, chosen by the champion's family (:func:`fit_intervals`):
   ``eval`` split of ``features.training_examples`` (features at as_of - H, realised
   spend in the H days up to the as-of date). The models learn from the ``train``
   cutoff (labels end at as_of - H), so the holdout's labels lie after everything
-  they saw. The holdout is split in two halves by a hash of ``customer_id``
+  they saw (a backfill of an old date scored by a champion trained later is the
+  exception: that champion may have learnt from the holdout's period). The holdout is
+  split in two halves by a hash of ``customer_id``
   (:func:`calibration_half`): on the *calibration* half, customers are grouped in
   bands of predicted spend (deciles, fewer when the half is small) and the empirical
   10/50/90 % quantiles of actual / predicted spend are taken per band

@@ -545,13 +545,18 @@ def churn_alerts(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     from clv import alerts
 
     current = warehouse.read_partition_pandas(SCORES, as_of_date, columns=[
-        "customer_id", "predicted_clv", "p_churn", "clv_model_version", "churn_model_version"])
+        "customer_id", "predicted_clv", "p_churn", "clv_model_version", "churn_model_version",
+        "run_id"])
     earlier = [d for d in warehouse.list_partitions(SCORES) if d < as_of_date]
     previous = (_partition_or_none(SCORES, earlier[-1], ["customer_id", "p_churn"])
                 if earlier else None)
+    # only the reasons written with these scores (a run that could not explain leaves none)
+    reasons = _partition_or_none(REASONS, as_of_date, ["customer_id", "rank", "description",
+                                                       "run_id"])
+    if reasons is not None:
+        reasons = reasons[reasons["run_id"] == current["run_id"].iat[0]]
     frame = alerts.churn_alerts(
-        current, previous,
-        reasons=_partition_or_none(REASONS, as_of_date, ["customer_id", "rank", "description"]),
+        current, previous, reasons=reasons,
         plan=_partition_or_none(ALLOCATION, as_of_date, ["customer_id", "action"]),
         previous_as_of_date=earlier[-1] if earlier else None)
     docs = _publish_typed(_stamp(frame, run_id), CHURN_ALERTS_SCHEMA, "churn_alerts",

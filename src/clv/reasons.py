@@ -123,6 +123,8 @@ def explaining_model(champion: Any, settings: Any = None) -> tuple[Any | None, s
 
     ``champion`` is a :class:`clv.registry.ScoringModel` of ``clv_spend``.
     """
+    from mlflow.exceptions import MlflowException
+
     import mlflow
     from clv import registry
 
@@ -132,7 +134,7 @@ def explaining_model(champion: Any, settings: Any = None) -> tuple[Any | None, s
     client = mlflow.MlflowClient()
     try:
         challenger = client.get_model_version_by_alias(CLV_MODEL_NAME, registry.CHALLENGER)
-    except mlflow.exceptions.MlflowException:
+    except MlflowException:
         challenger = None
     if challenger is not None and registry.model_family(
             client, CLV_MODEL_NAME, challenger.version) == "xgboost":
