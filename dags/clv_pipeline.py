@@ -8,9 +8,10 @@ segments customers and spends a marketing budget on them.
 `train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN), all in MLflow ->
 `evaluate` (every model and the BTYD / naive baselines on the holdout -> MLflow,
 `marts.model_metrics`, with the 80 % interval's coverage) -> `score` (registry
-`@champion`: CLV with P10/P50/P90, p_churn, BG/NBD p_alive, SHAP reasons) -> `segment` ->
-`allocate` -> `churn_alerts` (newly at-risk customers; updates the asset
-`clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`.
+`@champion`: CLV with P10/P50/P90, p_churn, BG/NBD p_alive) -> `segment` -> `allocate`,
+and beside them `explain` (top three SHAP reasons per customer) -> `churn_alerts`
+(newly at-risk customers; updates the asset `clv://marts/churn_alerts`) ->
+`publish_catalog` -> `summary`.
 Beside them, `backtest_scores` (after `validate_raw`) compares earlier scores whose horizon
 has passed with the spend realised since, and flags drift.
 
@@ -182,6 +183,13 @@ def clv_pipeline():
         params = pipeline.AllocationParams.from_params(get_current_context()["params"])
         return pipeline.allocate(_as_of_date(), params, _run_id())
 
+    @task(pool=SPARK_POOL)
+    def explain() -> dict:
+        """Top three SHAP reasons per customer for the spend champion -> marts.score_reasons."""
+        from clv import pipeline
+
+        return pipeline.explain(_as_of_date(), _run_id())
+
     @task(pool=SPARK_POOL, execution_timeout=SHORT, outlets=[CHURN_ALERTS])
     def churn_alerts() -> dict:
         """Customers newly at churn risk since the previous scores, by value at risk, with
@@ -217,7 +225,9 @@ def clv_pipeline():
     scored = score()
     features >> [train_clv(), train_churn(), train_ziln()] >> evaluate() >> scored
     catalog = publish_catalog()
-    scored >> segment() >> allocate() >> churn_alerts() >> catalog >> summary()
+    alerts = churn_alerts()
+    scored >> segment() >> allocate() >> alerts >> catalog >> summary()
+    scored >> explain() >> alerts
     raw >> backtest_scores() >> catalog
 
 

@@ -59,7 +59,8 @@ def test_pipeline_params_and_order(dagbag):
     assert upstream["evaluate"] == {"train_clv", "train_churn", "train_ziln"}
     assert upstream["score"] == {"evaluate"}
     assert upstream["allocate"] == {"segment"}
-    assert upstream["churn_alerts"] == {"allocate"}
+    assert upstream["explain"] == {"score"}
+    assert upstream["churn_alerts"] == {"allocate", "explain"}
     assert upstream["backtest_scores"] == {"validate_raw"}
     assert upstream["publish_catalog"] == {"churn_alerts", "backtest_scores"}
     assert upstream["summary"] == {"publish_catalog"}

@@ -36,7 +36,8 @@ def test_score_publishes_intervals_p_alive_and_the_champions_shap_reasons(traine
     import xgboost as xgb
 
     out = pipeline.score(AS_OF, HORIZON, "run-1")
-    assert out["customers"] == 400 and out["reasons"]["rows"] > 0
+    assert out["customers"] == 400
+    assert pipeline.explain(AS_OF, "run-1")["rows"] > 0
     scores = warehouse.read_partition_pandas("marts.customer_scores", AS_OF)
     q = scores[intervals.INTERVAL_COLUMNS].to_numpy()
     assert (np.diff(q, axis=1) >= 0).all() and (q >= 0).all()
@@ -83,12 +84,13 @@ def test_a_ziln_champion_gets_its_own_quantiles_and_the_xgboost_challengers_reas
     registry.promote("clv_spend", "2")
     registry.promote("clv_churn", "2")
     registry.promote("clv_spend", "1", registry.CHALLENGER)
-    out = pipeline.score(AS_OF, HORIZON, "run-2")
+    pipeline.score(AS_OF, HORIZON, "run-2")
+    out = pipeline.explain(AS_OF, "run-2")
     scores = warehouse.read_partition_pandas("marts.customer_scores", AS_OF)
     assert {str(v) for v in scores["clv_model_version"]} == {"2"}
     # one network: P10 is 0 exactly where its churn head gives P(no purchase) >= 10 %
     np.testing.assert_array_equal(scores["clv_p10"] == 0, scores["p_churn"] >= 0.1)
     assert ((scores["clv_p50"] > 0) == (scores["p_churn"] < 0.5)).all()
-    assert "xgboost challenger v1" in out["reasons"]["explanation"]
+    assert "xgboost challenger v1" in out["explanation"]
     reasons = warehouse.read_partition_pandas("marts.score_reasons", AS_OF)
     assert set(reasons["model_version"]) == {"1"}

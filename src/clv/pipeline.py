@@ -47,7 +47,7 @@ OUTPUT_TABLES = [RAW_ORDERS, FEATURES, MODEL_METRICS, SCORES, SEGMENTS, SEGMENT_
                  ALLOCATION, BUDGET_SUMMARY, FRONTIER, REASONS, CHURN_ALERTS, SCORE_BACKTEST]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
-               "allocate", "evaluate", "churn_alerts", "backtest_scores"}
+               "allocate", "evaluate", "explain", "churn_alerts", "backtest_scores"}
 
 
 def _spark():
@@ -215,9 +215,7 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
             "churn_model_version": scores["churn_model_version"].iat[0],
             "predicted_clv_total": float(scores["predicted_clv"].sum()),
             "clv_p10_total": float(scores["clv_p10"].sum()),
-            "clv_p90_total": float(scores["clv_p90"].sum()),
-            "reasons": _publish_reasons(as_of_date, scores["clv_model_version"].iat[0],
-                                        run_id)}
+            "clv_p90_total": float(scores["clv_p90"].sum())}
 
 
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
@@ -510,13 +508,20 @@ def _with_interval_coverage(table, as_of_date: dt.date):
     return pd.concat([table, extra[table.columns]], ignore_index=True)
 
 
-def _publish_reasons(as_of_date: dt.date, clv_version: str, run_id: str) -> dict[str, Any]:
-    """Top three SHAP reasons per customer for the version that scored, to
-    ``marts.score_reasons`` (none, with the reason why, when no XGBoost model explains)."""
+def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Top three SHAP reasons per customer for the spend version that scored the as-of
+    date, to ``marts.score_reasons`` (none, with the reason why, when no XGBoost model
+    explains it). A task of its own, so scoring, segments and the plan do not wait for
+    it: exact TreeSHAP costs far more than a prediction (31.8 s for CDNOW's 23,570
+    customers on 2 busy CPU cores, ``bench/bench_intervals.py``)."""
     from clv import reasons, registry
     from clv.config import CLV_MODEL_NAME
     from clv.features import FEATURE_COLUMNS
 
+    scored = warehouse.read_partition_pandas(SCORES, as_of_date,
+                                             columns=["clv_model_version", "run_id"])
+    clv_version, scores_run = str(scored["clv_model_version"].iat[0]), scored["run_id"].iat[0]
+    del scored
     feats = warehouse.read_partition_pandas(FEATURES, as_of_date,
                                             columns=["customer_id", *FEATURE_COLUMNS])
     champion = registry.load_version(CLV_MODEL_NAME, clv_version)
@@ -524,7 +529,8 @@ def _publish_reasons(as_of_date: dt.date, clv_version: str, run_id: str) -> dict
     if frame is None:
         log.warning("marts.score_reasons not published for %s: %s", as_of_date, explanation)
         return {"rows": 0, "explanation": explanation}
-    docs = _publish_pandas(_stamp(frame, run_id), "score_reasons", REASONS, as_of_date,
+    # stamped with the scores' run id: churn_alerts matches reasons to the scores by it
+    docs = _publish_pandas(_stamp(frame, scores_run), "score_reasons", REASONS, as_of_date,
                            run_id)
     top = frame[frame["rank"] == 1]["feature"].value_counts().head(3)
     return {"rows": len(frame), "explanation": explanation, "data_docs": docs,
