@@ -7,11 +7,16 @@ segments customers and spends a marketing budget on them.
 `validate_raw` -> `build_features` (Spark) -> `validate_features` ->
 `train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN), all in MLflow ->
 `evaluate` (every model and the BTYD / naive baselines on the holdout -> MLflow,
-`marts.model_metrics`) -> `score` (registry `@champion`) -> `segment` ->
+`marts.model_metrics`, with the 80 % interval's coverage) -> `score` (registry
+`@champion`: CLV with P10/P50/P90, p_churn, BG/NBD p_alive) -> `segment` ->
 `measure_outcomes` (earlier plans' treated vs holdout -> `marts.campaign_outcomes`, own
-responses -> `raw.campaign_responses`) -> `allocate` (plan with a randomised holdout ->
-`marts.campaign_plan`; its value before spending -> `marts.policy_evaluation`) ->
-`publish_catalog` -> `summary`
+responses -> `raw.campaign_responses`) -> `allocate` (per-customer effects and their
+evidence -> `marts.action_effects`; plan with a randomised holdout ->
+`marts.campaign_plan`; its value before spending -> `marts.policy_evaluation`), and beside
+them `explain` (top three SHAP reasons per customer) -> `churn_alerts` (newly at-risk
+customers; updates the asset `clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`.
+Beside them, `backtest_scores` (after `validate_raw`) compares earlier scores whose horizon
+has passed with the spend realised since, and flags drift.
 
 **Params** (trigger form): `as_of_date` (empty = the run's logical date; features
 use orders strictly before it), `horizon_days` (prediction horizon), `budget`
@@ -22,10 +27,12 @@ revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
 `features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
 `marts.customer_segments`,
 `marts.segment_summary`, `marts.budget_allocation`, `marts.budget_summary`,
-`marts.allocation_frontier`, `marts.campaign_plan`, `marts.campaign_outcomes`,
-`marts.policy_evaluation`; rejected input rows in `quality.rejected_orders`.
-`clv mark-plan-sent --plan-id plan-YYYY-MM-DD --sent-date ...` records when a plan went
-out (`marts.campaign_sends`); without it, a plan counts as sent on its as-of date.
+`marts.action_effects`, `marts.allocation_frontier`, `marts.campaign_plan`,
+`marts.campaign_outcomes`, `marts.policy_evaluation`, `marts.score_reasons`,
+`marts.churn_alerts`, `marts.score_backtest`; rejected input rows in
+`quality.rejected_orders`. `clv mark-plan-sent --plan-id plan-YYYY-MM-DD --sent-date ...`
+records when a plan went out (`marts.campaign_sends`); without it, a plan counts as sent on
+its as-of date.
 
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
@@ -35,10 +42,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 # Plain constants only (clv.config imports nothing heavy): DAG parsing stays fast.
-from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
+from clv.config import (
+    CHURN_ALERTS_ASSET_NAME,
+    CHURN_ALERTS_ASSET_URI,
+    DEFAULT_ACTION_COSTS,
+    DEFAULT_CLV_WEIGHT,
+)
+
+#: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
+CHURN_ALERTS = Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)
 
 DEFAULT_ARGS = {
     "owner": "data-platform",
@@ -183,6 +198,29 @@ def clv_pipeline():
         params = pipeline.AllocationParams.from_params(get_current_context()["params"])
         return pipeline.allocate(_as_of_date(), params, _run_id())
 
+    @task(pool=SPARK_POOL)
+    def explain() -> dict:
+        """Top three SHAP reasons per customer for the spend champion -> marts.score_reasons."""
+        from clv import pipeline
+
+        return pipeline.explain(_as_of_date(), _run_id())
+
+    @task(pool=SPARK_POOL, execution_timeout=SHORT, outlets=[CHURN_ALERTS])
+    def churn_alerts() -> dict:
+        """Customers newly at churn risk since the previous scores, by value at risk, with
+        reasons and the plan's action -> marts.churn_alerts (updates the asset)."""
+        from clv import pipeline
+
+        return pipeline.churn_alerts(_as_of_date(), _run_id())
+
+    @task(pool=SPARK_POOL, execution_timeout=SHORT)
+    def backtest_scores() -> dict:
+        """Earlier scores whose horizon has passed vs realised spend -> marts.score_backtest;
+        warns (and returns alert=true) past the error / Gini thresholds."""
+        from clv import pipeline
+
+        return pipeline.backtest_scores(_as_of_date(), _run_id())
+
     @task(execution_timeout=SHORT)
     def publish_catalog() -> dict:
         """Refresh the analysts' DuckDB views and the Data Docs index."""
@@ -197,10 +235,15 @@ def clv_pipeline():
 
         return pipeline.run_summary(_as_of_date())
 
-    features = validate_raw() >> build_features() >> validate_features()
+    raw = validate_raw()
+    features = raw >> build_features() >> validate_features()
     scored = score()
     features >> [train_clv(), train_churn(), train_ziln()] >> evaluate() >> scored
-    scored >> segment() >> measure_outcomes() >> allocate() >> publish_catalog() >> summary()
+    catalog = publish_catalog()
+    alerts = churn_alerts()
+    scored >> segment() >> measure_outcomes() >> allocate() >> alerts >> catalog >> summary()
+    scored >> explain() >> alerts
+    raw >> backtest_scores() >> catalog
 
 
 clv_pipeline()

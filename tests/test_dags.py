@@ -60,7 +60,18 @@ def test_pipeline_params_and_order(dagbag):
     assert upstream["score"] == {"evaluate"}
     assert upstream["measure_outcomes"] == {"segment"}
     assert upstream["allocate"] == {"measure_outcomes"}
+    assert upstream["explain"] == {"score"}
+    assert upstream["churn_alerts"] == {"allocate", "explain"}
+    assert upstream["backtest_scores"] == {"validate_raw"}
+    assert upstream["publish_catalog"] == {"churn_alerts", "backtest_scores"}
     assert upstream["summary"] == {"publish_catalog"}
+
+
+def test_churn_alerts_task_updates_the_crm_asset(dagbag):
+    from clv.config import CHURN_ALERTS_ASSET_URI
+
+    task = dagbag.dags["clv_pipeline"].get_task("churn_alerts")
+    assert [a.uri for a in task.outlets] == [CHURN_ALERTS_ASSET_URI]
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))

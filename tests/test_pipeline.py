@@ -270,3 +270,68 @@ def test_closed_loop_steps_publish_plan_measure_outcomes_and_feed_responses(spar
     assert ips["plan"] == pytest.approx((18 * 9.5 - 18 * 0.5) / 0.9 / 40)
     assert evaluation["mlflow_run_id"]
     assert closed_loop.plan_date("plan-2020-01-01") == plan_day
+
+def _hand_scores(spark, as_of: dt.date, rows, horizon: int = 30) -> None:
+    """A scores partition by hand: (customer_id, predicted_clv, p_churn, clv_p90)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["customer_id", "predicted_clv", "p_churn", "clv_p90"])
+    frame = frame.assign(expected_revenue_30d=frame["predicted_clv"], clv_p10=0.0,
+                         clv_p50=frame["predicted_clv"] / 2, p_alive=0.5,
+                         horizon_days=horizon, clv_model_version="1", churn_model_version="2",
+                         run_id=f"run-{as_of}")
+    warehouse.write_partition(spark.createDataFrame(frame), "marts.customer_scores", as_of)
+
+
+def test_backtest_and_churn_alert_steps_by_hand(spark, clv_home, caplog):
+    import pandas as pd
+
+    d1, d2 = dt.date(2021, 1, 1), dt.date(2021, 2, 1)  # d1 + 30 days = 2021-01-31 <= d2
+    _load(spark, [("1", "a", "2020-12-01 10:00:00", 10.0),
+                  ("2", "a", "2021-01-05 10:00:00", 30.0),   # in [d1, d1 + 30)
+                  ("3", "a", "2021-01-20 10:00:00", 20.0),
+                  ("4", "c", "2021-01-30 10:00:00", 5.0),    # the window's last day
+                  ("5", "b", "2021-01-31 10:00:00", 99.0),   # after the window
+                  ("6", "z", "2021-02-01 00:00:00", 500.0)], d2)  # not before d2: unseen
+    _hand_scores(spark, d1, [("a", 40.0, 0.2, 60.0), ("b", 10.0, 0.7, 20.0),
+                             ("c", 20.0, 0.4, 4.0)])
+    _hand_scores(spark, d2, [("a", 50.0, 0.6, 70.0), ("b", 10.0, 0.8, 20.0),
+                             ("c", 8.0, 0.45, 4.0), ("d", 30.0, 0.9, 50.0)])
+
+    with caplog.at_level("WARNING", logger="clv.pipeline"):
+        out = pipeline.backtest_scores(d2, "run-2")
+    # d1's scores vs spend in [2021-01-01, 2021-01-31): a 50, b 0, c 5; predicted 70
+    assert out["backtested"] == 1 and out["alert"] is True
+    assert out["aggregate_error"] == {"2021-01-01": round((70 - 55) / 55, 4)}
+    assert "aggregate error +27.3% beyond +/-25%" in caplog.text
+    row = warehouse.read_partition_pandas("marts.score_backtest", d2).iloc[0]
+    assert (row["n_customers"], row["n_buyers"], row["realised_total"]) == (3, 2, 55.0)
+    assert row["interval_coverage_80"] == pytest.approx(2 / 3)  # c's 5 > its P90 of 4
+    assert row["window_end"] == dt.date(2021, 1, 31)
+
+    plan = pd.DataFrame({"customer_id": ["a", "b", "c", "d"],
+                         "action": ["retention_coupon", "none", "none", "winback_email"]})
+    warehouse.write_partition(spark.createDataFrame(plan), "marts.budget_allocation", d2)
+    # d's reason is from another run of the date (not these scores): it must not be used
+    reasons = pd.DataFrame({"customer_id": ["a", "a", "d"], "rank": [1, 2, 1],
+                            "description": ["days since last purchase", "total past spend",
+                                            "stale"],
+                            "run_id": [f"run-{d2}", f"run-{d2}", "run-older"]})
+    warehouse.write_partition(spark.createDataFrame(reasons), "marts.score_reasons", d2)
+    out = pipeline.churn_alerts(d2, "run-2")
+    # a crossed 0.2 -> 0.6 (30 at risk); d is new at 0.9 (27); b was at risk; c is below
+    assert out["alerts"] == 2 and out["asset"] == "clv://marts/churn_alerts"
+    assert out["previous_as_of_date"] == "2021-01-01"
+    alerts = warehouse.read_partition_pandas("marts.churn_alerts", d2)
+    assert alerts["customer_id"].tolist() == ["a", "d"]
+    assert alerts["value_at_risk"].tolist() == pytest.approx([30.0, 27.0])
+    assert alerts["alert_type"].tolist() == ["crossed_into_at_risk", "new_at_risk"]
+    assert alerts["suggested_action"].tolist() == ["retention_coupon", "winback_email"]
+    assert alerts["reason_1"].tolist() == ["days since last purchase", None]
+    assert alerts["previous_p_churn"].iat[0] == pytest.approx(0.2)
+
+    # no earlier partition and no one at risk: an empty, typed partition is published
+    _hand_scores(spark, dt.date(2020, 6, 1), [("a", 1.0, 0.1, 2.0)])
+    assert pipeline.churn_alerts(dt.date(2020, 6, 1), "run-0")["alerts"] == 0
+    empty = warehouse.read_partition_pandas("marts.churn_alerts", dt.date(2020, 6, 1))
+    assert empty.empty and "value_at_risk" in empty.columns

@@ -53,11 +53,12 @@ def _feature_row(customer_id, recency_days, tenure_days):
 
 def test_suites_load_from_json_and_typos_are_refused(clv_home):
     names = sorted(p.stem for p in SUITES.glob("*.json"))
-    assert names == ["allocation_frontier", "budget_allocation", "budget_summary",
-                     "campaign_outcomes", "campaign_plan", "campaign_responses",
-                     "customer_features", "customer_scores",
-                     "customer_segments", "customers", "model_metrics", "policy_evaluation",
-                     "raw_orders", "segment_summary"]
+    assert names == ["action_effects", "allocation_frontier", "budget_allocation",
+                     "budget_summary", "campaign_outcomes", "campaign_plan",
+                     "campaign_responses", "churn_alerts", "customer_features",
+                     "customer_scores", "customer_segments", "customers", "model_metrics",
+                     "policy_evaluation", "raw_orders", "score_backtest", "score_reasons",
+                     "segment_summary"]
     for name in names:
         data = json.loads((SUITES / f"{name}.json").read_text())
         suite = load_suite(name)
@@ -169,9 +170,11 @@ def test_features_with_tenure_below_recency_fail_naming_both_columns(spark):
 
 def test_scores_suite_checks_probability_range_and_model_versions(spark):
     df = spark.createDataFrame(
-        [("c1", 120.0, 0.2, 20.0, 180, "3", "5"), ("c2", 0.0, 1.2, 0.0, 180, "3", None)],
+        [("c1", 120.0, 0.2, 20.0, 180, "3", "5", 0.0, 60.0, 300.0, 0.9),
+         ("c2", 0.0, 1.2, 0.0, 180, "3", None, 0.0, 0.0, 0.0, 0.1)],
         "customer_id string, predicted_clv double, p_churn double, expected_revenue_30d double, "
-        "horizon_days int, clv_model_version string, churn_model_version string",
+        "horizon_days int, clv_model_version string, churn_model_version string, "
+        "clv_p10 double, clv_p50 double, clv_p90 double, p_alive double",
     )
     report = validate_dataframe(df, "customer_scores", "marts.customer_scores", ["customer_id"])
     assert [(f.expectation_type, f.column, f.sample_rows) for f in report.failures] == [

@@ -171,3 +171,13 @@ def test_chunked_prediction_equals_one_pass(trained, monkeypatch):
     chunked = model.predict_logits(frame)
     assert chunked.shape == whole.shape == (len(frame), 3)
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_distribution_has_the_scaled_spend_as_its_mean_and_1_minus_churn_as_p(trained):
+    frame, _, _, model = trained
+    p, mu, sigma = model.predict_distribution(frame)
+    # mean of the zero-inflated lognormal, by hand: p * exp(mu + sigma^2 / 2)
+    np.testing.assert_allclose(p * np.exp(mu + sigma**2 / 2), model.predict_spend(frame),
+                               rtol=1e-9)
+    np.testing.assert_allclose(1.0 - p, model.predict_churn(frame), rtol=1e-12)
+    assert model.spend_scale != 1.0  # the shift by log(spend_scale) is really exercised

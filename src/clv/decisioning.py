@@ -41,6 +41,11 @@ SEGMENTS: dict[tuple[str, str], str] = {
 }
 LOST_SEGMENT = "lost"
 NO_ACTION = "none"
+#: Churn probability from which a customer's churn risk is "high" (at risk); the churn
+#: alerts (:mod:`clv.alerts`) use the same line.
+CHURN_THRESHOLD = 0.5
+#: Churn probability from which a customer outside the high value tier is "lost".
+LOST_THRESHOLD = 0.9
 
 
 def select_customer_columns(scores: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -90,7 +95,8 @@ def _churn_risk_text(risk: str, lost: bool, churn_threshold: float, lost_thresho
 
 
 def assign_segments(
-    scores: pd.DataFrame, churn_threshold: float = 0.5, lost_threshold: float = 0.9
+    scores: pd.DataFrame, churn_threshold: float = CHURN_THRESHOLD,
+    lost_threshold: float = LOST_THRESHOLD,
 ) -> pd.DataFrame:
     """Place every customer in a value tier, a churn-risk level and a named segment.
 

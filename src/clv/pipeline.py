@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clv import warehouse
-from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT, Settings, load_settings
+from clv.config import (
+    CHURN_ALERTS_ASSET_URI,
+    DEFAULT_ACTION_COSTS,
+    DEFAULT_CLV_WEIGHT,
+    Settings,
+    load_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +46,16 @@ CAMPAIGN_PLAN = "marts.campaign_plan"
 CAMPAIGN_SENDS = "marts.campaign_sends"
 CAMPAIGN_OUTCOMES = "marts.campaign_outcomes"
 POLICY_EVALUATION = "marts.policy_evaluation"
+REASONS = "marts.score_reasons"
+CHURN_ALERTS = "marts.churn_alerts"
+SCORE_BACKTEST = "marts.score_backtest"
 OUTPUT_TABLES = [RAW_ORDERS, FEATURES, MODEL_METRICS, SCORES, SEGMENTS, SEGMENT_SUMMARY,
                  ACTION_EFFECTS, ALLOCATION, BUDGET_SUMMARY, FRONTIER, CAMPAIGN_PLAN,
-                 CAMPAIGN_OUTCOMES, POLICY_EVALUATION]
+                 CAMPAIGN_OUTCOMES, POLICY_EVALUATION, REASONS, CHURN_ALERTS, SCORE_BACKTEST]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
-               "allocate", "evaluate", "measure_outcomes"}
+               "allocate", "evaluate", "measure_outcomes", "explain", "churn_alerts",
+               "backtest_scores"}
 
 
 def _spark():
@@ -143,14 +153,16 @@ def _path(p) -> str | None:
 
 
 def _validate_and_publish(frame, suite: str, table: str, as_of_date: dt.date,
-                          run_id: str) -> str | None:
+                          run_id: str, compare_count: bool = True) -> str | None:
     """Validate a Spark frame with its suite (row count vs the previous partition
-    included), then publish it as the as-of date's partition. Returns the Data Docs page."""
+    included unless ``compare_count`` is False: tables whose size is meant to swing,
+    like the churn alerts), then publish it as the as-of date's partition. Returns the
+    Data Docs page."""
     from clv import quality
 
+    previous = quality.previous_row_count(table, as_of_date) if compare_count else None
     report = quality.assert_valid(frame, suite, table, list(warehouse.get_table(table).key),
-                                  previous_count=quality.previous_row_count(table, as_of_date),
-                                  run_name=run_id)
+                                  previous_count=previous, run_name=run_id)
     warehouse.write_partition(frame, table, as_of_date)
     return _path(report.data_docs_page)
 
@@ -186,6 +198,7 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
     from clv import training
 
     table = training.evaluate_models(as_of_date, horizon_days, run_id)
+    table = _with_interval_coverage(table, as_of_date)
     spark = _spark()
     frame = spark.createDataFrame(table[training.METRIC_COLUMNS].astype(
         {"horizon_days": "int32", "n_customers": "int32"}), schema=MODEL_METRICS_SCHEMA)
@@ -208,7 +221,9 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
     return {"customers": len(scores), "data_docs": docs,
             "clv_model_version": scores["clv_model_version"].iat[0],
             "churn_model_version": scores["churn_model_version"].iat[0],
-            "predicted_clv_total": float(scores["predicted_clv"].sum())}
+            "predicted_clv_total": float(scores["predicted_clv"].sum()),
+            "clv_p10_total": float(scores["clv_p10"].sum()),
+            "clv_p90_total": float(scores["clv_p90"].sum())}
 
 
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
@@ -867,3 +882,184 @@ def _log_policy_evaluation(as_of_date: dt.date, run_id: str, table) -> str:
         table.to_csv(Path(tmp) / "policy_evaluation.csv", index=False)
         mlflow.log_artifact(str(Path(tmp) / "policy_evaluation.csv"))
         return run.info.run_id
+
+
+# --------------------------------------------------------------------------- trust in the scores
+# Intervals' coverage, reasons, churn alerts and score back-tests (issue #15).
+
+#: Explicit Spark schemas of the tables whose frames may be empty or hold all-null columns.
+CHURN_ALERTS_SCHEMA = (
+    "customer_id string, alert_type string, p_churn double, previous_p_churn double, "
+    "predicted_clv double, value_at_risk double, reason_1 string, reason_2 string, "
+    "reason_3 string, suggested_action string, previous_as_of_date date, "
+    "clv_model_version string, churn_model_version string, run_id string"
+)
+SCORE_BACKTEST_SCHEMA = (
+    "scored_as_of_date date, clv_model_version string, horizon_days int, window_end date, "
+    "n_customers int, n_buyers int, normalized_gini double, aggregate_error double, "
+    "decile_mape double, interval_coverage_80 double, predicted_total double, "
+    "realised_total double, alert boolean, alert_reason string, run_id string"
+)
+
+
+def _publish_typed(frame, schema: str, suite: str, table: str, as_of_date: dt.date,
+                   run_id: str, compare_count: bool = True) -> str | None:
+    """:func:`_publish_pandas` with the columns cast to ``schema`` (a DDL string), so an
+    empty frame or an all-null column still gets its declared types."""
+    from pyspark.sql import functions as F
+
+    spark = _spark()
+    fields = [f.strip().split(" ", 1) for f in schema.split(",")]
+    if frame.empty:
+        df = spark.createDataFrame([], schema)
+        return _validate_and_publish(df, suite, table, as_of_date, run_id, compare_count)
+    with warehouse.spark_frame(spark, frame[[name for name, _ in fields]]) as df:
+        typed = df.select(*[F.col(name).cast(kind).alias(name) for name, kind in fields])
+        return _validate_and_publish(typed, suite, table, as_of_date, run_id, compare_count)
+
+
+def _with_interval_coverage(table, as_of_date: dt.date):
+    """``table`` (model_metrics rows) plus the 80 % interval's coverage, nominal and PIT
+    coverage on the holdout for every evaluated ``clv_spend`` version, also logged as
+    metrics of the version's MLflow run (step = the as-of date as YYYYMMDD)."""
+    import pandas as pd
+
+    import mlflow
+    from clv import intervals, registry, training
+    from clv.config import CLV_MODEL_NAME
+
+    spend = table[(table["model_name"] == CLV_MODEL_NAME)
+                  & (table["model_version"] != "baseline")].drop_duplicates("model_version")
+    if spend.empty:
+        return table
+    holdout = training.load_split(as_of_date, "eval")
+    registry.configure_mlflow()
+    client = mlflow.MlflowClient()
+    rows = []
+    for r in spend.itertuples():
+        model = registry.load_version(CLV_MODEL_NAME, r.model_version)
+        measured = intervals.holdout_coverage(model, holdout)
+        run = client.get_model_version(CLV_MODEL_NAME, r.model_version).run_id
+        for metric in (intervals.COVERAGE_METRIC, intervals.NOMINAL_METRIC,
+                       intervals.PIT_METRIC):
+            client.log_metric(run, metric, measured[metric],
+                              step=int(as_of_date.strftime("%Y%m%d")))
+            rows.append({**r._asdict(), "metric": metric, "value": measured[metric],
+                         "n_customers": measured["n_customers"]})
+        log.info("%s v%s interval (%s): %s", CLV_MODEL_NAME, r.model_version,
+                 measured["method"], measured)
+    extra = pd.DataFrame(rows).drop(columns="Index")
+    return pd.concat([table, extra[table.columns]], ignore_index=True)
+
+
+def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Top three SHAP reasons per customer for the spend version that scored the as-of
+    date, to ``marts.score_reasons`` (none, with the reason why, when no XGBoost model
+    explains it). A task of its own, so scoring, segments and the plan do not wait for
+    it: exact TreeSHAP costs far more than a prediction (31.8 s for CDNOW's 23,570
+    customers on 2 busy CPU cores, ``bench/bench_intervals.py``)."""
+    from clv import reasons, registry
+    from clv.config import CLV_MODEL_NAME
+    from clv.features import FEATURE_COLUMNS
+
+    scored = warehouse.read_partition_pandas(SCORES, as_of_date,
+                                             columns=["clv_model_version", "run_id"])
+    clv_version, scores_run = str(scored["clv_model_version"].iat[0]), scored["run_id"].iat[0]
+    del scored
+    feats = warehouse.read_partition_pandas(FEATURES, as_of_date,
+                                            columns=["customer_id", *FEATURE_COLUMNS])
+    champion = registry.load_version(CLV_MODEL_NAME, clv_version)
+    frame, explanation = reasons.customer_reasons(feats, champion)
+    if frame is None:
+        log.warning("marts.score_reasons not published for %s: %s", as_of_date, explanation)
+        return {"rows": 0, "explanation": explanation}
+    # stamped with the scores' run id: churn_alerts matches reasons to the scores by it
+    docs = _publish_pandas(_stamp(frame, scores_run), "score_reasons", REASONS, as_of_date,
+                           run_id)
+    top = frame[frame["rank"] == 1]["feature"].value_counts().head(3)
+    return {"rows": len(frame), "explanation": explanation, "data_docs": docs,
+            "top_feature_counts": {k: int(v) for k, v in top.items()}}
+
+
+def _partition_or_none(table: str, as_of_date: dt.date, columns: list[str]):
+    if as_of_date not in warehouse.list_partitions(table):
+        return None
+    return warehouse.read_partition_pandas(table, as_of_date, columns=columns)
+
+
+def churn_alerts(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Customers newly at churn risk since the previous scores partition
+    (:func:`clv.alerts.churn_alerts`), with their reasons and the plan's action, to
+    ``marts.churn_alerts``; the DAG task updates the asset
+    :data:`clv.config.CHURN_ALERTS_ASSET_URI`."""
+    from clv import alerts
+
+    current = warehouse.read_partition_pandas(SCORES, as_of_date, columns=[
+        "customer_id", "predicted_clv", "p_churn", "clv_model_version", "churn_model_version",
+        "run_id"])
+    earlier = [d for d in warehouse.list_partitions(SCORES) if d < as_of_date]
+    previous = (_partition_or_none(SCORES, earlier[-1], ["customer_id", "p_churn"])
+                if earlier else None)
+    # only the reasons written with these scores (a run that could not explain leaves none)
+    reasons = _partition_or_none(REASONS, as_of_date, ["customer_id", "rank", "description",
+                                                       "run_id"])
+    if reasons is not None:
+        reasons = reasons[reasons["run_id"] == current["run_id"].iat[0]]
+    frame = alerts.churn_alerts(
+        current, previous, reasons=reasons,
+        plan=_partition_or_none(ALLOCATION, as_of_date, ["customer_id", "action"]),
+        previous_as_of_date=earlier[-1] if earlier else None)
+    docs = _publish_typed(_stamp(frame, run_id), CHURN_ALERTS_SCHEMA, "churn_alerts",
+                          CHURN_ALERTS, as_of_date, run_id, compare_count=False)
+    return {"alerts": len(frame), "data_docs": docs, "asset": CHURN_ALERTS_ASSET_URI,
+            "previous_as_of_date": earlier[-1].isoformat() if earlier else None,
+            "by_type": frame["alert_type"].value_counts().sort_index().to_dict(),
+            "value_at_risk_total": round(float(frame["value_at_risk"].sum()), 2)}
+
+
+def backtest_scores(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Back-test every earlier scores partition whose horizon has passed by the as-of
+    date (at most the latest :data:`clv.backtest.MAX_PARTITIONS`) against the spend in
+    ``raw.orders``, to ``marts.score_backtest``; a WARNING and ``alert: true`` when one
+    breaks the thresholds of :mod:`clv.backtest`."""
+    from pyspark.sql import functions as F
+
+    from clv import backtest
+    from clv.features import customer_labels, orders_before
+
+    orders = orders_before(warehouse.read_table(_spark(), RAW_ORDERS)
+                           .drop(warehouse.PARTITION_COLUMN), as_of_date)
+    newest = orders.agg(F.max("order_ts")).first()[0]
+    horizon = {d: _scored_horizon(d) for d in warehouse.list_partitions(SCORES)
+               if d < as_of_date}
+    due = [d for d, h in horizon.items() if backtest.is_due(
+        d, h, as_of_date, None if newest is None else newest.date())][-backtest.MAX_PARTITIONS:]
+    if not due:
+        return {"backtested": 0, "alert": False, "alerts": []}
+    import pandas as pd
+
+    frames = []
+    for d in due:
+        scores = warehouse.read_partition_pandas(SCORES, d)
+        realised = customer_labels(orders, d, horizon[d]) \
+            .select("customer_id", "spend_next").toPandas()
+        frames.append(backtest.backtest_scores(scores, realised, d))
+    table = pd.concat(frames, ignore_index=True)
+    flagged = table[table["alert"]]
+    for r in flagged.itertuples():
+        log.warning("score back-test: scores of %s (clv_spend v%s): %s", r.scored_as_of_date,
+                    r.clv_model_version, r.alert_reason)
+    docs = _publish_typed(_stamp(table, run_id), SCORE_BACKTEST_SCHEMA, "score_backtest",
+                          SCORE_BACKTEST, as_of_date, run_id, compare_count=False)
+    return {"backtested": len(table), "data_docs": docs, "alert": bool(len(flagged)),
+            "alerts": [f"{r.scored_as_of_date} v{r.clv_model_version}: {r.alert_reason}"
+                       for r in flagged.itertuples()],
+            "aggregate_error": {str(r.scored_as_of_date): round(r.aggregate_error, 4)
+                                for r in table.itertuples()}}
+
+
+def _scored_horizon(scored_as_of: dt.date) -> int:
+    """The horizon a scores partition predicted over (its horizon_days column)."""
+    horizons = warehouse.read_partition_pandas(SCORES, scored_as_of,
+                                               columns=["horizon_days"])["horizon_days"]
+    return int(horizons.iat[0])

@@ -97,6 +97,12 @@ _TABLE_LIST = [
           "Treated vs holdout outcomes of earlier plans, with 95% intervals, vs expected."),
     Table("marts", "policy_evaluation", ("policy", "estimator"),
           "Off-policy (IPS, doubly robust) value of the plan and benchmark policies."),
+    Table("marts", "score_reasons", ("customer_id", "rank"),
+          "Top three feature contributions (SHAP) to each customer's predicted CLV."),
+    Table("marts", "churn_alerts", ("customer_id",),
+          "Customers newly at churn risk since the previous scores, by value at risk."),
+    Table("marts", "score_backtest", ("scored_as_of_date", "clv_model_version"),
+          "Earlier scores whose horizon has passed vs the spend realised in it."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 

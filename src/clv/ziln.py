@@ -346,6 +346,17 @@ class ZilnModel:
         """Probability of no purchase over the horizon (1 - p)."""
         return 1.0 - ziln_parameters(self.predict_logits(frame))[0]
 
+    def predict_distribution(self, frame: pd.DataFrame
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p, mu, sigma) of each customer's zero-inflated lognormal spend over the horizon.
+
+        ``mu`` includes log(:attr:`spend_scale`), so the distribution's mean
+        ``p * exp(mu + sigma^2 / 2)`` is :meth:`predict_spend` (scaling a lognormal by a
+        factor shifts its mu by the factor's log): its quantiles are the intervals.
+        """
+        p, mu, sigma = ziln_parameters(self.predict_logits(frame))
+        return p, mu + np.log(self.spend_scale), sigma
+
     def predict_both(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(:meth:`predict_spend`, :meth:`predict_churn`) from one pass of the network."""
         logits = self.predict_logits(frame)
@@ -400,3 +411,12 @@ class ZilnPyfunc(_python_model_base()):
         if self.output == "spend":
             return self._model.predict_spend(model_input)
         return self._model.predict_churn(model_input)
+
+    def predict_distribution(self, model_input: pd.DataFrame
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p, mu, sigma) per row: :meth:`ZilnModel.predict_distribution` (``predict`` is
+        unchanged; interval code reaches this through ``unwrap_python_model()``)."""
+        if self._model is None:
+            raise ValueError("ZilnPyfunc: the model is not loaded (load it with "
+                             "mlflow.pyfunc.load_model)")
+        return self._model.predict_distribution(model_input)
