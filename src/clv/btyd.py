@@ -1,4 +1,5 @@
-"""Buy-till-you-die baselines: BG/NBD (purchases) and Gamma-Gamma (spend per purchase).
+"""Buy-till-you-die baselines: purchase models (BG/NBD, Pareto/NBD, MBG/NBD) and
+Gamma-Gamma (spend per purchase).
 
 What an analyst would use instead of the ML models, implemented from the papers
 (lifetimes / PyMC-Marketing do not install beside this stack's pinned NumPy and
@@ -6,7 +7,14 @@ pandas) and validated against the published CDNOW estimates in the tests:
 
 * Fader, Hardie & Lee (2005), "Counting your customers the easy way: an alternative
   to the Pareto/NBD model" — BG/NBD likelihood, P(alive), conditional expectation.
+* Fader & Hardie (2005), "A note on deriving the Pareto/NBD model and related
+  expressions" — Pareto/NBD (Schmittlein, Morrison & Colombo 1987).
+* Batislam, Denizel & Filiztekin (2007), "Empirical validation and comparison of models
+  for customer base analysis" — MBG/NBD (BG/NBD with dropout possible at time 0).
 * Fader & Hardie (2013), "The Gamma-Gamma model of monetary value" — spend model.
+
+The three purchase models share :class:`PurchaseModel`; :func:`fit_purchase_model`
+fits one by family name (``"bgnbd"``, ``"pareto_nbd"``, ``"mbgnbd"``).
 
 Inputs per customer, in any time unit (the tests use weeks, the pipeline days):
 ``x`` repeat purchases (purchase days after the first), ``t_x`` time of the last
@@ -17,6 +25,7 @@ spend per repeat purchase.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -118,7 +127,7 @@ class ParetoNbd:
     log_likelihood: float
 
     def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """P(alive at T | x, t_x, T) (FH 2005 note, eq. 18): the share of the alive term."""
+        """P(alive at T | x, t_x, T): the share of the alive term."""
         x, t_x, T = _as_float(x, t_x, T)
         log_alive, log_dead = _pareto_log_terms(self.r, self.alpha, self.s, self.beta,
                                                 x, t_x, T)
@@ -126,7 +135,7 @@ class ParetoNbd:
 
     def expected_purchases(self, t: float, x: np.ndarray, t_x: np.ndarray,
                            T: np.ndarray) -> np.ndarray:
-        """E[purchases in (T, T + t] | x, t_x, T] (FH 2005 note, eq. 22).
+        """E[purchases in (T, T + t] | x, t_x, T] (FH 2005 note).
 
         Given alive at T, lambda ~ Gamma(r + x, alpha + T) and mu ~ Gamma(s, beta + T)
         independently; E[Y(t) | lambda, mu] = lambda (1 - exp(-mu t)) / mu, whose mean is
@@ -178,11 +187,10 @@ def _pareto_log_terms(r: float, alpha: float, s: float, beta: float, x: np.ndarr
 
     alive at T: (alpha + T)^-(r+x) (beta + T)^-s;
     died at tau in (t_x, T]: s int_{t_x}^T (alpha + tau)^-(r+x) (beta + tau)^-(s+1) dtau
-    (FH 2005 note, eqs. 12-16, where the integral is written with 2F1).
+    (the FH 2005 note writes the integral with 2F1).
     """
     log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    log_dead = np.log(s) + _log_power_integral(alpha + np.zeros_like(x), r + x, beta + np.zeros_like(x),
-                                               s + 1.0 + np.zeros_like(x), t_x, T)
+    log_dead = np.log(s) + _log_power_integral(alpha, r + x, beta, s + 1.0, t_x, T)
     return log_alive, log_dead
 
 
@@ -226,7 +234,7 @@ def _log_power_integral_by_quadrature(A: float, p: float, B: float, q: float, lo
     cuts = np.geomspace(1e-6 * (B + lo), width, 40)
     edges = lo + np.concatenate([[0.0], cuts[cuts < width], [width]])
     total = sum(integrate.quad(scaled, e0, e1, epsabs=0.0, epsrel=1e-12, limit=200)[0]
-                for e0, e1 in zip(edges[:-1], edges[1:]))
+                for e0, e1 in zip(edges[:-1], edges[1:], strict=True))
     out = np.log(total) - p * np.log(A + lo) - q * np.log(B + lo)
     if not np.isfinite(out):
         raise FloatingPointError(f"power integral not finite: A={A}, p={p}, B={B}, q={q}, "
@@ -261,7 +269,7 @@ def _log_tail(A: np.ndarray, p: np.ndarray, B: np.ndarray, q: np.ndarray,
 
 def pareto_nbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
                               T: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Total Pareto/NBD log-likelihood (FH 2005 note, eq. 11) at ``(r, alpha, s, beta)``.
+    """Total Pareto/NBD log-likelihood (FH 2005 note) at ``(r, alpha, s, beta)``.
 
     ``weights`` counts customers sharing one (x, t_x, T) row (None: one each).
     """
@@ -306,6 +314,127 @@ def _fit_log_params(log_likelihood, start: list[float], x: np.ndarray, t_x: np.n
                             options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 20_000})
     res = optimize.minimize(loss, res.x, method="L-BFGS-B")
     return np.exp(res.x), -float(res.fun)
+
+
+# --------------------------------------------------------------------------- MBG/NBD
+
+
+@dataclass(frozen=True)
+class MbgNbd:
+    """Fitted MBG/NBD parameters and the log-likelihood at them.
+
+    Batislam, Denizel & Filiztekin (2007), "Empirical validation and comparison of
+    models for customer base analysis": BG/NBD, except that a customer may also drop
+    out at time 0, right after the first purchase, so one with no repeat purchase is
+    not certainly alive. Purchase rate lambda ~ Gamma(r, alpha), dropout probability
+    p ~ Beta(a, b) at time 0 and after each purchase.
+    """
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+
+    def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(alive at T | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x))."""
+        x, t_x, T = _as_float(x, t_x, T)
+        return special.expit(-_mbg_log_dropout_odds(self, x, t_x, T))
+
+    def expected_purchases(self, t: float, x: np.ndarray, t_x: np.ndarray,
+                           T: np.ndarray) -> np.ndarray:
+        """E[purchases in (T, T + t] | x, t_x, T] (Batislam et al. 2007).
+
+        Given alive, p ~ Beta(a, b + x + 1) and lambda ~ Gamma(r + x, alpha + T); the
+        BG/NBD mean (1/p)(1 - exp(-lambda p t)) averaged over them gives
+        (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))].
+        """
+        x, t_x, T = _as_float(x, t_x, T)
+        r, alpha, a, b = self.r, self.alpha, self.a, self.b
+        hyp = special.hyp2f1(r + x, b + x + 1.0, a + b + x, t / (alpha + T + t))
+        body = 1.0 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp
+        return (a + b + x) / (a - 1.0) * body * self.p_alive(x, t_x, T)
+
+    def p_no_purchase(self, t: float, x: np.ndarray, t_x: np.ndarray,
+                      T: np.ndarray) -> np.ndarray:
+        """P(no purchase in (T, T + t] | x, t_x, T), as for BG/NBD.
+
+        Dropout happens only at a purchase, so a customer alive at T stays alive until
+        the next one; with lambda ~ Gamma(r + x, alpha + T) given alive,
+        P(none in t | alive) = ((alpha + T)/(alpha + T + t))^(r + x).
+        """
+        x, t_x, T = _as_float(x, t_x, T)
+        alive = self.p_alive(x, t_x, T)
+        quiet = ((self.alpha + T) / (self.alpha + T + t)) ** (self.r + x)
+        return 1.0 - alive + alive * quiet
+
+
+def _mbg_log_dropout_odds(m: MbgNbd, x: np.ndarray, t_x: np.ndarray,
+                          T: np.ndarray) -> np.ndarray:
+    return (np.log(m.a) - np.log(m.b + x)
+            + (m.r + x) * (np.log(m.alpha + T) - np.log(m.alpha + t_x)))
+
+
+def mbgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                          T: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Total MBG/NBD log-likelihood at ``params = (r, alpha, a, b)``.
+
+    Given (lambda, p): alive at T, (1-p)^(x+1) lambda^x e^(-lambda T), or dropped right
+    after the purchase at t_x (at 0 when x = 0), p (1-p)^x lambda^x e^(-lambda t_x).
+    Integrated over Gamma(r, alpha) and Beta(a, b):
+    Gamma(r+x) alpha^r / Gamma(r) [B(a, b+x+1)/B(a, b) (alpha+T)^-(r+x)
+                                   + B(a+1, b+x)/B(a, b) (alpha+t_x)^-(r+x)].
+    ``weights`` counts customers sharing one (x, t_x, T) row (None: one each).
+    """
+    r, alpha, a, b = params
+    x, t_x, T = _as_float(x, t_x, T)
+    head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
+    alive = special.betaln(a, b + x + 1.0) - (r + x) * np.log(alpha + T)
+    dropped = special.betaln(a + 1.0, b + x) - (r + x) * np.log(alpha + t_x)
+    ll = head + np.logaddexp(alive, dropped)
+    return float(np.sum(ll if weights is None else weights * ll))
+
+
+def fit_mbgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> MbgNbd:
+    """Maximum-likelihood MBG/NBD fit (log-parameterised so every parameter stays > 0)."""
+    x, t_x, T = _as_float(x, t_x, T)
+    _check_rft(x, t_x, T)
+    scale = max(float(np.mean(T)), 1e-9)  # alpha is in time units
+    (r, alpha, a, b), ll = _fit_log_params(mbgnbd_log_likelihood, [1.0, scale, 1.0, 1.0],
+                                           x, t_x, T)
+    return MbgNbd(r, alpha, a, b, ll)
+
+
+# --------------------------------------------------------------------------- any family
+
+
+class PurchaseModel(Protocol):
+    """What BG/NBD, Pareto/NBD and MBG/NBD fits share: callers use any of them alike."""
+
+    @property
+    def log_likelihood(self) -> float: ...
+
+    def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray: ...
+
+    def expected_purchases(self, t: float, x: np.ndarray, t_x: np.ndarray,
+                           T: np.ndarray) -> np.ndarray: ...
+
+    def p_no_purchase(self, t: float, x: np.ndarray, t_x: np.ndarray,
+                      T: np.ndarray) -> np.ndarray: ...
+
+
+#: family name -> maximum-likelihood fitter on (x, t_x, T)
+PURCHASE_FAMILIES = {"bgnbd": fit_bgnbd, "pareto_nbd": fit_pareto_nbd, "mbgnbd": fit_mbgnbd}
+DEFAULT_FAMILY = "bgnbd"
+
+
+def fit_purchase_model(family: str, x: np.ndarray, t_x: np.ndarray,
+                       T: np.ndarray) -> PurchaseModel:
+    """Fit the purchase model ``family`` (one of :data:`PURCHASE_FAMILIES`) on (x, t_x, T)."""
+    if family not in PURCHASE_FAMILIES:
+        raise ValueError(f"unknown BTYD purchase family {family!r}; "
+                         f"expected one of {sorted(PURCHASE_FAMILIES)}")
+    return PURCHASE_FAMILIES[family](x, t_x, T)
 
 
 @dataclass(frozen=True)
@@ -364,8 +493,8 @@ def _check_rft(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
         raise ValueError("need x >= 0, 0 <= t_x <= T, and t_x > 0 when x > 0")
 
 
-def predict_clv(bg: BgNbd, gg: GammaGamma, horizon: float, x: np.ndarray, t_x: np.ndarray,
-                T: np.ndarray, m: np.ndarray) -> np.ndarray:
+def predict_clv(bg: PurchaseModel, gg: GammaGamma, horizon: float, x: np.ndarray,
+                t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Expected spend over the next ``horizon``: E[purchases] x E[spend per purchase]."""
     return bg.expected_purchases(horizon, x, t_x, T) * gg.expected_spend(x, m)
 
@@ -399,34 +528,49 @@ SAMPLE_SEED = 42
 
 @dataclass(frozen=True)
 class BtydBaseline:
-    """BG/NBD + Gamma-Gamma fitted on one cutoff's customers (no labels needed)."""
+    """A purchase model (BG/NBD by default) + Gamma-Gamma fitted on one cutoff's customers
+    (no labels needed)."""
 
-    bgnbd: BgNbd
+    purchases: PurchaseModel
     gamma_gamma: GammaGamma
     n_fit_customers: int = 0
+    family: str = DEFAULT_FAMILY
+
+    @property
+    def bgnbd(self) -> BgNbd:
+        """The BG/NBD fit, for callers written before the other families."""
+        if not isinstance(self.purchases, BgNbd):
+            raise AttributeError(f"this baseline's purchase model is {self.family!r}, "
+                                 "not BG/NBD; use .purchases")
+        return self.purchases
 
     @classmethod
-    def fit(cls, frame, max_customers: int | None = MAX_FIT_CUSTOMERS) -> BtydBaseline:
+    def fit(cls, frame, max_customers: int | None = MAX_FIT_CUSTOMERS,
+            family: str = DEFAULT_FAMILY) -> BtydBaseline:
         """Fit on the features at a cutoff: the history before it, nothing after.
 
         With more than ``max_customers`` rows, on a seeded random sample of that many
-        (None: on every row).
+        (None: on every row). ``family`` names the purchase model (``PURCHASE_FAMILIES``).
         """
+        if family not in PURCHASE_FAMILIES:  # before the sampling, not after
+            raise ValueError(f"unknown BTYD purchase family {family!r}; "
+                             f"expected one of {sorted(PURCHASE_FAMILIES)}")
         x, t_x, T, m = rft_from_features(frame)
         if max_customers is not None and len(x) > max_customers:
             rows = np.sort(np.random.default_rng(SAMPLE_SEED).choice(
                 len(x), size=max_customers, replace=False))
             x, t_x, T, m = x[rows], t_x[rows], T[rows], m[rows]
-        return cls(fit_bgnbd(x, t_x, T), fit_gamma_gamma(x, m), len(x))
+        return cls(fit_purchase_model(family, x, t_x, T), fit_gamma_gamma(x, m), len(x),
+                   family)
 
     def predict_spend(self, frame, horizon_days: float) -> np.ndarray:
         """Expected spend over the next ``horizon_days``, never negative."""
         x, t_x, T, m = rft_from_features(frame)
-        spend = predict_clv(self.bgnbd, self.gamma_gamma, horizon_days, x, t_x, T,
+        spend = predict_clv(self.purchases, self.gamma_gamma, horizon_days, x, t_x, T,
                             np.maximum(m, 0.0))
         return np.clip(spend, 0.0, None)
 
     def predict_churn(self, frame, horizon_days: float) -> np.ndarray:
         """Probability of no purchase over the next ``horizon_days``."""
         x, t_x, T, _ = rft_from_features(frame)
-        return np.clip(self.bgnbd.p_no_purchase(horizon_days, x, t_x, T), 0.0, 1.0)
+        return np.clip(self.purchases.p_no_purchase(horizon_days, x, t_x, T), 0.0, 1.0)
