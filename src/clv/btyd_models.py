@@ -3,7 +3,7 @@
 ``clv_spend`` and ``clv_churn`` (tag ``model_family`` = ``btyd``), so one can win
 ``champion`` on the same rule as XGBoost and the ZILN network.
 
-A purchase model (BG/NBD, and the others in :data:`FITTERS`) gives the expected
+A purchase model (BG/NBD, Pareto/NBD, MBG/NBD: :data:`MODELS`) gives the expected
 number of purchases over the horizon and P(no purchase); Gamma-Gamma gives the
 spend per purchase. Both read only the history before a cutoff (``frequency``,
 ``recency_days``, ``tenure_days``, ``total_spend``, ``n_purchase_days``, all in
@@ -13,7 +13,7 @@ needs only the feature matrix the other families get.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,63 +24,55 @@ from clv import btyd
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-#: Purchase models by the name a version carries (tag ``btyd_model``): each fitter
-#: takes (x, t_x, T) and returns an object with ``expected_purchases(t, x, t_x, T)``
-#: and ``p_no_purchase(t, x, t_x, T)``, like :class:`clv.btyd.BgNbd`.
-FITTERS: dict[str, Callable[..., Any]] = {"bgnbd": btyd.fit_bgnbd}
-
-
-def _sample_rows(n: int, max_customers: int | None) -> np.ndarray | None:
-    """The seeded sample :meth:`clv.btyd.BtydBaseline.fit` takes (the same rows, so a
-    BG/NBD version fitted on a frame equals the baseline fitted on it)."""
-    if max_customers is None or n <= max_customers:
-        return None
-    return np.sort(np.random.default_rng(btyd.SAMPLE_SEED).choice(
-        n, size=max_customers, replace=False))
+#: Purchase models registered as candidates, by :data:`clv.btyd.PURCHASE_FAMILIES` name
+#: (tag ``btyd_model``); ``CLV_BTYD_MODELS=bgnbd`` keeps only BG/NBD.
+MODELS: tuple[str, ...] = tuple(
+    m for m in os.environ.get("CLV_BTYD_MODELS", ",".join(btyd.PURCHASE_FAMILIES)).split(",")
+    if m)
 
 
 @dataclass(frozen=True)
 class BtydModel:
-    """A fitted purchase model and Gamma-Gamma, predicting over ``horizon_days``."""
+    """A fitted purchase model + Gamma-Gamma (:class:`clv.btyd.BtydBaseline`) that
+    predicts over the ``horizon_days`` it was registered for."""
 
-    kind: str
-    purchases: Any
-    gamma_gamma: btyd.GammaGamma
+    fitted: btyd.BtydBaseline
     horizon_days: float
-    n_fit_customers: int
 
     @classmethod
     def fit(cls, kind: str, frame: pd.DataFrame, horizon_days: float,
             max_customers: int | None = btyd.MAX_FIT_CUSTOMERS) -> BtydModel:
-        """Fit on the features at a cutoff (history only, no labels).
+        """Fit on the features at a cutoff (history only, no labels), on the same seeded
+        sample as the baseline.
 
         Raises:
             ValueError: An unknown ``kind``, or too few repeat customers to fit.
         """
-        if kind not in FITTERS:
-            raise ValueError(f"unknown BTYD model {kind!r}; known: {sorted(FITTERS)}")
-        x, t_x, T, m = btyd.rft_from_features(frame)
-        rows = _sample_rows(len(x), max_customers)
-        if rows is not None:
-            x, t_x, T, m = x[rows], t_x[rows], T[rows], m[rows]
-        return cls(kind, FITTERS[kind](x, t_x, T), btyd.fit_gamma_gamma(x, m),
-                   float(horizon_days), len(x))
+        return cls(btyd.BtydBaseline.fit(frame, max_customers, family=kind),
+                   float(horizon_days))
+
+    @property
+    def kind(self) -> str:
+        return self.fitted.family
+
+    @property
+    def n_fit_customers(self) -> int:
+        return self.fitted.n_fit_customers
 
     def predict_spend(self, frame: pd.DataFrame) -> np.ndarray:
         """Expected spend over the horizon: E[purchases] x E[spend per purchase], >= 0."""
-        x, t_x, T, m = btyd.rft_from_features(frame)
-        n = self.purchases.expected_purchases(self.horizon_days, x, t_x, T)
-        return np.clip(n * self.gamma_gamma.expected_spend(x, np.maximum(m, 0.0)), 0.0, None)
+        return self.fitted.predict_spend(frame, self.horizon_days)
 
     def predict_churn(self, frame: pd.DataFrame) -> np.ndarray:
         """P(no purchase over the horizon)."""
-        x, t_x, T, _ = btyd.rft_from_features(frame)
-        return np.clip(self.purchases.p_no_purchase(self.horizon_days, x, t_x, T), 0.0, 1.0)
+        return self.fitted.predict_churn(frame, self.horizon_days)
 
     def params(self) -> dict[str, float]:
         """The fitted parameters, prefixed by model, for MLflow."""
-        out = {f"{self.kind}_{k}": float(v) for k, v in asdict(self.purchases).items()}
-        out.update({f"gamma_gamma_{k}": float(v) for k, v in asdict(self.gamma_gamma).items()})
+        out = {f"{self.kind}_{k}": float(v)
+               for k, v in asdict(self.fitted.purchases).items()}
+        out.update({f"gamma_gamma_{k}": float(v)
+                    for k, v in asdict(self.fitted.gamma_gamma).items()})
         return out
 
 

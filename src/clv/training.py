@@ -475,7 +475,7 @@ def train_btyd_models(as_of_date: dt.date, horizon_days: int, run_id: str,
 
     learn = _learning_split(as_of_date, settings)
     fitted = []
-    for kind in kinds or list(btyd_models.FITTERS):
+    for kind in kinds or list(btyd_models.MODELS):
         try:
             fitted.append(btyd_models.BtydModel.fit(kind, learn, horizon_days))
         except (ValueError, FloatingPointError) as exc:
