@@ -249,6 +249,39 @@ def test_btyd_version_round_trips_and_predicts_as_the_baseline(registry_home, ex
         metrics.normalized_gini(y, direct.predict_spend(evaluate, HORIZON)))
 
 
+def test_xgboost_spend_level_is_anchored_to_bgnbd_at_the_cutoff_it_predicts_from(
+        registry_home, examples):
+    """The registered spend version predicts the booster's ranking at BG/NBD's total,
+    BG/NBD fitted on the history of the customers being scored (no label); the factor
+    and the aggregate error without it are logged, and the churn version is untouched."""
+    import json
+
+    import mlflow
+    from clv import btyd
+
+    learn, evaluate = examples
+    result = training.train_clv_model(AS_OF, HORIZON, "run-l")
+    client = mlflow.MlflowClient()
+    assert json.loads(client.get_model_version("clv_spend", result.version).tags[
+        "level_anchor"]) == {"family": "bgnbd", "horizon_days": HORIZON}
+    model = registry.load_version("clv_spend", result.version)
+    raw = np.clip(model.model.predict(training.feature_matrix(evaluate)), 0.0, None)
+    for frame in (evaluate, learn):  # any cutoff: the anchor is refitted on its history
+        x = training.feature_matrix(frame)
+        pred = model.predict(x)
+        bgnbd_total = btyd.BtydBaseline.fit(frame).predict_spend(frame, HORIZON).sum()
+        assert pred.sum() == pytest.approx(bgnbd_total, rel=1e-9)
+    pred = model.predict(training.feature_matrix(evaluate))
+    np.testing.assert_allclose(pred / raw, pred.sum() / raw.sum(), rtol=1e-6)  # one factor
+    params = client.get_run(result.run_id).data.params
+    assert float(params["level_factor_holdout"]) == pytest.approx(pred.sum() / raw.sum())
+    y = evaluate["spend_next"].to_numpy()
+    assert float(params["aggregate_error_unanchored"]) == pytest.approx(
+        metrics.aggregate_error(y, raw), rel=1e-6)
+    assert result.metrics["aggregate_error"] == pytest.approx(
+        metrics.aggregate_error(y, pred), rel=1e-6)
+
+
 def test_shap_importance_ranks_the_only_informative_feature_first():
     import xgboost as xgb
 

@@ -38,6 +38,7 @@ both become champion from the same stale comparison.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -344,8 +345,6 @@ def apply_aliases(client: MlflowClient, name: str, decisions: list[AliasDecision
     ``challenger`` is removed when no version earned it: every version that held an
     alias was among the decided ones, so the old holder was judged and lost it.
     """
-    import json
-
     rule = json.dumps(selection_rule(name), sort_keys=True)
     for d in decisions:
         client.set_model_version_tag(name, d.version, "alias_decision", d.reason)
@@ -393,15 +392,25 @@ class ScoringModel:
     """A registered version, whatever its family: ``predict(features)`` returns the
     expected spend (``clv_spend``) or the churn probability (``clv_churn``)."""
 
-    def __init__(self, name: str, version: str, family: str, model: Any):
+    def __init__(self, name: str, version: str, family: str, model: Any,
+                 level_anchor: dict[str, Any] | None = None):
         self.name, self.version, self.family, self.model = name, version, family, model
+        #: {"family", "horizon_days"}: the spend total is the BTYD model's at the input's
+        #: cutoff (:func:`clv.btyd_models.level_factor`); None: as the model predicts.
+        self.level_anchor = level_anchor
 
     def predict(self, x: Any) -> np.ndarray:
         output = OUTPUT[self.name]
         if self.family == "xgboost":
             if output == "churn":
                 return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)
-            return np.clip(np.asarray(self.model.predict(x), dtype=float), 0.0, None)
+            pred = np.clip(np.asarray(self.model.predict(x), dtype=float), 0.0, None)
+            if self.level_anchor:
+                from clv import btyd_models
+
+                pred = pred * btyd_models.level_factor(
+                    x, pred, self.level_anchor["horizon_days"], self.level_anchor["family"])
+            return pred
         out = np.asarray(self.model.predict(x), dtype=float).reshape(-1)
         return np.clip(out, 0.0, 1.0) if output == "churn" else np.clip(out, 0.0, None)
 
@@ -445,7 +454,9 @@ def load_version(name: str, version: str, settings: Settings | None = None) -> S
         model = mlflow.xgboost.load_model(uri)
     else:
         model = mlflow.pyfunc.load_model(uri)
-    loaded = ScoringModel(name, str(version), family, model)
+    anchor = (mv.tags or {}).get("level_anchor")
+    loaded = ScoringModel(name, str(version), family, model,
+                          json.loads(anchor) if anchor else None)
     _LOADED[key] = loaded
     while len(_LOADED) > _LOADED_MAX:
         _LOADED.popitem(last=False)

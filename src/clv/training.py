@@ -10,7 +10,9 @@ Three model families compete for the same registered names, ``clv_spend`` and
 
 * XGBoost: a Tweedie regressor of spend (zero-inflated target) and a churn
   classifier (:func:`train_clv_model`, :func:`train_churn_model`), logged natively
-  with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart;
+  with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart; the
+  spend version's total at a cutoff is anchored to BG/NBD's at that cutoff (version
+  tag ``level_anchor``, :func:`clv.btyd_models.level_factor`: history only, no label);
 * TensorFlow: one ZILN network (:mod:`clv.ziln`) whose expected value is a
   ``clv_spend`` version and whose purchase head (churn = 1 - p) is a ``clv_churn``
   version (:func:`train_ziln_model`), both logged as MLflow pyfunc models from one
@@ -374,6 +376,9 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
 
     x_eval, y_eval = feature_matrix(evaluate), truth(name, evaluate)
     pred = predict(model, x_eval)
+    anchor, anchor_params = _level_anchor(name, x_eval, y_eval, pred, context["horizon_days"])
+    if anchor:  # what the registered version will predict (ScoringModel applies it)
+        pred = pred * anchor_params["level_factor_holdout"]
     baselines = baseline_predictions(evaluate, context["horizon_days"])[name]
     experiment_id = registry.configure_mlflow(settings)
     with mlflow.start_run(experiment_id=experiment_id,
@@ -384,7 +389,8 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
                            "horizon_days": context["horizon_days"], "device": device,
                            "n_features": x_eval.shape[1],
                            "best_iteration": getattr(model, "best_iteration", None),
-                           "balance_factor": getattr(model, "balance_factor_", None)})
+                           "balance_factor": getattr(model, "balance_factor_", None),
+                           **anchor_params})
         model_report = _log_evaluation(name, f"{name} (xgboost)", y_eval, pred, baselines)
         importance = shap_importance(model, x_eval)
         mlflow.log_dict({k: float(v) for k, v in importance.sort_values(ascending=False)
@@ -399,8 +405,27 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
             input_example=x_eval.head(3),
             pip_requirements=_model_requirements("xgboost", "scikit-learn"),
         )
-    return _tag_version(name, str(info.registered_model_version), "xgboost", device,
-                        run.info.run_id, model_report, context)
+    version = str(info.registered_model_version)
+    if anchor:
+        mlflow.MlflowClient().set_model_version_tag(name, version, "level_anchor",
+                                                    json.dumps(anchor, sort_keys=True))
+    return _tag_version(name, version, "xgboost", device, run.info.run_id, model_report,
+                        context)
+
+
+def _level_anchor(name: str, x_eval: pd.DataFrame, y_eval: np.ndarray, pred: np.ndarray,
+                  horizon_days: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The spend version's level anchor (:data:`clv.btyd_models.LEVEL_ANCHOR`) and the
+    params that record it: the factor on the holdout and the aggregate error without it."""
+    from clv import btyd_models
+
+    family = btyd_models.LEVEL_ANCHOR
+    if registry.OUTPUT[name] != "spend" or not family:
+        return None, {}
+    factor = btyd_models.level_factor(x_eval, pred, horizon_days, family)
+    return {"family": family, "horizon_days": int(horizon_days)}, {
+        "level_anchor": family, "level_factor_holdout": factor,
+        "aggregate_error_unanchored": metrics.aggregate_error(y_eval, pred)}
 
 
 # --------------------------------------------------------------------------- TensorFlow ZILN
