@@ -8,8 +8,9 @@ the horizon after it, and at the evaluation cutoff ``as_of - H``
 (:func:`clv.features.backtest_cutoffs`). Every family learns at the first and is
 scored at the second: the product's XGBoost (balanced Tweedie + classifier), each
 BTYD model of :mod:`clv.btyd_models` (fitted on the learning cutoff's history) and,
-with ``--ziln``, the ZILN network, and XGBoost rescaled to BG/NBD's total at the
-evaluation cutoff (v9, a measurement for issue #15 item 2); next to the evaluate step's baselines
+with ``--ziln``, the ZILN network; XGBoost appears twice, as the raw booster (v1)
+and with the product's level anchor (v9, :func:`clv.btyd_models.level_factor`, what a
+registered XGBoost spend version predicts); next to the evaluate step's baselines
 (:func:`clv.training.baseline_predictions`, fitted at the evaluation cutoff). Prints
 the metrics and :func:`clv.registry.decide_aliases`' decisions for a first run (no
 champion yet).
@@ -76,14 +77,13 @@ def main() -> None:
           f"({len(score)}), horizon {args.horizon} days", file=sys.stderr)
     found = _candidates(learn, score, args.horizon, args.ziln)
     baselines = training.baseline_predictions(score, args.horizon)
-    # issue #15 item 2, measured only: XGBoost's ranking at a level taken from BG/NBD at
-    # the evaluation cutoff (history only, no label of the holdout): k = BTYD total / XGB total
+    # issue #15 item 2: the product's level anchor (BG/NBD's total at the evaluation
+    # cutoff, history only) on the raw booster; v1 is the booster without it
     xgb_spend, xgb_churn = found[("xgboost", "1", "xgboost")]
-    btyd_total = baselines[CLV_MODEL_NAME][training.BTYD_BASELINE].sum()
-    k = float(btyd_total / np.sum(xgb_spend))
-    print(f"  label-free level factor for XGBoost (BG/NBD total / XGBoost total): {k:.3f}",
-          file=sys.stderr)
-    found[("xgboost x BG/NBD level", "9", "xgboost")] = (xgb_spend * k, xgb_churn)
+    k = btyd_models.level_factor(training.feature_matrix(score), xgb_spend, args.horizon,
+                                 btyd_models.LEVEL_ANCHOR or "bgnbd")
+    print(f"  XGBoost level factor (BG/NBD total / XGBoost total): {k:.3f}", file=sys.stderr)
+    found[("xgboost, level anchored", "9", "xgboost")] = (xgb_spend * k, xgb_churn)
     for name, j, metric_cols in ((CLV_MODEL_NAME, 0, ["normalized_gini", "aggregate_error",
                                                        "decile_mape"]),
                                  (CHURN_MODEL_NAME, 1, ["roc_auc", "brier"])):
