@@ -140,7 +140,7 @@ def clv_pipeline():
 
         return pipeline.train("ziln", _as_of_date(), _horizon(), _run_id())
 
-    @task(execution_timeout=SHORT)
+    @task
     def train_btyd() -> dict:
         """BTYD models (BG/NBD + Gamma-Gamma, ...) fitted on history: log, register in MLflow."""
         from clv import pipeline

@@ -53,6 +53,7 @@ from clv.config import EXPERIMENT_NAME, Settings, load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)

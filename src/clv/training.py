@@ -635,7 +635,8 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
             registry.apply_aliases(client, name, decisions)
         aliases = {d.version: d.alias for d in decisions}
         mine = (table["model_name"] == name) & (table["model_version"] != "baseline")
-        table.loc[mine, "model_alias"] = table.loc[mine, "model_version"].map(aliases)
+        table.loc[mine, "model_alias"] = [aliases.get(v) for v in table.loc[mine,
+                                                                           "model_version"]]
         tables.append(table)
         charts[name] = {(m if v == "baseline" else f"{m} v{v}")
                         + (f" @{aliases[v]}" if aliases.get(v) else ""): p
