@@ -8,6 +8,9 @@ in days, ages 30-730 days: once with whole days, as the pipeline's features give
 (many customers share an (x, t_x, T) row, which the fit counts once), and once with
 continuous times (every row distinct: the worst case). ``BtydBaseline`` fits on at most
 ``btyd.MAX_FIT_CUSTOMERS`` customers, so (b) is the pipeline's largest fit.
+
+A second table times ``btyd.btyd_spend_quantiles`` (posterior simulation, 1,000 draws
+per customer) on ``--n-quantiles`` of the synthetic customers, for each family.
 """
 
 from __future__ import annotations
@@ -52,10 +55,22 @@ def time_fits(label: str, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None
               f"{model.log_likelihood:.1f} |", flush=True)
 
 
+def time_quantiles(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, n_sims: int = 1_000) -> None:
+    m = np.where(x > 0, 35.0, 0.0)
+    gg = btyd.GammaGamma(6.25, 3.74, 15.44, 0.0)  # CDNOW's spend model
+    for family in btyd.PURCHASE_FAMILIES:
+        model = btyd.fit_purchase_model(family, x, t_x, T)
+        start = time.perf_counter()
+        btyd.btyd_spend_quantiles(model, gg, 365.0, x, t_x, T, m, n_sims=n_sims)
+        print(f"| {family} | {len(x):,} | {n_sims:,} | {time.perf_counter() - start:.2f} |",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-quantiles", type=int, default=10_000)
     args = parser.parse_args()
     print("| data | customers | distinct rows | family | fit s | log-likelihood |")
     print("|---|---|---|---|---|---|")
@@ -63,6 +78,8 @@ def main() -> None:
     time_fits("CDNOW sample (weeks)", *(cdnow[c].to_numpy(float) for c in ("x", "t_x", "T")))
     time_fits("synthetic, whole days", *pareto_nbd_customers(args.n, args.seed, True))
     time_fits("synthetic, continuous", *pareto_nbd_customers(args.n, args.seed, False))
+    print("\n| family | customers | draws each | spend quantiles s |\n|---|---|---|---|")
+    time_quantiles(*pareto_nbd_customers(args.n_quantiles, args.seed, True))
 
 
 if __name__ == "__main__":

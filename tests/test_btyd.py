@@ -411,6 +411,12 @@ def test_baseline_takes_the_purchase_family(cdnow_sample, pareto):
     with pytest.raises(AttributeError, match="pareto_nbd"):
         base.bgnbd  # noqa: B018 - a Pareto/NBD baseline has no BG/NBD fit to hand out
     assert btyd.BtydBaseline.fit(frame).family == "bgnbd"
+    head = frame.head(50)
+    hx, htx, hT, hm = btyd.rft_from_features(head)
+    np.testing.assert_array_equal(
+        base.predict_spend_quantiles(head, 39.0, n_sims=200, seed=4),
+        btyd.btyd_spend_quantiles(base.purchases, base.gamma_gamma, 39.0, hx, htx, hT, hm,
+                                  n_sims=200, seed=4))
     with pytest.raises(ValueError, match="unknown BTYD purchase family"):
         btyd.BtydBaseline.fit(frame, family="nbd")
 

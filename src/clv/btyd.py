@@ -297,12 +297,11 @@ def _log_tail(A: np.ndarray, p: np.ndarray, B: np.ndarray, q: np.ndarray,
     """
     z = (A - B) / (A + u)
     out = np.empty_like(z)
-    first = q < 1.0
-    if first.any():
-        f = first
+    f = q < 1.0
+    if f.any():
         out[f] = ((1.0 - p[f] - q[f]) * np.log(A[f] + u[f])
                   + np.log(special.hyp2f1(p[f] + q[f] - 1.0, q[f], p[f] + q[f], z[f])))
-    f = ~first
+    f = ~f
     if f.any():
         out[f] = (-p[f] * np.log(A[f] + u[f]) + (1.0 - q[f]) * np.log(B[f] + u[f])
                   + np.log(special.hyp2f1(1.0, p[f], p[f] + q[f], z[f])))
@@ -681,6 +680,15 @@ class BtydBaseline:
         spend = predict_clv(self.purchases, self.gamma_gamma, horizon_days, x, t_x, T,
                             np.maximum(m, 0.0))
         return np.clip(spend, 0.0, None)
+
+    def predict_spend_quantiles(self, frame, horizon_days: float,
+                                quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+                                n_sims: int = 1_000, seed: int = SAMPLE_SEED) -> np.ndarray:
+        """Per-customer quantiles of the spend over the next ``horizon_days``
+        (:func:`btyd_spend_quantiles`), shape (rows, len(quantiles))."""
+        x, t_x, T, m = rft_from_features(frame)
+        return btyd_spend_quantiles(self.purchases, self.gamma_gamma, horizon_days, x, t_x, T,
+                                    np.maximum(m, 0.0), quantiles, n_sims, seed)
 
     def predict_churn(self, frame, horizon_days: float) -> np.ndarray:
         """Probability of no purchase over the next ``horizon_days``."""
