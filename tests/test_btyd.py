@@ -376,6 +376,21 @@ def test_mbgnbd_recovers_the_parameters_of_simulated_customers():
     assert np.all(np.abs(z) <= 4.0), f"r, alpha, a, b = {est} vs {truth}; z = {z}"
 
 
+def test_pareto_nbd_recovers_the_parameters_of_simulated_customers():
+    # as for MBG/NBD; alpha > beta here (CDNOW's fit has alpha < beta), the other branch
+    # of the likelihood's 2F1. Lifetimes are the weakly identified part: se(log beta) ~0.2
+    truth = np.array([0.8, 12.0, 0.7, 6.0])
+    rng = np.random.default_rng(20261203)
+    T = rng.uniform(26.0, 78.0, 5_000)
+    x, t_x, _, _ = _simulate_pareto_nbd(truth, T, 1.0, len(T), rng)
+    fit = btyd.fit_pareto_nbd(x, t_x, T)
+    est = np.array([fit.r, fit.alpha, fit.s, fit.beta])
+    se = _log_se(lambda p: -btyd.pareto_nbd_log_likelihood(p, x, t_x, T), est)
+    z = (np.log(est) - np.log(truth)) / se
+    assert np.all(se < 0.3), f"uninformative sample: se(log) = {se}"
+    assert np.all(np.abs(z) <= 4.0), f"r, alpha, s, beta = {est} vs {truth}; z = {z}"
+
+
 # --------------------------------------------------------------------------- any family
 
 

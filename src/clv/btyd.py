@@ -14,7 +14,9 @@ pandas) and validated against the published CDNOW estimates in the tests:
 * Fader & Hardie (2013), "The Gamma-Gamma model of monetary value" — spend model.
 
 The three purchase models share :class:`PurchaseModel`; :func:`fit_purchase_model`
-fits one by family name (``"bgnbd"``, ``"pareto_nbd"``, ``"mbgnbd"``).
+fits one by family name (``"bgnbd"``, ``"pareto_nbd"``, ``"mbgnbd"``), and
+:func:`btyd_spend_quantiles` gives per-customer predictive intervals of the spend by
+simulating each model's posterior with the Gamma-Gamma one.
 
 Inputs per customer, in any time unit (the tests use weeks, the pipeline days):
 ``x`` repeat purchases (purchase days after the first), ``t_x`` time of the last
