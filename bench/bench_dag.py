@@ -105,7 +105,8 @@ def _task_times(db: Path) -> tuple[str, list[tuple[str, float, str, dt.datetime,
 
 #: The DAG's tasks in an order that respects its dependencies.
 TASKS = ["validate_raw", "build_features", "validate_features", "train_clv", "train_churn",
-         "train_ziln", "evaluate", "score", "segment", "allocate", "publish_catalog", "summary"]
+         "train_ziln", "train_btyd", "evaluate", "score", "segment", "allocate",
+         "publish_catalog", "summary"]
 
 
 def _run_child(argv: list[str], log, sampler_pid: int | None = None

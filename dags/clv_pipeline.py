@@ -5,8 +5,9 @@ Scores every customer's lifetime value and churn risk at an **as-of date**, then
 segments customers and spends a marketing budget on them.
 
 `validate_raw` -> `build_features` (Spark) -> `validate_features` ->
-`train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN), all in MLflow ->
-`evaluate` (every model and the BTYD / naive baselines on the holdout -> MLflow,
+`train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN) + `train_btyd`
+(BTYD models), all registered in MLflow -> `evaluate` (every model and the BTYD / naive
+baselines on the holdout; the champion rule, rank and level, moves the aliases -> MLflow,
 `marts.model_metrics`, with the 80 % interval's coverage) -> `score` (registry
 `@champion`: CLV with P10/P50/P90, p_churn, BG/NBD p_alive) -> `segment` ->
 `measure_outcomes` (earlier plans' treated vs holdout -> `marts.campaign_outcomes`, own
@@ -160,9 +161,16 @@ def clv_pipeline():
 
         return pipeline.train("ziln", _as_of_date(), _horizon(), _run_id())
 
+    @task
+    def train_btyd() -> dict:
+        """BTYD models (BG/NBD + Gamma-Gamma, ...) fitted on history: log, register in MLflow."""
+        from clv import pipeline
+
+        return pipeline.train("btyd", _as_of_date(), _horizon(), _run_id())
+
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def evaluate() -> dict:
-        """Models and baselines (BTYD, naive) on the holdout -> MLflow + marts.model_metrics."""
+        """Models and baselines on the holdout; champion rule -> aliases; MLflow + metrics."""
         from clv import pipeline
 
         return pipeline.evaluate(_as_of_date(), _horizon(), _run_id())
@@ -238,7 +246,7 @@ def clv_pipeline():
     raw = validate_raw()
     features = raw >> build_features() >> validate_features()
     scored = score()
-    features >> [train_clv(), train_churn(), train_ziln()] >> evaluate() >> scored
+    features >> [train_clv(), train_churn(), train_ziln(), train_btyd()] >> evaluate() >> scored
     catalog = publish_catalog()
     alerts = churn_alerts()
     scored >> segment() >> measure_outcomes() >> allocate() >> alerts >> catalog >> summary()

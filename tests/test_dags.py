@@ -55,8 +55,8 @@ def test_pipeline_params_and_order(dagbag):
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert upstream["build_features"] == {"validate_raw"}
     assert upstream["train_clv"] == upstream["train_churn"] == {"validate_features"}
-    assert upstream["train_ziln"] == {"validate_features"}
-    assert upstream["evaluate"] == {"train_clv", "train_churn", "train_ziln"}
+    assert upstream["train_ziln"] == upstream["train_btyd"] == {"validate_features"}
+    assert upstream["evaluate"] == {"train_clv", "train_churn", "train_ziln", "train_btyd"}
     assert upstream["score"] == {"evaluate"}
     assert upstream["measure_outcomes"] == {"segment"}
     assert upstream["allocate"] == {"measure_outcomes"}

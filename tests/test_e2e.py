@@ -149,13 +149,15 @@ def test_outputs_are_stamped_and_use_the_champion(pipeline_runs):
     client = mlflow.MlflowClient()
     assert clv_v == registry.champion_version(client, "clv_spend")
     assert churn_v == registry.champion_version(client, "clv_churn")
-    # two runs x two families (XGBoost, TensorFlow ZILN) -> four registered versions of
-    # each model, each logged with its family and the device it ran on
+    # two runs x (XGBoost, TensorFlow ZILN, one version per BTYD model) registered
+    # versions of each model, each logged with its family and the device it ran on
+    from clv.btyd_models import MODELS
+
     for name in ("clv_spend", "clv_churn"):
         versions = client.search_model_versions(f"name = '{name}'")
-        assert len(versions) == 4
+        assert len(versions) == 2 * (2 + len(MODELS))
         families = sorted(client.get_run(v.run_id).data.tags["model_family"] for v in versions)
-        assert families == ["tensorflow", "tensorflow", "xgboost", "xgboost"]
+        assert families == ["btyd"] * 2 * len(MODELS) + ["tensorflow"] * 2 + ["xgboost"] * 2
         for v in versions:
             assert client.get_run(v.run_id).data.tags["device"].lower() == "cpu"
             assert v.tags.get("alias_decision")

@@ -176,9 +176,13 @@ def _publish_pandas(frame, suite: str, table: str, as_of_date: dt.date,
 
 
 def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
-    """Train, log and register one model: ``clv``, ``churn`` (XGBoost) or ``ziln`` (TensorFlow)."""
+    """Train, log and register one model: ``clv``, ``churn`` (XGBoost), ``ziln``
+    (TensorFlow) or ``btyd`` (every BTYD model); the aliases are decided by :func:`evaluate`."""
     from clv import training
 
+    if model == "btyd":  # several models, each a spend and a churn version
+        results = training.train_btyd_models(as_of_date, horizon_days, run_id)
+        return {f"{r.name} v{r.version}": _train_summary(r) for r in results}
     if model == "ziln":  # one TensorFlow network, registered as a spend and a churn version
         return {r.name: _train_summary(r)
                 for r in training.train_ziln_model(as_of_date, horizon_days, run_id)}
@@ -194,7 +198,8 @@ def _train_summary(result) -> dict[str, Any]:
 
 def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
     """Every aliased or newly trained version and the baselines (BTYD, naive) on the
-    holdout: metrics and charts to MLflow, rows to ``marts.model_metrics``."""
+    holdout: the champion rule moves the aliases (``clv.registry``), metrics and charts
+    go to MLflow, rows to ``marts.model_metrics``."""
     from clv import training
 
     table = training.evaluate_models(as_of_date, horizon_days, run_id)

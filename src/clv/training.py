@@ -5,12 +5,14 @@ horizon after it; every model is then scored on the ``eval`` cutoff, a later,
 disjoint period (see :func:`clv.features.backtest_cutoffs`). Early stopping
 uses a seeded random 20% of the learning customers, never the evaluation period.
 
-Two model families compete for the same registered names, ``clv_spend`` and
+Three model families compete for the same registered names, ``clv_spend`` and
 ``clv_churn`` (one champion alias each):
 
 * XGBoost: a Tweedie regressor of spend (zero-inflated target) and a churn
   classifier (:func:`train_clv_model`, :func:`train_churn_model`), logged natively
-  with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart;
+  with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart; the
+  spend version's total at a cutoff is anchored to BG/NBD's at that cutoff (version
+  tag ``level_anchor``, :func:`clv.btyd_models.level_factor`: history only, no label);
 * TensorFlow: one ZILN network (:mod:`clv.ziln`) whose expected value is a
   ``clv_spend`` version and whose purchase head (churn = 1 - p) is a ``clv_churn``
   version (:func:`train_ziln_model`), both logged as MLflow pyfunc models from one
@@ -18,14 +20,20 @@ Two model families compete for the same registered names, ``clv_spend`` and
   ZILN version can be made champion by hand or by the policy and
   :func:`clv.registry.load_champion` / scoring use it with no code change (the
   pyfunc pickles a reference to :class:`clv.ziln.ZilnPyfunc`: loading it needs
-  the ``clv`` package installed, as everywhere the product runs).
+  the ``clv`` package installed, as everywhere the product runs);
+* BTYD: BG/NBD (and the other purchase models of :mod:`clv.btyd_models`) with
+  Gamma-Gamma, fitted on the learning split's history without labels, each
+  registered as a ``clv_spend`` and a ``clv_churn`` pyfunc version
+  (:func:`train_btyd_models`).
 
 Every version is evaluated on the same holdout with the shared metrics
 (:mod:`clv.metrics`) next to two baselines fitted without labels: BG/NBD +
 Gamma-Gamma (:mod:`clv.btyd`) and the naive past-spend rate (with recency as the
-naive churn score). Metrics and PNG charts go to the version's MLflow run, the
-alias follows :mod:`clv.registry`'s policy (which gates on the BTYD baseline), and
-:func:`evaluate_models` builds the rows of ``marts.model_metrics``.
+naive churn score). Metrics and PNG charts go to the version's MLflow run.
+Training only registers: :func:`evaluate_models` scores every version of the run,
+the current champion and challenger and the baselines on one holdout, applies
+:mod:`clv.registry`'s rule (rank *and* level) to move the aliases, and builds the
+rows of ``marts.model_metrics``.
 """
 
 from __future__ import annotations
@@ -368,6 +376,9 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
 
     x_eval, y_eval = feature_matrix(evaluate), truth(name, evaluate)
     pred = predict(model, x_eval)
+    anchor, anchor_params = _level_anchor(name, x_eval, y_eval, pred, context["horizon_days"])
+    if anchor:  # what the registered version will predict (ScoringModel applies it)
+        pred = pred * anchor_params["level_factor_holdout"]
     baselines = baseline_predictions(evaluate, context["horizon_days"])[name]
     experiment_id = registry.configure_mlflow(settings)
     with mlflow.start_run(experiment_id=experiment_id,
@@ -378,7 +389,8 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
                            "horizon_days": context["horizon_days"], "device": device,
                            "n_features": x_eval.shape[1],
                            "best_iteration": getattr(model, "best_iteration", None),
-                           "balance_factor": getattr(model, "balance_factor_", None)})
+                           "balance_factor": getattr(model, "balance_factor_", None),
+                           **anchor_params})
         model_report = _log_evaluation(name, f"{name} (xgboost)", y_eval, pred, baselines)
         importance = shap_importance(model, x_eval)
         mlflow.log_dict({k: float(v) for k, v in importance.sort_values(ascending=False)
@@ -393,8 +405,27 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
             input_example=x_eval.head(3),
             pip_requirements=_model_requirements("xgboost", "scikit-learn"),
         )
-    return _decide(name, str(info.registered_model_version), "xgboost", device,
-                   run.info.run_id, model_report, baselines, x_eval, y_eval, context, settings)
+    version = str(info.registered_model_version)
+    if anchor:
+        mlflow.MlflowClient().set_model_version_tag(name, version, "level_anchor",
+                                                    json.dumps(anchor, sort_keys=True))
+    return _tag_version(name, version, "xgboost", device, run.info.run_id, model_report,
+                        context)
+
+
+def _level_anchor(name: str, x_eval: pd.DataFrame, y_eval: np.ndarray, pred: np.ndarray,
+                  horizon_days: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The spend version's level anchor (:data:`clv.btyd_models.LEVEL_ANCHOR`) and the
+    params that record it: the factor on the holdout and the aggregate error without it."""
+    from clv import btyd_models
+
+    family = btyd_models.LEVEL_ANCHOR
+    if registry.OUTPUT[name] != "spend" or not family:
+        return None, {}
+    factor = btyd_models.level_factor(x_eval, pred, horizon_days, family)
+    return {"family": family, "horizon_days": int(horizon_days)}, {
+        "level_anchor": family, "level_factor_holdout": factor,
+        "aggregate_error_unanchored": metrics.aggregate_error(y_eval, pred)}
 
 
 # --------------------------------------------------------------------------- TensorFlow ZILN
@@ -447,11 +478,76 @@ def train_ziln_model(
                 pip_requirements=_model_requirements("tensorflow", "keras"),
             )
             versions[name] = str(info.registered_model_version)
-    spend, churn = (
-        _decide(name, versions[name], "tensorflow", device, run.info.run_id, reports[name],
-                all_baselines[name], x_eval, truth(name, evaluate), context, settings)
-        for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME))
+    spend, churn = (_tag_version(name, versions[name], "tensorflow", device, run.info.run_id,
+                                 reports[name], context)
+                    for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME))
     return spend, churn
+
+
+# --------------------------------------------------------------------------- BTYD
+
+
+def train_btyd_models(as_of_date: dt.date, horizon_days: int, run_id: str,
+                      settings: Settings | None = None, kinds: list[str] | None = None
+                      ) -> list[TrainResult]:
+    """Each BTYD purchase model (+ Gamma-Gamma) fitted on the learning split's history
+    (no labels), registered as a ``clv_spend`` and a ``clv_churn`` version.
+
+    A model that cannot be fitted (too few repeat customers) is skipped with a warning:
+    the other families still compete.
+    """
+    from clv import btyd_models
+
+    learn = _learning_split(as_of_date, settings)
+    fitted = []
+    for kind in kinds or list(btyd_models.MODELS):
+        try:
+            fitted.append(btyd_models.BtydModel.fit(kind, learn, horizon_days))
+        except (ValueError, FloatingPointError) as exc:
+            log.warning("BTYD model %s not fitted (%s); it does not compete", kind, exc)
+    del learn
+    evaluate = _holdout(as_of_date, settings)
+    context = dict(as_of_date=as_of_date, horizon_days=horizon_days, run_id=run_id)
+    return [r for model in fitted
+            for r in _register_btyd(model, evaluate, context, settings)]
+
+
+def _register_btyd(model: Any, evaluate: pd.DataFrame, context: dict[str, Any],
+                   settings: Settings | None) -> list[TrainResult]:
+    from mlflow.models import infer_signature
+
+    import mlflow
+    from clv import btyd_models
+
+    x_eval = feature_matrix(evaluate)
+    preds = {CLV_MODEL_NAME: model.predict_spend(x_eval),
+             CHURN_MODEL_NAME: model.predict_churn(x_eval)}
+    all_baselines = baseline_predictions(evaluate, context["horizon_days"])
+    experiment_id = registry.configure_mlflow(settings)
+    versions, reports = {}, {}
+    with mlflow.start_run(experiment_id=experiment_id,
+                          run_name=f"btyd-{model.kind}-{context['as_of_date']}") as run:
+        mlflow.set_tags({**_run_tags("btyd", "cpu", context), "btyd_model": model.kind})
+        mlflow.log_params({**model.params(), "btyd_model": model.kind,
+                           "horizon_days": context["horizon_days"],
+                           "n_fit_customers": model.n_fit_customers})
+        for name, output in ((CLV_MODEL_NAME, "spend"), (CHURN_MODEL_NAME, "churn")):
+            reports[name] = _log_evaluation(name, f"{name} (btyd {model.kind})",
+                                            truth(name, evaluate), preds[name],
+                                            all_baselines[name])
+            info = mlflow.pyfunc.log_model(
+                name=f"{output}_model", python_model=btyd_models.BtydPyfunc(model, output),
+                registered_model_name=name,
+                signature=infer_signature(x_eval.head(SIGNATURE_ROWS),
+                                          preds[name][:SIGNATURE_ROWS]),
+                pip_requirements=_model_requirements("scipy"),
+            )
+            versions[name] = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for name, version in versions.items():
+        client.set_model_version_tag(name, version, "btyd_model", model.kind)
+    return [_tag_version(name, versions[name], "btyd", "cpu", run.info.run_id, reports[name],
+                         context) for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME)]
 
 
 # --------------------------------------------------------------------------- registry
@@ -462,28 +558,20 @@ def _run_tags(family: str, device: str, context: dict[str, Any]) -> dict[str, st
             "as_of_date": str(context["as_of_date"])}
 
 
-def _decide(name: str, version: str, family: str, device: str, mlflow_run_id: str,
-            model_report: dict[str, float], baselines: dict[str, np.ndarray],
-            x_eval: pd.DataFrame, y_eval: np.ndarray, context: dict[str, Any],
-            settings: Settings | None) -> TrainResult:
-    """Tag the new version, then apply the alias policy under the model's alias lock."""
+def _tag_version(name: str, version: str, family: str, device: str, mlflow_run_id: str,
+                 model_report: dict[str, float], context: dict[str, Any]) -> TrainResult:
+    """Tag a new version; its alias is decided later by :func:`evaluate_models`, when
+    every family of the run has been scored on the same holdout."""
     import mlflow
 
     client = mlflow.MlflowClient()
     for key, value in _run_tags(family, device, context).items():
         client.set_model_version_tag(name, version, key, value)
-    metric = registry.PRIMARY_METRIC[name][0]
-    btyd = baselines.get(BTYD_BASELINE)
-    baseline_score = None if btyd is None else report(name, y_eval, btyd)[metric]
-    with registry.alias_lock(name, settings):
-        champion = registry.champion_version(client, name)
-        champion_score = _champion_score(name, champion, x_eval, y_eval, settings)
-        decision = registry.decide_alias(name, version, model_report[metric], champion_score,
-                                         baseline_score)
-        registry.apply_alias(client, decision)
+    reason = "registered; the alias is decided by the evaluate step"
+    client.set_model_version_tag(name, version, "alias_decision", reason)
     log.info("%s v%s (%s) on %s: %s", name, version, family, device, model_report)
-    return TrainResult(name, version, mlflow_run_id, device, model_report, decision.alias,
-                       decision.reason, family)
+    return TrainResult(name, version, mlflow_run_id, device, model_report, None, reason,
+                       family)
 
 
 def _model_requirements(*packages: str) -> list[str]:
@@ -491,15 +579,6 @@ def _model_requirements(*packages: str) -> list[str]:
     from importlib.metadata import version
 
     return [f"{p}=={version(p)}" for p in (*packages, "numpy", "pandas")]
-
-
-def _champion_score(name: str, champion: str | None, x_eval: pd.DataFrame,
-                    y_eval: np.ndarray, settings: Settings | None = None) -> float | None:
-    """The current champion's primary metric on this run's evaluation data (any family)."""
-    if champion is None:
-        return None
-    model = registry.load_version(name, champion, settings)
-    return report(name, y_eval, model.predict(x_eval))[registry.PRIMARY_METRIC[name][0]]
 
 
 # --------------------------------------------------------------------------- evaluate step
@@ -520,11 +599,15 @@ def _versions_to_evaluate(client: Any, name: str, run_id: str) -> list[tuple[str
 
 def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
                     settings: Settings | None = None) -> pd.DataFrame:
-    """Every aliased or newly registered version and every baseline on the holdout.
+    """Score every aliased or newly registered version and every baseline on the
+    holdout, then decide the aliases (:func:`clv.registry.decide_aliases`).
 
-    Returns the rows of ``marts.model_metrics`` (one per model x metric x cutoff)
-    and logs them to an MLflow run of their own (``kind=evaluation``): each value as
-    a metric ``<model>.v<version>.<metric>``, the table as CSV, and comparison charts.
+    Per model name, under its alias lock: the versions are scored, the rule is applied
+    to their metrics and the aliases move, so the comparison and the move see the same
+    champion. Returns the rows of ``marts.model_metrics`` (one per model x metric x
+    cutoff; ``model_alias`` = the alias after the decision) and logs them to an MLflow
+    run of their own (``kind=evaluation``): each value as a metric
+    ``<model>.v<version>.<metric>``, the table as CSV, and comparison charts.
     """
     import pandas as pd
 
@@ -538,31 +621,43 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
     del evaluate  # the labels and the matrix are all that is left to use (0.9 GiB at 2.57M)
     registry.configure_mlflow(settings)
     client = mlflow.MlflowClient()
-    rows: list[dict[str, Any]] = []
-    charts: dict[str, dict[str, np.ndarray]] = {}
-
-    def add(name: str, model_name: str, version: str, alias: str | None, family: str,
-            pred: np.ndarray) -> None:
-        y = truths[name]
-        for metric, value in report(name, y, pred).items():
-            rows.append(dict(model_name=model_name, model_version=version, model_alias=alias,
-                             model_family=family, target=registry.OUTPUT[name],
-                             metric=metric, value=float(value), cutoff_date=cutoff,
-                             horizon_days=int(horizon_days), n_customers=len(y),
-                             run_id=run_id))
-        label = model_name if version == "baseline" else f"{model_name} v{version}"
-        charts.setdefault(name, {})[label + (f" @{alias}" if alias else "")] = pred
-
+    tables, charts = [], {}
     for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME):
-        for version, alias in _versions_to_evaluate(client, name, run_id):
-            model = registry.load_version(name, version, settings)
-            add(name, name, version, alias, model.family, model.predict(x_eval))
-        for baseline, pred in baselines[name].items():
-            family = "btyd" if baseline == BTYD_BASELINE else "naive"
-            add(name, baseline, "baseline", None, family, pred)
-    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+        preds = {(b, "baseline", "btyd" if b == BTYD_BASELINE else "naive"): p
+                 for b, p in baselines[name].items()}
+        with registry.alias_lock(name, settings):
+            for version, _ in _versions_to_evaluate(client, name, run_id):
+                model = registry.load_version(name, version, settings)
+                preds[(name, version, model.family)] = model.predict(x_eval)
+            table = _metric_rows(name, truths[name], preds, cutoff, horizon_days, run_id)
+            decisions = registry.decide_aliases(name, table,
+                                                registry.champion_version(client, name))
+            registry.apply_aliases(client, name, decisions)
+        aliases = {d.version: d.alias for d in decisions}
+        mine = (table["model_name"] == name) & (table["model_version"] != "baseline")
+        table.loc[mine, "model_alias"] = [aliases.get(v) for v in table.loc[mine,
+                                                                           "model_version"]]
+        tables.append(table)
+        charts[name] = {(m if v == "baseline" else f"{m} v{v}")
+                        + (f" @{aliases[v]}" if aliases.get(v) else ""): p
+                        for (m, v, _), p in preds.items()}
+    table = pd.concat(tables, ignore_index=True)[METRIC_COLUMNS]
     _log_evaluation_run(table, truths, charts, as_of_date, run_id, settings)
     return table
+
+
+def _metric_rows(name: str, y: np.ndarray, preds: dict[tuple[str, str, str], np.ndarray],
+                 cutoff: dt.date, horizon_days: int, run_id: str) -> pd.DataFrame:
+    """marts.model_metrics rows of each (model, version, family) prediction of ``name``."""
+    import pandas as pd
+
+    rows = [dict(model_name=model, model_version=version, model_alias=None,
+                 model_family=family, target=registry.OUTPUT[name], metric=metric,
+                 value=float(value), cutoff_date=cutoff, horizon_days=int(horizon_days),
+                 n_customers=len(y), run_id=run_id)
+            for (model, version, family), pred in preds.items()
+            for metric, value in report(name, y, pred).items()]
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS).astype({"model_alias": object})
 
 
 def _log_evaluation_run(table: pd.DataFrame, truths: dict[str, np.ndarray],
