@@ -44,6 +44,15 @@ CATALOGUE = [
     (",c12,2024-01-10 00:00:00,2.0,1,USD", "order_id_not_null"),
     ("13,c13,2024-01-11 00:00:00,Infinity,1,USD", "amount_numeric"),
     ("14,c14,2024-01-31 23:59:59,1.0,,", None),  # optional columns empty
+    ("15,c15,2024-01-12 00:00:00,1e308,1,USD", "amount_in_range"),  # beyond the suite's bounds
+    ("16,c16,2024-01-12 00:00:00,-1e9,1,USD", "amount_in_range"),
+    ("17,NULL,2024-01-12 00:00:00,1.0,1,USD", "customer_id_not_null"),  # a null token
+    ("18, n/a ,2024-01-12 00:00:00,1.0,1,USD", "customer_id_not_null"),
+    ("19,c19,2024-01-12 00:00:00,2.0,40.0,USD", None),  # pandas' integer with gaps: 40
+    ("20,c20,2024-01-12 00:00:00,2.0,40.5,USD", "quantity_whole"),
+    ("21,c21,2024-01-12 00:00:00,2.0,200000,USD", "quantity_in_range"),
+    ("22,c22,2024-01-12 00:00:00,2.0,1,USD", "order_id_published"),  # in an earlier batch
+    ("23,c23,2024-01-12 00:00:00,2.0,NULL,NULL", None),  # null tokens: no quantity/currency
 ]
 BATCH = dt.date(2024, 2, 1)
 MAPPING = {"order_id": "OrderNo", "customer_id": "Cust", "order_ts": "When", "amount": "Total",
@@ -59,11 +68,13 @@ def _bad_file(spark, tmp_path):
 
 def test_every_bad_row_is_quarantined_with_its_rule(spark, clv_home, tmp_path):
     df = _bad_file(spark, tmp_path)
-    accepted, rejected = ingest.split_valid_orders(df, "run-1", BATCH)
+    published = spark.createDataFrame([("22",), ("999",)], "order_id string")
+    accepted, rejected = ingest.split_valid_orders(df, "run-1", BATCH, published_ids=published)
     expected_rejects = sorted(((line.split(",")[0], rule) for line, rule in CATALOGUE if rule))
     assert sorted((r.order_id or "", r.rule) for r in rejected.collect()) == expected_rejects
-    kept = sorted((r.order_id, r.amount, r.currency) for r in accepted.collect())
-    assert kept == [("1", 10.5, "USD"), ("14", 1.0, None), ("4", 5.0, "USD"), ("6", 6.0, "USD")]
+    kept = sorted((r.order_id, r.amount, r.quantity, r.currency) for r in accepted.collect())
+    assert kept == [("1", 10.5, 1, "USD"), ("14", 1.0, None, None), ("19", 2.0, 40, "USD"),
+                    ("23", 2.0, None, None), ("4", 5.0, 1, "USD"), ("6", 6.0, 1, "USD")]
     # nothing lost: rows in = accepted + rejected
     assert accepted.count() + rejected.count() == len(CATALOGUE) == df.count()
     assert {r.run_id for r in rejected.collect()} == {"run-1"}
@@ -74,19 +85,25 @@ def test_every_bad_row_is_quarantined_with_its_rule(spark, clv_home, tmp_path):
 
 def test_load_fails_above_the_rejected_share_but_keeps_the_rejects(spark, clv_home, tmp_path):
     df = _bad_file(spark, tmp_path)
-    with pytest.raises(ingest.IngestError, match=r"12 of 16 rows rejected"):
-        ingest.load_orders(spark, df, BATCH, "run-2", max_rejected_share=0.5)
-    rejected = warehouse.read_table(spark, "quality.rejected_orders", BATCH, clv_home)
-    assert rejected.count() == 12
+    with pytest.raises(ingest.IngestError, match=r"orders.csv: 18 of 25 rows rejected"):
+        ingest.load_orders(spark, df, BATCH, "run-2", max_rejected_share=0.5,
+                           source=str(tmp_path / "orders.csv"))
+    # the refused batch's rejects are kept apart: quality.rejected_orders describes
+    # published batches only
+    rejected = warehouse.read_table(spark, "quality.failed_load_rejects", BATCH, clv_home)
+    assert rejected.count() == 18
+    assert warehouse.list_partitions("quality.rejected_orders", clv_home) == []
     assert warehouse.list_partitions("raw.orders", clv_home) == []
 
 
 def test_load_under_the_threshold_publishes_accepted_rows(spark, clv_home, tmp_path):
     result = ingest.load_orders(spark, _bad_file(spark, tmp_path), BATCH, "run-3",
                                 max_rejected_share=0.8)
-    assert (result.rows_in, result.rows_accepted, result.rows_rejected) == (16, 4, 12)
+    # nothing published before: order 22 is accepted here
+    assert (result.rows_in, result.rows_accepted, result.rows_rejected) == (25, 7, 18)
     assert result.rejected_by_rule["amount_numeric"] == 3
-    assert warehouse.read_table(spark, "raw.orders", BATCH, clv_home).count() == 4
+    assert result.rejected_by_rule["amount_in_range"] == 2
+    assert warehouse.read_table(spark, "raw.orders", BATCH, clv_home).count() == 7
 
 
 def test_missing_required_column_names_file_and_column(spark, tmp_path):
