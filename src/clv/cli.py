@@ -129,7 +129,11 @@ def _summary(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from clv import demo
+    from clv.params import validate_params
 
+    # the DAG checks them too, but only after Airflow's DB and the data were loaded
+    validate_params({"as_of_date": args.as_of_date, "horizon_days": args.horizon_days,
+                     "budget": args.budget, "clv_weight": args.clv_weight})
     hillstrom = None
     if not args.no_campaign:
         try:
@@ -146,10 +150,13 @@ def _spark_connect_server(args: argparse.Namespace) -> int:
     """Replace this process with a Spark Connect server (what ``make up`` starts)."""
     import os
 
-    from clv.spark import connect_server_command
+    from clv.config import load_settings
+    from clv.spark import LOOPBACK, connect_server_command, is_local_master
 
     argv = connect_server_command(args.port)
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # its Python workers import clv
+    if is_local_master(load_settings().spark_master):  # its UI binds to $SPARK_LOCAL_IP
+        env.setdefault("SPARK_LOCAL_IP", LOOPBACK)
     print(f"Spark Connect server on sc://127.0.0.1:{args.port} "
           f"(tasks attach with CLV_SPARK_REMOTE=sc://127.0.0.1:{args.port})", flush=True)
     os.execve(argv[0], argv, env)
