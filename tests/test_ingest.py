@@ -257,6 +257,16 @@ def test_a_semicolon_file_is_read_with_its_delimiter(spark, tmp_path):
                   for r in accepted.collect()) == [("s1", "c1", 10.5, 40), ("s2", "c2", 3.0, None)]
 
 
+def test_a_gzipped_semicolon_csv_is_sniffed_through_the_compression(spark, tmp_path):
+    import gzip
+
+    path = tmp_path / "semi.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("order_id;customer_id;order_ts;amount\nz1;c1;2024-01-05;2.5\n")
+    assert [tuple(r) for r in ingest.read_orders_file(spark, path)
+            .select("order_id", "amount").collect()] == [("z1", "2.5")]
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
 def test_a_utf16_file_is_refused_naming_the_encoding(spark, tmp_path, encoding):
     path = tmp_path / "wide.csv"

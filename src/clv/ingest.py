@@ -12,6 +12,7 @@ rows rejected, and the load reports both counts.
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import gzip
 import importlib.metadata
@@ -183,7 +184,11 @@ def _first_line(path: Path) -> str:
         None)
     if first is None:
         raise IngestError(f"{path}: no data files in the folder")
-    with open(first, "rb") as fh:
+    suffix = first.suffix.lower()
+    if suffix not in (".gz", ".bz2") and suffix in _COMPRESSED:
+        return ""  # a codec only Spark reads: no sniffing, the default delimiter
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(suffix, open)
+    with opener(first, "rb") as fh:
         head = fh.read(65536)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
         raise IngestError(f"{first}: the file's encoding is UTF-16 (or UTF-32), which the "
@@ -194,6 +199,10 @@ def _first_line(path: Path) -> str:
     except UnicodeDecodeError:
         raise IngestError(f"{first}: the header is not valid UTF-8 text (encoding); save "
                           f"the file as UTF-8 and import it again") from None
+
+
+#: Compressed CSV suffixes Spark (Hadoop's codecs) reads transparently.
+_COMPRESSED = (".gz", ".bz2", ".deflate", ".lz4", ".snappy", ".zst")
 
 
 def _sniff_delimiter(path: Path, header: str) -> str:
