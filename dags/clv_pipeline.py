@@ -4,6 +4,7 @@
 Scores every customer's lifetime value and churn risk at an **as-of date**, then
 segments customers and spends a marketing budget on them.
 
+`validate_params` (trigger params; a bad one fails the run, not retried) ->
 `validate_raw` -> `build_features` (Spark) -> `validate_features` ->
 `train_clv` + `train_churn` (XGBoost) + `train_ziln` (TensorFlow ZILN) + `train_btyd`
 (BTYD models), all registered in MLflow -> `evaluate` (every model and the BTYD / naive
@@ -119,6 +120,20 @@ def _horizon() -> int:
     },
 )
 def clv_pipeline():
+    @task(execution_timeout=SHORT)
+    def validate_params() -> dict:
+        """Check the trigger params before anything reads or writes data; a bad param
+        fails the run at once, without retries (retrying cannot fix it)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from clv.params import ParamError
+        from clv.params import validate_params as check
+
+        try:
+            return check(get_current_context()["params"])
+        except ParamError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_raw() -> dict:
         """Great Expectations suite raw_orders over the orders before the as-of date."""
@@ -243,7 +258,7 @@ def clv_pipeline():
 
         return pipeline.run_summary(_as_of_date())
 
-    raw = validate_raw()
+    raw = validate_params() >> validate_raw()
     features = raw >> build_features() >> validate_features()
     scored = score()
     features >> [train_clv(), train_churn(), train_ziln(), train_btyd()] >> evaluate() >> scored

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +55,8 @@ def test_pipeline_params_and_order(dagbag):
     assert {"as_of_date", "horizon_days", "budget", "clv_weight", "action_costs",
             "segment_share_bounds", "action_capacity"} <= set(dag.params.keys())
     upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
+    assert upstream["validate_params"] == set()  # checked before anything reads data
+    assert upstream["validate_raw"] == {"validate_params"}
     assert upstream["build_features"] == {"validate_raw"}
     assert upstream["train_clv"] == upstream["train_churn"] == {"validate_features"}
     assert upstream["train_ziln"] == upstream["train_btyd"] == {"validate_features"}
@@ -82,3 +86,34 @@ def test_dag_files_do_not_import_heavy_libraries(dag_file):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip().splitlines()[-1:] in ([""], []), out.stdout
+
+
+def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    return subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_bad_param_fails_the_run_at_once_without_retries(tmp_path):
+    """A real Airflow run (SQLite metadata) with an unparseable as_of_date: the first task
+    fails on its only try (AirflowFailException: never up_for_retry although the DAG's
+    tasks have retries), and nothing downstream runs."""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+           "CLV_HOME": str(tmp_path / "home")}
+    assert _airflow(["db", "migrate"], env).returncode == 0
+    run = _airflow(["dags", "test", "clv_pipeline", "2024-01-01", "-c",
+                    json.dumps({"as_of_date": "banana"})], env)
+    log = run.stdout + run.stderr
+    assert run.returncode != 0 and "DagRun failed" in log, log[-3000:]
+    assert "AirflowFailException: as_of_date: 'banana' is not a date YYYY-MM-DD" in log
+    assert log.count("running task <TaskInstance: clv_pipeline.validate_params") == 1
+    assert "up_for_retry" not in log
+    runs = json.loads(_airflow(["dags", "list-runs", "clv_pipeline", "-o", "json"],
+                               env).stdout.strip().splitlines()[-1])
+    states = json.loads(_airflow(["tasks", "states-for-dag-run", "clv_pipeline",
+                                  runs[0]["run_id"], "-o", "json"],
+                                 env).stdout.strip().splitlines()[-1])
+    by_task = {row["task_id"]: row["state"] for row in states}
+    assert by_task.pop("validate_params") == "failed"
+    assert set(by_task.values()) == {"upstream_failed"}  # nothing read or wrote data

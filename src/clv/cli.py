@@ -34,6 +34,17 @@ def _parse_mapping(text: str | None) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+def _share(text: str) -> float:
+    """argparse type: a share of rows in [0, 1] (``nan`` would switch the check off)."""
+    from clv.ingest import IngestError, check_rejected_share
+
+    try:
+        return check_rejected_share(float(text))
+    except (ValueError, IngestError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number in [0, 1] (a share of the rows)") from exc
+
+
 def _import(args: argparse.Namespace) -> int:
     from clv import ingest, warehouse
     from clv.spark import get_spark
@@ -50,7 +61,9 @@ def _import(args: argparse.Namespace) -> int:
     run_id = args.run_id or f"import-{uuid.uuid4().hex[:8]}"
     print(f"loading {args.command.removeprefix('import-')} into raw.orders "
           f"(batch as_of_date={as_of}) ...", flush=True)
-    result = ingest.load_orders(spark, df, as_of, run_id, args.max_rejected_share)
+    result = ingest.load_orders(spark, df, as_of, run_id, args.max_rejected_share,
+                                source=str(args.file) if args.command == "import-orders"
+                                else str(path))
     warehouse.refresh_catalog()
     print(result)
     return 0
@@ -116,7 +129,11 @@ def _summary(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from clv import demo
+    from clv.params import validate_params
 
+    # the DAG checks them too, but only after Airflow's DB and the data were loaded
+    validate_params({"as_of_date": args.as_of_date, "horizon_days": args.horizon_days,
+                     "budget": args.budget, "clv_weight": args.clv_weight})
     hillstrom = None
     if not args.no_campaign:
         try:
@@ -133,10 +150,13 @@ def _spark_connect_server(args: argparse.Namespace) -> int:
     """Replace this process with a Spark Connect server (what ``make up`` starts)."""
     import os
 
-    from clv.spark import connect_server_command
+    from clv.config import load_settings
+    from clv.spark import LOOPBACK, connect_server_command, is_local_master
 
     argv = connect_server_command(args.port)
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # its Python workers import clv
+    if is_local_master(load_settings().spark_master):  # its UI binds to $SPARK_LOCAL_IP
+        env.setdefault("SPARK_LOCAL_IP", LOOPBACK)
     print(f"Spark Connect server on sc://127.0.0.1:{args.port} "
           f"(tasks attach with CLV_SPARK_REMOTE=sc://127.0.0.1:{args.port})", flush=True)
     os.execve(argv[0], argv, env)
@@ -191,7 +211,8 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--timestamp-format", help="Spark datetime pattern of order_ts")
         s.add_argument("--as-of-date", help="batch date; default: the day after the newest order")
         s.add_argument("--run-id")
-        s.add_argument("--max-rejected-share", type=float, default=0.01)
+        s.add_argument("--max-rejected-share", type=_share, default=0.01,
+                       help="refuse the batch when more than this share of rows is rejected")
         s.set_defaults(fn=_import)
     s = sub.add_parser("import-campaign", help="randomised campaign -> raw.campaign_responses")
     s.add_argument("file", nargs="?", help="CSV or Parquet in the raw.campaign_responses "

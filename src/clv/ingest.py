@@ -12,12 +12,13 @@ rows rejected, and the load reports both counts.
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import gzip
 import importlib.metadata
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ OPTIONAL_COLUMNS = ("quantity", "currency")
 CORRUPT_COLUMN = "_corrupt_record"
 RAW_ORDERS = "raw.orders"
 REJECTED_ORDERS = "quality.rejected_orders"
+FAILED_LOAD_REJECTS = "quality.failed_load_rejects"
 
 
 class IngestError(ValueError):
@@ -146,18 +148,71 @@ def read_orders_file(
     return out
 
 
+#: Field separators recognised in a CSV header (the first with the most fields wins).
+DELIMITERS = (",", ";", "\t", "|")
+
+
 def _read_csv(spark: SparkSession, path: Path) -> DataFrame:
-    """Every column as text, plus ``_corrupt_record`` holding lines Spark could not split."""
+    """Every column as text, plus ``_corrupt_record`` holding lines Spark could not split.
+
+    The delimiter is the one of :data:`DELIMITERS` that splits the header into the most
+    fields (``;`` is what spreadsheets write in comma-decimal locales); a UTF-16 file
+    is refused by name, as Spark would read its bytes as garbled text.
+    """
     from pyspark.sql.types import StringType, StructField, StructType
 
-    header = spark.read.option("header", True).csv(str(path)).columns
+    delimiter = _sniff_delimiter(path, _first_line(path))
+    reader = spark.read.option("header", True).option("sep", delimiter)
+    header = reader.csv(str(path)).columns
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise IngestError(f"{path}: duplicate column name(s) in the header: {dupes}")
     schema = StructType([StructField(c, StringType()) for c in header]
                         + [StructField(CORRUPT_COLUMN, StringType())])
-    return (spark.read.schema(schema).option("header", True).option("mode", "PERMISSIVE")
+    return (reader.schema(schema).option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_COLUMN).csv(str(path)))
+
+
+def _first_line(path: Path) -> str:
+    """The header line of a CSV file (of the first data file of a folder), as UTF-8 text.
+
+    Raises:
+        IngestError: the bytes are UTF-16/32 (a byte-order mark or NUL bytes) or not UTF-8.
+    """
+    first = path if path.is_file() else next(
+        (f for f in sorted(path.rglob("*")) if f.is_file() and not f.name.startswith((".", "_"))),
+        None)
+    if first is None:
+        raise IngestError(f"{path}: no data files in the folder")
+    suffix = first.suffix.lower()
+    if suffix not in (".gz", ".bz2") and suffix in _COMPRESSED:
+        return ""  # a codec only Spark reads: no sniffing, the default delimiter
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(suffix, open)
+    with opener(first, "rb") as fh:
+        head = fh.read(65536)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise IngestError(f"{first}: the file's encoding is UTF-16 (or UTF-32), which the "
+                          f"CSV reader does not take; save it as UTF-8 and import it again")
+    line = head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(b"\r")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IngestError(f"{first}: the header is not valid UTF-8 text (encoding); save "
+                          f"the file as UTF-8 and import it again") from None
+
+
+#: Compressed CSV suffixes Spark (Hadoop's codecs) reads transparently.
+_COMPRESSED = (".gz", ".bz2", ".deflate", ".lz4", ".snappy", ".zst")
+
+
+def _sniff_delimiter(path: Path, header: str) -> str:
+    """The delimiter of :data:`DELIMITERS` that splits ``header`` into the most fields."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the earlier, i.e. ","
+    if best != ",":
+        log.info("%s: reading with delimiter %r (found %d in the header)", path, best,
+                 counts[best])
+    return best if counts[best] else ","
 
 
 def _guess_format(path: Path) -> str:
@@ -186,7 +241,8 @@ def _apply_mapping(
                 continue
             raise IngestError(
                 f"{path}: required column {name!r} not found (looked for {source!r}; "
-                f"the file has {df.columns}); map it with --map {name}=<column>"
+                f"the file has {[c for c in df.columns if c != CORRUPT_COLUMN]}); map it "
+                f"with --map {name}=<column>{_delimiter_hint(df)}"
             )
         selected.append(F.col(f"`{source}`").alias(name))
     if CORRUPT_COLUMN in df.columns:
@@ -197,6 +253,14 @@ def _apply_mapping(
         out = out.withColumn("order_ts", F.to_timestamp(F.col("order_ts").cast("string"),
                                                         timestamp_format))
     return out
+
+
+def _delimiter_hint(df: DataFrame) -> str:
+    """A hint when the header was not split: one column whose name holds a delimiter."""
+    columns = [c for c in df.columns if c != CORRUPT_COLUMN]
+    if len(columns) == 1 and any(d in columns[0] for d in DELIMITERS + (" ",)):
+        return "; the header was not split into columns: check the file's delimiter"
+    return ""
 
 
 def _check_types(df: DataFrame, path: Path) -> None:
@@ -224,31 +288,70 @@ def _col(name: str):
 
 # --------------------------------------------------------------------------- quarantine
 
+#: Texts that mean "no value" in exports (SQL dumps, pandas, Excel), compared
+#: case-insensitively after trimming: such an id is missing, such a quantity or currency
+#: absent. Override with ``CLV_NULL_TOKENS`` (comma-separated).
+DEFAULT_NULL_TOKENS = ("NULL", "NONE", "NAN", "NA", "N/A", "#N/A", "NIL", "\\N")
+#: The suite whose row-level limits the import enforces (one set of rules: a batch
+#: the import accepts passes ``validate_raw``).
+RAW_SUITE = "raw_orders"
+
+
+def _suite_limit(column: str, end: int) -> float:
+    from clv import quality
+
+    return float(quality.suite_bounds(RAW_SUITE, column)[end])
+
+
+def _suite_ts_floor() -> dt.date:
+    from clv import quality
+
+    return dt.datetime.fromisoformat(quality.suite_bounds(RAW_SUITE, "order_ts")[0]).date()
+
+
+def _env_tokens(name: str, default: tuple[str, ...]) -> frozenset[str]:
+    text = os.environ.get(name)
+    items = text.split(",") if text is not None else default
+    return frozenset(t.strip().upper() for t in items if t.strip())
+
+
 @dataclass(frozen=True)
 class OrderRules:
-    """Row-level rules' settings: the oldest believable timestamp and the known currencies."""
+    """Row-level rules' settings. The bounds default to those of the ``raw_orders``
+    suite (read from its file), so the import quarantines what the suite would refuse."""
 
-    ts_floor: dt.date = dt.date(1990, 1, 1)
-    currencies: frozenset[str] = frozenset(
-        os.environ.get("CLV_CURRENCIES", "USD,EUR,GBP,BRL,CAD,AUD,JPY,CHF").split(","))
+    ts_floor: dt.date = field(default_factory=_suite_ts_floor)
+    currencies: frozenset[str] = field(default_factory=lambda: frozenset(
+        os.environ.get("CLV_CURRENCIES", "USD,EUR,GBP,BRL,CAD,AUD,JPY,CHF").split(",")))
+    amount_min: float = field(default_factory=lambda: _suite_limit("amount", 0))
+    amount_max: float = field(default_factory=lambda: _suite_limit("amount", 1))
+    quantity_min: float = field(default_factory=lambda: _suite_limit("quantity", 0))
+    quantity_max: float = field(default_factory=lambda: _suite_limit("quantity", 1))
+    null_tokens: frozenset[str] = field(
+        default_factory=lambda: _env_tokens("CLV_NULL_TOKENS", DEFAULT_NULL_TOKENS))
 
 
 #: Row rules in the order they are checked; a row is rejected by the first it breaks.
 RULES = ("malformed_row", "order_id_not_null", "customer_id_not_null", "order_ts_parseable",
-         "order_ts_not_in_future", "order_ts_after_floor", "amount_numeric",
-         "quantity_numeric", "currency_known", "order_id_unique")
+         "order_ts_not_in_future", "order_ts_after_floor", "amount_numeric", "amount_in_range",
+         "quantity_numeric", "quantity_whole", "quantity_in_range", "currency_known",
+         "order_id_published", "order_id_unique")
 
 
 def split_valid_orders(
-    df: DataFrame, run_id: str, as_of_date: dt.date, rules: OrderRules | None = None
+    df: DataFrame, run_id: str, as_of_date: dt.date, rules: OrderRules | None = None,
+    published_ids: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Type the contract columns and split rows into (accepted, rejected).
 
     Rules (see :data:`RULES`; the first failing rule wins): a CSV line Spark could
-    not split; null ids; an unparseable ``order_ts``, one at or after the batch's
-    ``as_of_date`` (the future, for this batch) or before ``rules.ts_floor``; an
-    amount that is not a finite number; a quantity that is given but not a number;
-    a currency not in ``rules.currencies`` (a missing currency is allowed);
+    not split; a missing id (null, blank or one of ``rules.null_tokens``); an
+    unparseable ``order_ts``, one at or after the batch's ``as_of_date`` (the future,
+    for this batch) or before ``rules.ts_floor``; an amount that is not a finite
+    number, or outside the suite's bounds; a quantity that is given but not a number,
+    not whole (``40.0`` is 40, ``40.5`` is rejected) or outside the suite's bounds; a
+    currency not in ``rules.currencies`` (a missing currency is allowed);
+    ``order_id_published``: the id is in ``published_ids`` (earlier batches);
     ``order_id_unique``: the first copy by timestamp, then amount, is kept, every
     further copy is rejected.
 
@@ -264,15 +367,25 @@ def split_valid_orders(
         df = df.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
     raw = df.select(*[F.col(c).cast("string").alias(f"_raw_{c}") for c in contract],
                     F.col(CORRUPT_COLUMN), *contract)
+
+    def value(c: str) -> Column:  # trimmed text, null for a null token
+        text = F.trim(F.col(c).cast("string"))
+        return F.when(F.upper(text).isin(sorted(rules.null_tokens)), None).otherwise(text)
+
     typed = (
-        raw.withColumn("order_id", F.trim(F.col("order_id").cast("string")))
-        .withColumn("customer_id", F.trim(F.col("customer_id").cast("string")))
+        raw.withColumn("order_id", value("order_id"))
+        .withColumn("customer_id", value("customer_id"))
         .withColumn("order_ts", F.col("order_ts").try_cast("timestamp"))
         .withColumn("amount", F.col("amount").try_cast("double"))
-        .withColumn("quantity", F.col("quantity").try_cast("int"))
-        .withColumn("currency", F.upper(F.trim(F.col("currency").cast("string"))))
+        # via double: an export's "40.0" is the whole number 40 (checked by the rules)
+        .withColumn("_quantity", value("quantity").try_cast("double"))
+        .withColumn("_quantity_given", value("quantity").isNotNull())
+        .withColumn("currency", F.upper(value("currency")))
     )
     typed = typed.withColumn("rule", _first_broken_rule(as_of_date, rules))
+    typed = typed.withColumn("quantity", F.when(F.col("rule").isNull(),
+                                                F.col("_quantity").cast("int")))
+    typed = _reject_published_ids(typed, published_ids)
     typed = _reject_duplicate_ids(typed)
     accepted = typed.where(F.col("rule").isNull()).select(*contract)
     rejected = typed.where(F.col("rule").isNotNull()).select(
@@ -288,10 +401,15 @@ def _first_broken_rule(as_of_date: dt.date, rules: OrderRules) -> Column:
     def blank(c: str) -> Column:
         return F.col(c).isNull() | (F.col(c) == "")
 
-    finite = F.col("amount").isNotNull() & ~F.isnan("amount") & (
-        F.abs("amount") < F.lit(float("inf")))
+    def finite(c: str) -> Column:
+        return F.col(c).isNotNull() & ~F.isnan(c) & (F.abs(c) < F.lit(float("inf")))
+
+    def outside(c: str, low: float, high: float) -> Column:
+        return (F.col(c) < F.lit(low)) | (F.col(c) > F.lit(high))
+
     as_of = F.lit(dt.datetime.combine(as_of_date, dt.time())).cast("timestamp")
     floor = F.lit(dt.datetime.combine(rules.ts_floor, dt.time())).cast("timestamp")
+    quantity = F.col("_quantity")
     checks = [
         ("malformed_row", F.col(CORRUPT_COLUMN).isNotNull()),
         ("order_id_not_null", blank("order_id")),
@@ -299,8 +417,12 @@ def _first_broken_rule(as_of_date: dt.date, rules: OrderRules) -> Column:
         ("order_ts_parseable", F.col("order_ts").isNull()),
         ("order_ts_not_in_future", F.col("order_ts") >= as_of),
         ("order_ts_after_floor", F.col("order_ts") < floor),
-        ("amount_numeric", ~finite),
-        ("quantity_numeric", F.col("_raw_quantity").isNotNull() & F.col("quantity").isNull()),
+        ("amount_numeric", ~finite("amount")),
+        ("amount_in_range", outside("amount", rules.amount_min, rules.amount_max)),
+        ("quantity_numeric", F.col("_quantity_given") & ~finite("_quantity")),
+        ("quantity_whole", F.col("_quantity_given") & (quantity != F.floor(quantity))),
+        ("quantity_in_range", F.col("_quantity_given")
+         & outside("_quantity", rules.quantity_min, rules.quantity_max)),
         ("currency_known", F.col("currency").isNotNull()
          & ~F.col("currency").isin(sorted(rules.currencies))),
     ]
@@ -308,6 +430,21 @@ def _first_broken_rule(as_of_date: dt.date, rules: OrderRules) -> Column:
     for name, broken in checks[1:]:
         rule = rule.when(broken, name)
     return rule
+
+
+def _reject_published_ids(typed: DataFrame, published_ids: DataFrame | None) -> DataFrame:
+    """``order_id_published``: the id is already in an earlier batch of ``raw.orders``
+    (the suite checks uniqueness over the whole history, so the copy would block it)."""
+    from pyspark.sql import functions as F
+
+    if published_ids is None:
+        return typed
+    seen = published_ids.select(F.col("order_id").alias("_published_id")).distinct()
+    joined = typed.join(seen, typed["order_id"] == seen["_published_id"], "left")
+    return joined.withColumn(
+        "rule", F.when(F.col("rule").isNull() & F.col("_published_id").isNotNull(),
+                       "order_id_published").otherwise(F.col("rule"))
+    ).drop("_published_id")
 
 
 def _reject_duplicate_ids(typed: DataFrame) -> DataFrame:
@@ -332,36 +469,76 @@ def load_orders(
     run_id: str,
     max_rejected_share: float = 0.01,
     rules: OrderRules | None = None,
+    source: str | None = None,
 ) -> LoadResult:
     """Quarantine bad rows, then publish the batch to ``raw.orders`` at ``as_of_date``.
 
+    Ids already published by another batch are quarantined (``order_id_published``).
+    The rejected rows go to ``quality.rejected_orders`` when the batch is published;
+    when the load is refused they go to ``quality.failed_load_rejects`` instead, so the
+    quarantine of the published batch of that date stays its own.
+
+    Args:
+        source: Where the rows came from (the file), named in messages.
+
     Raises:
-        IngestError: when more than ``max_rejected_share`` of the rows are rejected
-            (the rejected rows are still written, so they can be inspected).
+        IngestError: ``max_rejected_share`` is not a number in [0, 1], or more than
+            that share of the rows is rejected (nothing is published then).
     """
     from pyspark.sql import functions as F
 
+    check_rejected_share(max_rejected_share)
+    where = source or "the input"
     df = df.cache()
     rows_in = df.count()
     if rows_in == 0:
-        raise IngestError("the input has no rows")
-    accepted, rejected = split_valid_orders(df, run_id, as_of_date, rules)
+        raise IngestError(f"{where}: the input has no rows")
+    accepted, rejected = split_valid_orders(df, run_id, as_of_date, rules,
+                                            _published_ids(spark, as_of_date))
+    rejected = rejected.withColumn("order_id", F.coalesce("order_id", F.lit(""))).cache()
     by_rule = {r["rule"]: r["n"] for r in rejected.groupBy("rule").agg(F.count("*").alias("n"))
                .collect()}
     n_rejected = sum(by_rule.values())
-    warehouse.write_partition(rejected.withColumn("order_id", F.coalesce("order_id", F.lit(""))),
-                              REJECTED_ORDERS, as_of_date)
     result = LoadResult(as_of_date, rows_in, rows_in - n_rejected, n_rejected, by_rule)
     if n_rejected > max_rejected_share * rows_in:
+        warehouse.write_partition(rejected.withColumn("source", F.lit(where)),
+                                  FAILED_LOAD_REJECTS, as_of_date)
         raise IngestError(
-            f"{RAW_ORDERS}: {n_rejected} of {rows_in} rows rejected "
+            f"{where}: {n_rejected} of {rows_in} rows rejected "
             f"({n_rejected / rows_in:.2%} > the {max_rejected_share:.2%} allowed) by rules "
-            f"{by_rule}; see {REJECTED_ORDERS} partition as_of_date={as_of_date}"
+            f"{by_rule}; nothing was published to {RAW_ORDERS}; the rejected rows are in "
+            f"{FAILED_LOAD_REJECTS} partition as_of_date={as_of_date} (run_id={run_id})"
         )
+    warehouse.write_partition(rejected, REJECTED_ORDERS, as_of_date)
     warehouse.write_partition(accepted, RAW_ORDERS, as_of_date)
+    rejected.unpersist()
     df.unpersist()
     log.info("%s", result)
     return result
+
+
+def check_rejected_share(value: float) -> float:
+    """``value`` when it is a number in [0, 1]; else :class:`IngestError` (NaN would
+    switch the share check off: every comparison with it is false)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) \
+            or not 0 <= value <= 1:
+        raise IngestError(f"max_rejected_share must be a number in [0, 1] (a share of the "
+                          f"rows), got {value!r}")
+    return float(value)
+
+
+def _published_ids(spark: SparkSession, as_of_date: dt.date) -> DataFrame | None:
+    """Order ids of every other batch of ``raw.orders`` (reloading a date replaces it)."""
+    from pyspark.sql import functions as F
+
+    others = [d for d in warehouse.list_partitions(RAW_ORDERS) if d != as_of_date]
+    if not others:
+        return None
+    return (warehouse.read_table(spark, RAW_ORDERS)
+            .where(F.col(warehouse.PARTITION_COLUMN) != F.lit(as_of_date))
+            .select("order_id"))
 
 
 def default_batch_date(df: DataFrame) -> dt.date:

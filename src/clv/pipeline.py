@@ -290,6 +290,9 @@ class AllocationParams:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> AllocationParams:
         """Read and check the DAG params (names as in the trigger form)."""
+        from clv.params import validate_params
+
+        params = validate_params(params)  # {} actions, 2.7 customers: refused, not coerced
         shares = params.get("segment_share_bounds") or {}
         bad = {k: v for k, v in shares.items()
                if not isinstance(v, list | tuple) or len(v) != 2}

@@ -159,12 +159,18 @@ def write_mlflow_auth_config(env: dict[str, str], path: Path) -> Path:
 
 def mlflow_server_command(env: dict[str, str], host: str, port: int, artifact_root: Path,
                           auth_ini: Path, workers: int = 1) -> tuple[list[str], dict[str, str]]:
-    """argv and extra environment for the basic-auth MLflow server."""
+    """argv and extra environment for the basic-auth MLflow server.
+
+    The backend URI holds the PostgreSQL password: it travels in the environment
+    (``MLFLOW_BACKEND_STORE_URI``, which ``mlflow server`` reads and hands its workers the
+    same way), readable by the process's owner only, never on the command line, which
+    every local user sees in the process list.
+    """
     argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth",
             "--host", host, "--port", str(port), "--workers", str(workers),
-            "--backend-store-uri", env["CLV_MLFLOW_BACKEND_URI"],
             "--default-artifact-root", artifact_root.resolve().as_uri()]
     extra = {"MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+             "MLFLOW_BACKEND_STORE_URI": env["CLV_MLFLOW_BACKEND_URI"],
              "MLFLOW_FLASK_SERVER_SECRET_KEY": env["MLFLOW_FLASK_SERVER_SECRET_KEY"]}
     return argv, extra
 

@@ -839,3 +839,18 @@ def _psi_flag(psi: float) -> str:
     if psi > PSI_WATCH:
         return "watch"
     return "ok"
+
+
+def suite_bounds(suite: str, column: str) -> tuple[Any, Any]:
+    """``(min_value, max_value)`` of the suite's ``expect_column_values_to_be_between``
+    on ``column``: lets a loader enforce, row by row, the limits the suite checks.
+
+    Raises:
+        ValueError: the suite has no such expectation for the column.
+    """
+    for exp in _read_suite_dict(suite)["expectations"]:
+        kwargs = exp.get("kwargs", {})
+        if exp.get("type") == "expect_column_values_to_be_between" and \
+                kwargs.get("column") == column:
+            return kwargs.get("min_value"), kwargs.get("max_value")
+    raise ValueError(f"suite {suite}: no expect_column_values_to_be_between on {column!r}")

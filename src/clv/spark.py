@@ -34,6 +34,8 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
     scratch = s.state_dir / "spark"
     scratch.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", _python())
+    if is_local_master(s.spark_master):  # the UI binds to $SPARK_LOCAL_IP, else every interface
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(s.spark_master)
@@ -49,6 +51,8 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
         .config("spark.sql.warehouse.dir", str(scratch / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
     )
+    for key, value in network_conf(s.spark_master).items():
+        builder = builder.config(key, value)
     jdbc = _jdbc_jar(s)
     if jdbc:  # PostgreSQL warehouse: the driver on the classpath; JDBC timestamps as UTC
         builder = builder.config("spark.jars", jdbc).config(
@@ -67,6 +71,28 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
 
 
 _SESSION_LOGGED: set[str] = set()
+LOOPBACK = "127.0.0.1"
+
+
+def is_local_master(master: str) -> bool:
+    """True for ``local`` / ``local[N]`` / ``local[*]``: driver and executors in one JVM."""
+    return master == "local" or master.startswith("local[")
+
+
+def network_conf(master: str) -> dict[str, str]:
+    """Where the driver listens: 127.0.0.1 for a ``local`` master, whose executors share
+    the driver's JVM, so no other machine needs to reach its RPC and block-manager ports
+    (Spark has no authentication on by default). A cluster master's executors must reach
+    the driver, so its address stays Spark's choice or the user's
+    (``CLV_SPARK_DRIVER_HOST``, ``CLV_SPARK_DRIVER_BIND_ADDRESS``)."""
+    if is_local_master(master):
+        return {"spark.driver.bindAddress": LOOPBACK, "spark.driver.host": LOOPBACK}
+    conf = {}
+    for key, var in (("spark.driver.host", "CLV_SPARK_DRIVER_HOST"),
+                     ("spark.driver.bindAddress", "CLV_SPARK_DRIVER_BIND_ADDRESS")):
+        if os.environ.get(var):
+            conf[key] = os.environ[var]
+    return conf
 
 
 def _timed(make, what: str):
@@ -144,6 +170,7 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
         # Python UDFs / mapInPandas run on the server's workers: this venv's Python
         "spark.pyspark.python": _python(),
         **_SQL_CONF,
+        **network_conf(s.spark_master),
     }
     jdbc = _jdbc_jar(s)
     if jdbc:  # PostgreSQL warehouse: the server reads and writes it over JDBC
@@ -184,6 +211,8 @@ def start_connect_server(port: int, log, timeout_s: float = 180.0):
     import sys
 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}  # its Python workers import clv
+    if is_local_master(load_settings().spark_master):
+        env.setdefault("SPARK_LOCAL_IP", LOOPBACK)
     proc = subprocess.Popen(connect_server_command(port), stdout=log, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
     end = time.monotonic() + timeout_s

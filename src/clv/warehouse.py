@@ -67,6 +67,9 @@ _TABLE_LIST = [
           "Order history. Partitions are load batches; their union is the history."),
     Table("quality", "rejected_orders", ("order_id", "rule"),
           "Input rows that were not accepted, with the rule that rejected them."),
+    Table("quality", "failed_load_rejects", ("run_id", "order_id", "rule"),
+          "Rejected rows of a refused import (too many rejects): nothing of it was "
+          "published, and the published batch's quarantine stays in rejected_orders."),
     Table("features", "customer_features", ("customer_id",),
           "Customer features at the as-of date, from orders strictly before it."),
     Table("features", "training_examples", ("cutoff_date", "customer_id"),
