@@ -163,12 +163,30 @@ def run(n_customers: int, seed: int) -> tuple[dict[str, float], pd.DataFrame]:
 
 
 def markdown(n_customers: int, seed: int, accuracy: dict, values: pd.DataFrame) -> str:
-    """The figures as the docs page's tables."""
-    acc = pd.DataFrame([{k: v for k, v in accuracy.items()}])
-    return (f"customers {n_customers:,}, seed {seed}, budget {BUDGET_PER_CUSTOMER} per "
-            f"customer, costs {COSTS}\n\n"
-            + acc.to_markdown(index=False, floatfmt=".4f") + "\n\n"
-            + values.to_markdown(index=False, floatfmt=".4g") + "\n")
+    """The figures as a docs page (docs/effects_truth.md)."""
+    acc = pd.DataFrame([accuracy])
+    return "\n".join([
+        "# Fitted effects against the known truth (#14)", "",
+        "Written by `bench/bench_effects_truth.py` (see its docstring for the set-up);",
+        "reproduce with", "",
+        f"    .venv/bin/python bench/bench_effects_truth.py --customers {n_customers} "
+        f"--seed {seed} --markdown docs/effects_truth.md", "",
+        f"{n_customers:,} customers, seed {seed}, a randomised campaign over all of them "
+        "(a third e-mail, a third retention coupon, a third nothing), effects fitted by "
+        "`clv.effects.fit_action_effect` as the shop's own experiment. Budget "
+        f"{BUDGET_PER_CUSTOMER} per customer ({BUDGET_PER_CUSTOMER * n_customers:,.0f}), "
+        f"costs {COSTS}.", "",
+        "## The e-mail's revenue effect per customer vs the truth", "",
+        "Calibration slope: truth regressed on the estimate (1 = calibrated, < 1 = the "
+        "estimates spread wider than the truth). Qini: on the held-out half.", "",
+        acc.to_markdown(index=False, floatfmt=".4f"), "",
+        "## Plans at the same budget, valued under the truth", "",
+        "`value_*`: lambda x true incremental CLV + (1 - lambda) x true incremental revenue "
+        "- cost, summed over the plan's customers; `truth` is the plan made with the true "
+        "effects (the best any estimate can do), `fitted` with the method the product "
+        "chose per action, `segment_average` with the cell averages only; `*_share` = "
+        "value / value_truth.", "",
+        values.to_markdown(index=False, floatfmt=".4g"), ""])
 
 
 def main() -> None:
