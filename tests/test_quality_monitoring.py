@@ -142,15 +142,18 @@ def test_allocation_suite_passes_on_the_published_plan_and_fails_on_bad_rows(spa
     assert _outline(info.value.report) == [
         ("expect_column_values_to_be_between", "cost", "action == 'none'", 1,
          [{"customer_id": "c1", "cost": 0.5}]),
+        ("expect_column_values_to_be_between", "net_value", "action == 'none'", 1,
+         [{"customer_id": "c5", "net_value": 5.0}]),  # no action, so net_value must be 0
         ("expect_column_values_to_be_in_set", "uplift_source", None, 1,
          [{"customer_id": "c6", "uplift_source": "guess"}]),
         ("unexpected_rows_expectation", None, None, 1, []),
         ("unexpected_rows_expectation", None, None, 2, []),
     ]
     message = str(info.value)
-    assert message.startswith("marts.budget_allocation failed 4 of ")
+    assert message.startswith("marts.budget_allocation failed 5 of ")
+    # 1.5 spent > 1.0 / 0.9: a plan may select for the budget plus its 10% holdout
     assert ("  - unexpected_rows_expectation: 1 unexpected row; rule: the chosen actions' "
-            "total cost does not exceed the budget\n") in message
+            "total cost does not exceed budget / (1 - holdout share)") in message
     assert ("  - unexpected_rows_expectation: 2 unexpected rows; rule: net_value is lambda x "
             "incremental CLV + (1 - lambda) x incremental revenue - cost") in message
 
