@@ -185,3 +185,17 @@ def test_hillstrom_held_out_qini_of_both_methods_and_the_better_one_is_used():
     assert (est <= high + 1e-12).all() and (est >= low - 1e-12).all()
     assert math.isclose(float(np.max(high)), float(
         (fitted.cells["high"] * fitted.cells["shrink"]).max()), rel_tol=1e-9)
+
+
+def test_calibration_slope_keeps_only_the_confirmed_spread():
+    # Five bands of predicted effect 1..5 (200 rows each, half treated); the measured
+    # effect in each band is half the prediction: slope 0.5. The +-1 noise is the same
+    # in both arms, so each band's difference in means is exactly 0.5 x its prediction.
+    tau = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 200)
+    t = np.tile([1, 0], 500)
+    noise = np.tile([1.0, 1.0, -1.0, -1.0], 250)
+    y = 10.0 + noise + t * 0.5 * tau
+    assert effects.calibration_slope(tau, t, y) == pytest.approx(0.5)
+    # effects twice as spread as predicted: clipped to 1 (never widened); none: 0
+    assert effects.calibration_slope(tau, t, 10.0 + noise + t * 2.0 * tau) == 1.0
+    assert effects.calibration_slope(tau, t, 10.0 + noise + t * 3.0) == pytest.approx(0.0)
