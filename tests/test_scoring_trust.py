@@ -94,3 +94,12 @@ def test_a_ziln_champion_gets_its_own_quantiles_and_the_xgboost_challengers_reas
     assert "xgboost challenger v1" in out["explanation"]
     reasons = warehouse.read_partition_pandas("marts.score_reasons", AS_OF)
     assert set(reasons["model_version"]) == {"1"}
+    # without an xgboost challenger (the rule refused it), the newest xgboost version
+    # of the target still explains: reasons are never silently missing
+    import mlflow
+
+    mlflow.MlflowClient().delete_registered_model_alias("clv_spend", registry.CHALLENGER)
+    out = pipeline.explain(AS_OF, "run-3")
+    assert "newest xgboost version v1 (no alias)" in out["explanation"]
+    assert set(warehouse.read_partition_pandas("marts.score_reasons", AS_OF)
+               ["model_version"]) == {"1"}

@@ -142,8 +142,18 @@ def explaining_model(champion: Any, settings: Any = None) -> tuple[Any | None, s
         return model, (f"SHAP of the xgboost challenger v{model.version}: the champion "
                        f"v{champion.version} is {champion.family}, which has no exact "
                        "tree attribution")
+    # No xgboost challenger (e.g. the rule refused it on level): the newest xgboost
+    # version of the same target still says which features drive a customer's spend.
+    newest = max((int(v.version) for v in client.search_model_versions(
+        f"name='{CLV_MODEL_NAME}'") if (v.tags or {}).get("model_family") == "xgboost"),
+        default=None)
+    if newest is not None:
+        model = registry.load_version(CLV_MODEL_NAME, str(newest), settings)
+        return model, (f"SHAP of the newest xgboost version v{newest} (no alias): the "
+                       f"champion v{champion.version} is {champion.family}, which has no "
+                       "exact tree attribution")
     return None, (f"no reasons: the champion v{champion.version} is {champion.family} "
-                  "(no exact tree attribution) and there is no xgboost challenger")
+                  "(no exact tree attribution) and no xgboost version is registered")
 
 
 def customer_reasons(features: pd.DataFrame, champion: Any, settings: Any = None
