@@ -281,7 +281,8 @@ def test_pareto_nbd_p_alive_direction_and_limits():
     assert old < mid < now == pytest.approx(1.0)  # bought at T: certainly alive
     # no purchase ever (given alive) with probability E[mu/(lambda+mu)] < 1
     forever = model.p_no_purchase(1e12, [2.0], [30.43], [38.86])[0]
-    assert 1.0 - model.p_alive([2.0], [30.43], [38.86])[0] < forever < 1.0
+    dead = 1.0 - model.p_alive([2.0], [30.43], [38.86])[0]
+    assert dead < forever < 1.0
 
 
 # --------------------------------------------------------------------------- MBG/NBD
