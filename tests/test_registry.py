@@ -203,3 +203,14 @@ def test_alias_lock_serialises_two_runs(clv_home):
     for t in threads:
         t.join()
     assert order == ["a-in", "a-out", "b-in", "b-out"]
+
+
+def test_first_run_fallback_prefers_a_version_that_ranks_above_the_baselines():
+    # Seasonal data (bench_champion --synthetic): every level is off, nothing qualifies.
+    # v1 has the smallest level error but ranks below the baselines; v2 ranks above them:
+    # the first champion is v2, not a model worse than the naive rate at ranking.
+    table = _spend(("clv_spend", "1", "btyd", 0.60, 0.20, 0.70),
+                   ("clv_spend", "2", "xgboost", 0.70, 0.60, 0.90), *BASELINES)
+    d = registry.decide_aliases("clv_spend", table, None)
+    assert _aliases(d) == {"1": None, "2": "champion"}
+    assert "versions passing the floor and the rank gate" in d[1].reason

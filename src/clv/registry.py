@@ -192,6 +192,7 @@ class Assessment:
     failures: tuple[str, ...]
     figures: str
     level_gap: float  # smaller is better: |aggregate_error| (spend) or Brier (churn)
+    passes_rank: bool = True  # beats the best baseline of another family
 
     @property
     def qualifies(self) -> bool:
@@ -260,14 +261,17 @@ def assess(name: str, v: _Scored, baselines: list[_Scored]) -> Assessment:
     failures = [] if passes_floor else [f"{metric}={primary:.4f} does not pass the floor {floor}"]
     figures = [f"{metric}={primary:.4f}"]
     rival = _best([b for b in baselines if b.family != v.family], metric, sign)
+    passes_rank = True
     if rival is not None:
         figures[0] += f" (best baseline {rival.model} {rival.get(metric):.4f})"
         if not sign * (primary - rival.get(metric)) > 0:
+            passes_rank = False
             failures.append(f"{metric}={primary:.4f} does not beat the baseline "
                             f"{rival.model}'s {rival.get(metric):.4f}")
     level_figures, level_failures, gap = _level_checks(name, v, baselines)
     return Assessment(v.version, v.family, primary, passes_floor,
-                      tuple(failures + level_failures), "; ".join(figures + level_figures), gap)
+                      tuple(failures + level_failures), "; ".join(figures + level_figures), gap,
+                      passes_rank)
 
 
 def _choose_champion(name: str, assessed: list[Assessment], incumbent: Assessment | None
@@ -295,11 +299,16 @@ def _choose_champion(name: str, assessed: list[Assessment], incumbent: Assessmen
     floor_ok = [a for a in assessed if a.passes_floor]
     if not floor_ok:
         return None, ""
+    # A first champion that ranks below a baseline would be worse than the baseline at
+    # the one thing every decision needs (who is worth more): rank first, then level.
+    ranked = [a for a in floor_ok if a.passes_rank]
     level = "|aggregate_error|" if OUTPUT[name] == "spend" else "brier"
-    pick = min(floor_ok, key=lambda a: a.level_gap)
+    pick = min(ranked or floor_ok, key=lambda a: a.level_gap)
+    among = ("versions passing the floor and the rank gate" if ranked
+             else "versions passing the floor (none passes the rank gate)")
     return pick, (f"no version qualifies and there is no champion yet: the smallest {level} "
-                  "among the versions passing the floor, so the product can score (it "
-                  f"fails: {'; '.join(pick.failures)})")
+                  f"among the {among}, so the product can score (it fails: "
+                  f"{'; '.join(pick.failures)})")
 
 
 def decide_aliases(name: str, table: pd.DataFrame, champion: str | None
