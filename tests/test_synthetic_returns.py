@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.synthetic import (RETURN_MAX_DELAY_DAYS, RETURN_PARTIAL_RANGE, SyntheticSpec,
-                           simulate_orders, with_returns)
+from clv.synthetic import (
+    RETURN_MAX_DELAY_DAYS,
+    RETURN_PARTIAL_RANGE,
+    SyntheticSpec,
+    simulate_orders,
+    with_returns,
+)
 
 US_PER_DAY = 86_400_000_000
 
