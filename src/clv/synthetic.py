@@ -76,6 +76,7 @@ RESPONSE_COLUMNS = ("customer_id", "campaign_id", "sent_date", "treatment", "act
 # Random streams: one per kind of draw, so adding a draw never shifts another.
 _S_BIRTH, _S_LAMBDA, _S_P, _S_NU, _S_GAP, _S_DROP, _S_AMOUNT, _S_QTY = range(1, 9)
 _S_TREAT, _S_CONVERT, _S_REVENUE = range(20, 23)
+_S_RETURNED, _S_RETURN_DELAY, _S_RETURN_FULL, _S_RETURN_FRACTION = range(30, 34)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,55 @@ def simulate_orders(spec: SyntheticSpec, customers: np.ndarray) -> pd.DataFrame:
     order_us = start_us + np.floor(days * _US_PER_DAY).astype(np.int64)
     return pd.DataFrame({"customer_num": cust, "order_num": order_num, "order_us": order_us,
                          "amount": amount, "quantity": quantity})
+
+
+#: Returns (:func:`with_returns`): a return comes 1..``RETURN_MAX_DELAY_DAYS`` days after
+#: its order; half of them give back the whole order, the others a share of it.
+RETURN_MAX_DELAY_DAYS = 30
+RETURN_FULL_SHARE = 0.5
+RETURN_PARTIAL_RANGE = (0.1, 0.9)
+
+
+def with_returns(orders: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """The orders of :func:`simulate_orders` plus returns (negative orders), by customer then time.
+
+    The rule: each order ``(customer_num, order_num = k)`` is returned with probability
+    ``share``; its return is one more row of the same customer, ``order_num = -(k + 1)``
+    (negative: a return, of order ``-order_num - 1``), ``RETURN_MAX_DELAY_DAYS`` or
+    fewer whole days later (uniform on 1..30, same time of day) and
+    ``amount = -max(round(f * amount, 2), 0.01)``, ``quantity = -max(1, floor(f * quantity))``
+    (``-quantity`` when full), where ``f = 1`` with probability ``RETURN_FULL_SHARE``
+    and ``Uniform(RETURN_PARTIAL_RANGE)`` otherwise. Every draw is a counter-based hash
+    of ``(seed, stream, customer_num, order_num)``, so the returns of an order do not
+    depend on which other orders are in the frame. A return may fall after the data's
+    as-of date; a caller that needs an observed window drops those rows.
+
+    Raises:
+        ValueError: ``share`` is not in [0, 1] or a column is missing.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"returns: share must be in [0, 1], got {share}")
+    missing = {"customer_num", "order_num", "order_us", "amount", "quantity"} - set(orders.columns)
+    if missing:
+        raise ValueError(f"returns: the orders frame lacks column(s) {sorted(missing)}")
+    cust = orders["customer_num"].to_numpy(dtype=np.int64)
+    k = orders["order_num"].to_numpy(dtype=np.int64)
+    chosen = uniforms(seed, _S_RETURNED, cust, k) < share
+    src = orders[chosen]
+    cust, k = cust[chosen], k[chosen]
+    delay = 1 + np.floor(uniforms(seed, _S_RETURN_DELAY, cust, k) * RETURN_MAX_DELAY_DAYS)
+    low, high = RETURN_PARTIAL_RANGE
+    full = uniforms(seed, _S_RETURN_FULL, cust, k) < RETURN_FULL_SHARE
+    frac = np.where(full, 1.0, low + (high - low) * uniforms(seed, _S_RETURN_FRACTION, cust, k))
+    qty = src["quantity"].to_numpy()
+    returns = pd.DataFrame({
+        "customer_num": cust, "order_num": (-(k + 1)).astype(src["order_num"].dtype),
+        "order_us": src["order_us"].to_numpy() + delay.astype(np.int64) * _US_PER_DAY,
+        "amount": -np.maximum(np.round(frac * src["amount"].to_numpy(), 2), 0.01),
+        "quantity": -np.where(full, qty, np.maximum(1, np.floor(frac * qty))).astype(qty.dtype),
+    })
+    out = pd.concat([orders, returns], ignore_index=True)
+    return out.sort_values(["customer_num", "order_us"], kind="stable", ignore_index=True)
 
 
 def calendar_days(spec: SyntheticSpec, op_days: np.ndarray) -> np.ndarray:
