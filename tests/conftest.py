@@ -26,6 +26,24 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+#: ``mlflow.set_tracking_uri`` / ``set_registry_uri`` also write these into os.environ,
+#: and :func:`clv.config.load_settings` reads MLFLOW_TRACKING_URI: a test that pointed
+#: MLflow at its scratch store would hand that store to every later test's settings.
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_env_restored():
+    """Put the MLflow URI variables back as they were before the test."""
+    saved = {k: os.environ.get(k) for k in _MLFLOW_ENV}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture
 def clv_home(tmp_path, monkeypatch):
     """A fresh, empty CLV_HOME (warehouse, MLflow store, state) for one test."""

@@ -27,6 +27,9 @@ def trained_home(spark, clv_home, monkeypatch):
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)
     training.train_clv_model(AS_OF, HORIZON, "run-1")
     training.train_churn_model(AS_OF, HORIZON, "run-1")
+    # training only registers (evaluate decides aliases): an ML lead's promotion
+    registry.promote("clv_spend", "1")
+    registry.promote("clv_churn", "1")
     feats = evaluate[["customer_id", *FEATURE_COLUMNS]]  # the features "at AS_OF"
     warehouse.write_partition(spark.createDataFrame(feats), "features.customer_features", AS_OF)
     return feats
