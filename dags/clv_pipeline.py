@@ -23,14 +23,17 @@ has passed with the spend realised since, and flags drift.
 **Params** (trigger form): `as_of_date` (empty = the run's logical date; features
 use orders strictly before it), `horizon_days` (prediction horizon), `budget`
 (marketing budget), `clv_weight` (lambda: weight on lifetime value vs 30-day
-revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
+revenue), `action_costs`, `segment_share_bounds`, `action_capacity`; the contact policy:
+`contact_min_days`, `contact_max_per_window`, `contact_window_days`, `min_net_value`,
+`action_channels` (opt-outs loaded with `clv import-contact-preferences` always apply).
 
 **Outputs** (DuckDB `warehouse/warehouse.duckdb`, one partition per as-of date):
 `features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
 `marts.customer_segments`,
 `marts.segment_summary`, `marts.budget_allocation`, `marts.budget_summary`,
 `marts.action_effects`, `marts.allocation_frontier`, `marts.campaign_plan`,
-`marts.campaign_outcomes`, `marts.policy_evaluation`, `marts.score_reasons`,
+`marts.campaign_outcomes`, `marts.policy_evaluation`, `marts.contact_policy`,
+`marts.score_reasons`,
 `marts.churn_alerts`, `marts.score_backtest`; rejected input rows in
 `quality.rejected_orders`. `clv mark-plan-sent --plan-id plan-YYYY-MM-DD --sent-date ...`
 records when a plan went out (`marts.campaign_sends`); without it, a plan counts as sent on
@@ -52,6 +55,7 @@ from clv.config import (
     CHURN_ALERTS_ASSET_URI,
     DEFAULT_ACTION_COSTS,
     DEFAULT_CLV_WEIGHT,
+    DEFAULT_CONTACT_MIN_DAYS,
 )
 
 #: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
@@ -117,6 +121,23 @@ def _horizon() -> int:
         "action_capacity": Param({}, type="object",
                                  description='most customers per action, e.g. '
                                              '{"retention_coupon": 500}'),
+        # contact policy (clv.contact_policy): opt-outs always apply; these cap frequency.
+        "contact_min_days": Param(DEFAULT_CONTACT_MIN_DAYS, type="integer", minimum=0,
+                                  description="days between two contacts of a customer "
+                                              "through one channel (0 = no gap rule)"),
+        "contact_max_per_window": Param(None, type=["null", "integer"], minimum=1,
+                                        description="most contacts of a customer per channel "
+                                                    "in contact_window_days (empty = no limit)"),
+        "contact_window_days": Param(None, type=["null", "integer"], minimum=1,
+                                     description="window of contact_max_per_window "
+                                                 "(empty = horizon_days)"),
+        "min_net_value": Param(None, type=["null", "number"],
+                               description="take an action only when its expected net value "
+                                           "per customer (at lambda, after cost) reaches this "
+                                           "(empty = any positive value)"),
+        "action_channels": Param({}, type="object",
+                                 description='channel per action where the catalogue has none '
+                                             'or to override it, e.g. {"sms_offer": "sms"}'),
     },
 )
 def clv_pipeline():

@@ -55,7 +55,8 @@ def test_suites_load_from_json_and_typos_are_refused(clv_home):
     names = sorted(p.stem for p in SUITES.glob("*.json"))
     assert names == ["action_effects", "allocation_frontier", "budget_allocation",
                      "budget_summary", "campaign_outcomes", "campaign_plan",
-                     "campaign_responses", "churn_alerts", "customer_features",
+                     "campaign_responses", "churn_alerts", "contact_policy",
+                     "contact_preferences", "customer_features",
                      "customer_scores", "customer_segments", "customers", "model_metrics",
                      "policy_evaluation", "raw_orders", "score_backtest", "score_reasons",
                      "segment_summary"]

@@ -14,7 +14,10 @@ net value subject to
   ``min_share * spent <= spent on the segment <= max_share * spent`` where
   ``spent`` is the total actually spent (not the budget), so the empty plan is
   always feasible and a minimum share never forces the budget to be used up;
-* optional per-action capacities: at most ``capacity[action]`` customers get it.
+* optional per-action capacities: at most ``capacity[action]`` customers get it;
+* the contact policy (:mod:`clv.contact_policy`): candidates whose ``eligible``
+  column is False are never chosen, and with ``min_net_value`` only candidates
+  whose net value reaches it are.
 
 Two solvers, both reporting an upper bound from the LP relaxation:
 
@@ -87,6 +90,8 @@ SCORE_COLUMNS = ("customer_id", "segment", "predicted_clv", "p_churn")
 #: churn-weighted prediction (:func:`value_if_retained`): at most 10x predicted_clv.
 MIN_P_ACTIVE = 0.1
 NO_ACTION = "none"
+#: Optional boolean candidate column: False = the contact policy forbids the candidate.
+ELIGIBLE_COLUMN = "eligible"
 #: Up to this many candidates considered (net value > 0; all with share bounds)
 #: the exact path runs. Measured on 2 cores (bench/bench_allocation.py), budget
 #: only, costs on a 0.50 grid: 30,000 considered -> proven optimal in 0.2 s,
@@ -287,6 +292,7 @@ class _Candidates:
     action: np.ndarray  # action code per row
     segments: np.ndarray  # code -> segment name
     actions: np.ndarray  # code -> action name
+    eligible: np.ndarray | None = None  # the contact policy's verdict per row, if given
 
     def net_value(self, lam: float) -> np.ndarray:
         if not 0 <= lam <= 1:
@@ -320,8 +326,14 @@ def _prepare(candidates: pd.DataFrame) -> _Candidates:
     segment, segments = pd.factorize(frame["segment"], sort=True)
     if (same & (segment[1:] != segment[:-1])).any():
         raise ValueError("each customer must be in one segment")
+    eligible = None
+    if ELIGIBLE_COLUMN in frame.columns:
+        eligible = frame[ELIGIBLE_COLUMN].to_numpy()
+        if eligible.dtype != bool:
+            raise ValueError(f"{ELIGIBLE_COLUMN} must be boolean (True = the contact policy "
+                             f"allows the candidate)")
     return _Candidates(frame, customer, numbers, segment, action,
-                       np.asarray(segments), np.asarray(actions))
+                       np.asarray(segments), np.asarray(actions), eligible)
 
 
 def _problem(c: _Candidates, value: np.ndarray, keep: np.ndarray) -> _Problem:
@@ -784,7 +796,7 @@ def _plan(c: _Candidates, value: np.ndarray, picked: np.ndarray, budget: float,
     everyone = np.arange(len(plan))
     owner = c.customer[picked]  # customer codes are 0..n-1 in plan order
     columns = {col: c.frame[col].to_numpy() for col in c.frame.columns
-               if col not in ("customer_id", "segment")}
+               if col not in ("customer_id", "segment", ELIGIBLE_COLUMN)}
     columns["net_value"] = value
     for column, data in columns.items():
         plan[column] = pd.Series(data[picked], index=owner).reindex(everyone).to_numpy()
@@ -813,10 +825,15 @@ class _Solved:
 
 
 def _allocate(c: _Candidates, budget: float, lam: float, shares: dict, caps: dict,
-              exact_max: int, time_limit: float) -> _Solved:
+              exact_max: int, time_limit: float, min_net_value: float | None = None,
+              honour_eligibility: bool = True) -> _Solved:
     value = c.net_value(lam)
     # Non-positive candidates only matter when share bounds may need the spend.
     keep = np.ones(len(value), bool) if shares else value > 0
+    if honour_eligibility and c.eligible is not None:
+        keep &= c.eligible
+    if min_net_value is not None:
+        keep &= value >= min_net_value
     p = _problem(c, value, keep)
     chosen, bound, method, optimal, detail = _solve(p, budget, shares, caps, exact_max,
                                                     time_limit)
@@ -827,6 +844,12 @@ def _allocate(c: _Candidates, budget: float, lam: float, shares: dict, caps: dic
     gap = max(bound - objective, 0.0) / bound if bound > 0 else 0.0
     return _Solved(p.rows[chosen], value, objective, bound, gap, method, bool(optimal), spent,
                    detail)
+
+
+def _check_threshold(min_net_value: float | None) -> float | None:
+    if min_net_value is not None and not np.isfinite(min_net_value):
+        raise ValueError(f"min_net_value must be finite (or None), got {min_net_value}")
+    return None if min_net_value is None else float(min_net_value)
 
 
 def _check_budget(budget: float) -> float:
@@ -843,6 +866,8 @@ def allocate(
     action_capacity: Mapping[str, int] | None = None,
     exact_max_candidates: int = DEFAULT_EXACT_MAX_CANDIDATES,
     time_limit: float = DEFAULT_TIME_LIMIT_S,
+    min_net_value: float | None = None,
+    honour_eligibility: bool = True,
 ) -> AllocationResult:
     """Choose at most one action per customer to maximise the total net value.
 
@@ -859,6 +884,11 @@ def allocate(
             the exact path runs; above it the greedy/LP plan is returned.
         time_limit: Seconds HiGHS may spend on one MILP; past it the best plan
             found is returned with ``optimal=False``.
+        min_net_value: Take a candidate only when its net value at ``lam`` is at
+            least this (None: no threshold).
+        honour_eligibility: Leave out candidates whose ``eligible`` column (the
+            contact policy, :mod:`clv.contact_policy`) is False; False solves as if
+            there were no policy (what the policy costs is the difference).
 
     Returns:
         The plan with its objective, LP bound and gap.
@@ -868,7 +898,8 @@ def allocate(
         raise ValueError(f"lam must lie in [0, 1], got {lam}")
     c = _prepare(candidates)
     shares, caps = _constraint_codes(c, segment_share_bounds, action_capacity)
-    r = _allocate(c, budget, lam, shares, caps, exact_max_candidates, time_limit)
+    r = _allocate(c, budget, lam, shares, caps, exact_max_candidates, time_limit,
+                  _check_threshold(min_net_value), honour_eligibility)
     return AllocationResult(
         plan=_plan(c, r.value, r.picked, budget, lam), objective=r.objective,
         lp_bound=r.lp_bound, gap=r.gap, method=r.method, optimal=r.optimal, spent=r.spent,
@@ -878,27 +909,49 @@ def allocate(
 # --------------------------------------------------------------------------- reporting
 
 
-def budget_summary(plan: pd.DataFrame) -> pd.DataFrame:
-    """Per segment and action: customers, spend and expected increments.
+def budget_summary(plan: pd.DataFrame, excluded: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per segment and action: customers, spend and expected increments, and how many
+    customers the contact policy kept from the action.
 
     Args:
         plan: ``AllocationResult.plan`` (rows with action "none" count too).
+        excluded: segment, action, rule, customers: customers for whom ``rule``
+            (:data:`clv.contact_policy.RULES`) ruled the action out; None = no policy.
 
     Returns:
         segment, action, customers, spent, expected_incremental_clv,
-        expected_incremental_revenue, net_value, plus the plan's budget and
-        clv_weight; sorted by segment, action.
+        expected_incremental_revenue, net_value, one ``excluded_<rule>`` count per
+        rule, plus the plan's budget and clv_weight; sorted by segment, action. A
+        (segment, action) that no customer got but a rule excluded someone from has
+        customers 0.
     """
+    from clv.contact_policy import RULES
+
     summary = plan.groupby(["segment", "action"], sort=True).agg(
         customers=("customer_id", "size"), spent=("cost", "sum"),
         expected_incremental_clv=("incr_clv", "sum"),
         expected_incremental_revenue=("incr_revenue", "sum"),
         net_value=("net_value", "sum"),
     ).reset_index()
+    counts = pd.DataFrame(columns=["segment", "action", *[f"excluded_{r}" for r in RULES]])
+    if excluded is not None and len(excluded):
+        unknown = set(excluded["rule"]) - set(RULES)
+        if unknown:
+            raise ValueError(f"excluded: unknown rule(s) {sorted(unknown)}; rules are {RULES}")
+        counts = (excluded.pivot_table(index=["segment", "action"], columns="rule",
+                                       values="customers", aggfunc="sum", fill_value=0)
+                  .reindex(columns=list(RULES), fill_value=0)
+                  .add_prefix("excluded_").reset_index())
+        counts.columns.name = None
+    summary = summary.merge(counts, on=["segment", "action"], how="outer", sort=True)
+    numbers = [c for c in summary.columns if c not in ("segment", "action")]
+    summary[numbers] = summary[numbers].astype(float).fillna(0.0)
+    for column in ["customers", *[f"excluded_{r}" for r in RULES]]:
+        summary[column] = summary[column].astype("int64")
     for column in ("budget", "clv_weight"):
         if column in plan.columns and len(plan):
             summary[column] = plan[column].iat[0]
-    return summary
+    return summary.sort_values(["segment", "action"], kind="mergesort").reset_index(drop=True)
 
 
 def frontier(
@@ -908,6 +961,7 @@ def frontier(
     segment_share_bounds: ShareBounds | None = None,
     action_capacity: Mapping[str, int] | None = None,
     exact_max_candidates: int = DEFAULT_EXACT_MAX_CANDIDATES,
+    min_net_value: float | None = None,
 ) -> pd.DataFrame:
     """Short-term revenue vs lifetime value of the best plan at each lambda.
 
@@ -918,6 +972,8 @@ def frontier(
         segment_share_bounds: As for :func:`allocate`.
         action_capacity: As for :func:`allocate`.
         exact_max_candidates: As for :func:`allocate`.
+        min_net_value: As for :func:`allocate` (applied at each lambda); the
+            candidates' ``eligible`` column is honoured.
 
     Returns:
         One row per lambda: clv_weight, expected_incremental_revenue,
@@ -934,7 +990,7 @@ def frontier(
     rows = []
     for lam in lambdas:
         r = _allocate(c, budget, lam, shares, caps, exact_max_candidates,
-                      DEFAULT_TIME_LIMIT_S)
+                      DEFAULT_TIME_LIMIT_S, _check_threshold(min_net_value))
         rows.append({
             "clv_weight": lam,
             "expected_incremental_revenue": math.fsum(c.numbers[r.picked, 2]),

@@ -4,6 +4,7 @@
     clv import-orders FILE --map order_id=OrderNo,customer_id=Cust,order_ts=Date,amount=Total
     clv import-campaign --hillstrom [--sent-date 1998-03-01]   Hillstrom e-mail experiment
     clv import-campaign responses.csv              a campaign in the raw.campaign_responses contract
+    clv import-contact-preferences optouts.csv     opt-outs, suppression list (contact prefs)
     clv summary --as-of-date 1998-07-01            rows per table, champions
     clv demo --as-of-date 1998-07-01               make run: load CDNOW + Hillstrom, run the DAG
     clv spark-connect-server [--port 15002]        the long-lived Spark JVM tasks attach to
@@ -93,6 +94,32 @@ def _import_campaign(args: argparse.Namespace) -> int:
     result = ingest.load_campaign_responses(get_spark("clv-import"), frame, run_id, as_of)
     warehouse.refresh_catalog()
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _import_contact_preferences(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from clv import ingest, warehouse
+    from clv.spark import get_spark
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"import-contact-preferences: no file {path}")
+    frame = (pd.read_parquet(path) if path.suffix == ".parquet"
+             else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+    as_of = dt.date.fromisoformat(args.as_of_date) if args.as_of_date else None
+    run_id = args.run_id or f"import-{uuid.uuid4().hex[:8]}"
+    print(f"loading {len(frame)} contact preferences from {path} ...", flush=True)
+    result = ingest.load_contact_preferences(get_spark("clv-import"), frame, str(path), run_id,
+                                             as_of)
+    warehouse.refresh_catalog()
+    print(json.dumps(result, indent=2))
+    if result["rejected"]:
+        print(f"warning: {result['rejected']} row(s) of {path} were not loaded (see "
+              f"{ingest.REJECTED_CONTACT_PREFERENCES}, as_of_date={result['as_of_date']}): an "
+              f"opt-out among them is not honoured until the row is fixed and reloaded",
+              file=sys.stderr)
     return 0
 
 
@@ -226,6 +253,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--as-of-date", help="batch partition; default: the day after sent_date")
     s.add_argument("--run-id")
     s.set_defaults(fn=_import_campaign)
+    s = sub.add_parser("import-contact-preferences",
+                       help="a CRM's opt-outs / suppression list -> raw.contact_preferences")
+    s.add_argument("file", help="CSV or Parquet: customer_id, channel (email, account, ... or "
+                   "all), opted_out (true/false, yes/no, 1/0), updated_at (date or timestamp)")
+    s.add_argument("--as-of-date", help="batch partition; default: the newest updated_at")
+    s.add_argument("--run-id")
+    s.set_defaults(fn=_import_contact_preferences)
     s = sub.add_parser("summary")
     s.add_argument("--as-of-date", required=True)
     s.set_defaults(fn=_summary)

@@ -54,6 +54,9 @@ DEFAULT_CLV_WEIGHT = 0.5
 #: Share of each action's selected customers held out at random in every plan
 #: (planned, not contacted), so later runs can measure what the plan returned.
 DEFAULT_HOLDOUT_SHARE = 0.10
+#: The contact policy's default gap: at most one contact per customer per channel in
+#: 14 days (``contact_min_days``; clv.contact_policy).
+DEFAULT_CONTACT_MIN_DAYS = 14
 #: Airflow asset the pipeline's churn_alerts task updates: a CRM DAG scheduled on
 #: ``Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)`` runs after each new
 #: marts.churn_alerts partition.

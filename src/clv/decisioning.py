@@ -170,8 +170,8 @@ NO_EFFECT = EffectPrior(0.0, 0.0, 0.0)
 class Action:
     """A marketing action that can be sent to one customer, and what it moves.
 
-    Each action declares its channels as absolute priors (used wherever no
-    randomised experiment measured the action; see :mod:`clv.effects`):
+    Each action declares what it moves (revenue, retention) as absolute priors (used
+    wherever no randomised experiment measured the action; see :mod:`clv.effects`):
 
     Attributes:
         name: Identifier written to the plan.
@@ -179,6 +179,8 @@ class Action:
         revenue: Extra revenue per customer in the response window (money).
         retention: Change in the probability of staying active over the horizon.
         evidence: Where the prior comes from, in words (shown to analysts).
+        channel: How it reaches the customer; opt-outs and frequency caps are per
+            channel (:mod:`clv.contact_policy`).
     """
 
     name: str
@@ -186,6 +188,7 @@ class Action:
     revenue: EffectPrior = NO_EFFECT
     retention: EffectPrior = NO_EFFECT
     evidence: str = ""
+    channel: str = "email"
 
     def __post_init__(self) -> None:
         if not self.name or self.name == NO_ACTION:
@@ -213,7 +216,8 @@ DEFAULT_ACTIONS: tuple[Action, ...] = (
            evidence="assumed: +4 points of retention (1-7), a little revenue now"),
     Action("loyalty_perk", DEFAULT_ACTION_COSTS["loyalty_perk"],
            revenue=EffectPrior(0.0, 0.0, 0.50), retention=EffectPrior(0.06, 0.02, 0.10),
-           evidence="assumed: +6 points of retention (2-10)"),
+           evidence="assumed: +6 points of retention (2-10)",
+           channel="account"),  # credited to the customer's account, not a message
     Action("mens_email", DEFAULT_ACTION_COSTS["mens_email"],
            revenue=EffectPrior(0.770, 0.485, 1.055),
            evidence="Hillstrom 2008, Mens E-Mail vs no e-mail, overall"),

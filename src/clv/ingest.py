@@ -605,3 +605,69 @@ def load_campaign_responses(
             "rows": len(frame), "campaigns": sorted(frame["campaign_id"].unique().tolist()),
             "arms": {f"{c}/{a}/{'treated' if t else 'control'}": int(n)
                      for (c, a, t), n in arms.items()}}
+
+
+# --------------------------------------------------------------------------- contact preferences
+
+CONTACT_PREFERENCES = "raw.contact_preferences"
+REJECTED_CONTACT_PREFERENCES = "quality.rejected_contact_preferences"
+_PREFERENCE_SCHEMA = ("customer_id string, channel string, opted_out boolean, "
+                      "updated_at timestamp, source string, run_id string")
+_REJECTED_PREFERENCE_SCHEMA = ("row long, customer_id string, channel string, opted_out string, "
+                               "updated_at string, rule string, source string, run_id string")
+
+
+def load_contact_preferences(
+    spark: SparkSession, frame, source: str, run_id: str, as_of_date: dt.date | None = None
+) -> dict[str, object]:
+    """Import a CRM's suppression list / preference export into ``raw.contact_preferences``.
+
+    Rows that break a rule (:func:`clv.contact_policy.split_preferences`: customer or
+    channel missing, ``opted_out`` not a yes/no, ``updated_at`` not a date) go to
+    ``quality.rejected_contact_preferences`` with the rule, the file and the row number;
+    the rest is checked by the ``contact_preferences`` suite and published. Both land in
+    the partition ``as_of_date`` (default: the newest ``updated_at``'s date), replacing
+    an earlier load of the same batch. Rejected rows are counted by rule in the result
+    (the CLI prints them): an opt-out that could not be read must be fixed and reloaded,
+    never silently lost.
+
+    Args:
+        spark: The Spark session.
+        frame: pandas frame with ``customer_id, channel, opted_out, updated_at``.
+        source: The file's name (in messages and on every row).
+        run_id: Stamped on every row.
+        as_of_date: The batch's partition.
+
+    Returns:
+        table, as_of_date, rows, accepted, rejected, rejected per rule, opted_out rows.
+    """
+    import pandas as pd
+
+    from clv import contact_policy, quality
+
+    try:
+        valid, rejected = contact_policy.split_preferences(frame, source)
+    except ValueError as exc:
+        raise IngestError(str(exc)) from None
+    if valid.empty:
+        raise IngestError(f"{source}: no valid row for {CONTACT_PREFERENCES} "
+                          f"({len(rejected)} rejected: "
+                          f"{rejected['rule'].value_counts().to_dict()})")
+    if as_of_date is None:
+        as_of_date = valid["updated_at"].max().date()
+    valid = valid.assign(source=source, run_id=run_id)
+    df = spark.createDataFrame(valid, schema=_PREFERENCE_SCHEMA)
+    quality.assert_valid(df, "contact_preferences", CONTACT_PREFERENCES,
+                         ["customer_id", "channel", "updated_at"], run_name=run_id)
+    # Quarantine first, then the batch: a failed publish leaves the old batch's record whole.
+    rejected_out = rejected.assign(run_id=run_id)[
+        ["row", "customer_id", "channel", "opted_out", "updated_at", "rule", "source",
+         "run_id"]].astype({"row": "int64"})
+    warehouse.write_partition(spark.createDataFrame(
+        rejected_out if len(rejected_out) else pd.DataFrame(columns=rejected_out.columns),
+        schema=_REJECTED_PREFERENCE_SCHEMA), REJECTED_CONTACT_PREFERENCES, as_of_date)
+    warehouse.write_partition(df, CONTACT_PREFERENCES, as_of_date)
+    return {"table": CONTACT_PREFERENCES, "source": source,
+            "as_of_date": as_of_date.isoformat(), "rows": len(frame), "accepted": len(valid),
+            "rejected": len(rejected), "opted_out": int(valid["opted_out"].sum()),
+            "rejected_by_rule": rejected["rule"].value_counts().sort_index().to_dict()}

@@ -13,7 +13,12 @@ import datetime as dt
 import math
 from typing import Any
 
-from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT, DEFAULT_HORIZON_DAYS
+from clv.config import (
+    DEFAULT_ACTION_COSTS,
+    DEFAULT_CLV_WEIGHT,
+    DEFAULT_CONTACT_MIN_DAYS,
+    DEFAULT_HORIZON_DAYS,
+)
 
 #: Bounds of ``horizon_days`` (the trigger form's Param has the same).
 HORIZON_DAYS_RANGE = (7, 730)
@@ -31,7 +36,12 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
     ``clv_weight`` in [0, 1]; ``action_costs`` a non-empty map of action -> finite
     cost > 0 (absent: the defaults of :mod:`clv.config`); ``action_capacity`` action
     (one of ``action_costs``) -> whole number >= 0 (``3.0`` is 3, ``2.7`` is refused);
-    ``segment_share_bounds`` segment -> ``[min, max]``, each null or in [0, 1], min <= max.
+    ``segment_share_bounds`` segment -> ``[min, max]``, each null or in [0, 1], min <= max;
+    the contact policy (:mod:`clv.contact_policy`): ``contact_min_days`` a whole number
+    >= 0 (default 14), ``contact_max_per_window`` null or a whole number >= 1,
+    ``contact_window_days`` null (= ``horizon_days``) or a whole number >= 1,
+    ``min_net_value`` null or a finite number, ``action_channels`` action (one of
+    ``action_costs``) -> channel name.
 
     Returns:
         The params with numbers as float/int, ``as_of_date`` as a string ("" or ISO).
@@ -52,7 +62,35 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
     out["action_capacity"] = _action_capacity(params.get("action_capacity") or {},
                                               out["action_costs"])
     out["segment_share_bounds"] = _share_bounds(params.get("segment_share_bounds") or {})
+    out["contact_min_days"] = _whole("contact_min_days",
+                                     params.get("contact_min_days", DEFAULT_CONTACT_MIN_DAYS),
+                                     low=0)
+    out["contact_max_per_window"] = _optional_whole("contact_max_per_window",
+                                                    params.get("contact_max_per_window"), 1)
+    out["contact_window_days"] = _optional_whole("contact_window_days",
+                                                 params.get("contact_window_days"), 1)
+    net = params.get("min_net_value")
+    out["min_net_value"] = None if net is None or net == "" else _number("min_net_value", net)
+    out["action_channels"] = _action_channels(params.get("action_channels") or {},
+                                              out["action_costs"])
     return out
+
+
+def _optional_whole(name: str, value: Any, low: int) -> int | None:
+    return None if value is None or value == "" else _whole(name, value, low=low)
+
+
+def _action_channels(value: Any, costs: dict[str, float]) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ParamError(f"action_channels: expected a map action -> channel, got {value!r}")
+    unknown = sorted(str(a) for a in value if str(a) not in costs)
+    if unknown:
+        raise ParamError(f"action_channels: {unknown} not among the actions on offer "
+                         f"(action_costs: {sorted(costs)})")
+    bad = {a: c for a, c in value.items() if not isinstance(c, str) or not c.strip()}
+    if bad:
+        raise ParamError(f"action_channels: each channel must be a non-empty name, got {bad}")
+    return {str(a): c.strip().lower() for a, c in value.items()}
 
 
 def _as_of_date(value: Any) -> str:

@@ -20,6 +20,7 @@ from clv.config import (
     Settings,
     load_settings,
 )
+from clv.contact_policy import ContactPolicy
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,16 @@ CAMPAIGN_PLAN = "marts.campaign_plan"
 CAMPAIGN_SENDS = "marts.campaign_sends"
 CAMPAIGN_OUTCOMES = "marts.campaign_outcomes"
 POLICY_EVALUATION = "marts.policy_evaluation"
+# The contact policy (#19): opt-outs in, what the policy excluded and cost out.
+CONTACT_PREFERENCES = "raw.contact_preferences"
+CONTACT_POLICY = "marts.contact_policy"
 REASONS = "marts.score_reasons"
 CHURN_ALERTS = "marts.churn_alerts"
 SCORE_BACKTEST = "marts.score_backtest"
 OUTPUT_TABLES = [RAW_ORDERS, FEATURES, MODEL_METRICS, SCORES, SEGMENTS, SEGMENT_SUMMARY,
                  ACTION_EFFECTS, ALLOCATION, BUDGET_SUMMARY, FRONTIER, CAMPAIGN_PLAN,
-                 CAMPAIGN_OUTCOMES, POLICY_EVALUATION, REASONS, CHURN_ALERTS, SCORE_BACKTEST]
+                 CAMPAIGN_OUTCOMES, POLICY_EVALUATION, CONTACT_POLICY, REASONS, CHURN_ALERTS,
+                 SCORE_BACKTEST]
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
                "allocate", "evaluate", "measure_outcomes", "explain", "churn_alerts",
@@ -278,6 +283,9 @@ class AllocationParams:
         segment_share_bounds: Segment -> [min_share, max_share] of the amount spent
             (either may be null).
         action_capacity: Action -> most customers that may receive it.
+        contact: Frequency caps and the net-value threshold (:mod:`clv.contact_policy`).
+        action_channels: Action -> channel, for actions the catalogue does not know
+            (or to override it); opt-outs and caps are per channel.
     """
 
     budget: float
@@ -286,6 +294,8 @@ class AllocationParams:
     segment_share_bounds: dict[str, tuple[float | None, float | None]] = field(
         default_factory=dict)
     action_capacity: dict[str, int] = field(default_factory=dict)
+    contact: ContactPolicy = field(default_factory=lambda: ContactPolicy())
+    action_channels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> AllocationParams:
@@ -307,6 +317,12 @@ class AllocationParams:
             segment_share_bounds={str(k): (v[0], v[1]) for k, v in shares.items()},
             action_capacity={str(k): int(v) for k, v in
                              (params.get("action_capacity") or {}).items()},
+            contact=ContactPolicy(
+                min_days_between=params["contact_min_days"],
+                max_per_window=params["contact_max_per_window"],
+                window_days=params["contact_window_days"] or params["horizon_days"],
+                min_net_value=params["min_net_value"]),
+            action_channels=params["action_channels"],
         )
 
 
@@ -340,23 +356,39 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     del per_customer
     present = set(frame["segment"])
     del frame
+    # contact policy (#19): opt-outs and frequency caps rule candidates out before the solve.
+    rules = _contact_rules(as_of_date, candidates, params)
+    candidates[allocation.ELIGIBLE_COLUMN] = rules == ""
     constraints = dict(segment_share_bounds=_present_segments(params.segment_share_bounds,
                                                               present) or None,
                        action_capacity=params.action_capacity or None)
     # closed loop (#16): the allocator plans for budget / (1 - holdout share), so that the
     # treated part of the plan (publish_campaign_plan below) spends at most the budget.
-    result = allocation.allocate(candidates, closed_loop.allocation_budget(params.budget),
-                                 params.clv_weight, **constraints)
+    planned_budget = closed_loop.allocation_budget(params.budget)
+    threshold = params.contact.min_net_value
+    result = allocation.allocate(candidates, planned_budget, params.clv_weight,
+                                 min_net_value=threshold, **constraints)
     result.plan["budget"] = params.budget  # the run's budget: what the treated may spend
     log.info("allocation: %s", result.detail)
-    front = allocation.frontier(candidates, params.budget, **constraints)
+    # The same solve without the policy: what opt-outs, caps and the threshold cost.
+    free = allocation.allocate(candidates, planned_budget, params.clv_weight,
+                               honour_eligibility=False, **constraints)
+    excluded = _excluded(candidates, rules, params)
+    policy = _contact_policy_row(as_of_date, params, result, free, excluded, planned_budget)
+    log.info("contact policy: %s", {k: policy[k].iat[0] for k in (
+        "value_with_policy", "value_without_policy", "policy_cost_value",
+        "customers_opted_out", "customers_frequency_cap", "customers_min_net_value")})
+    front = allocation.frontier(candidates, params.budget, min_net_value=threshold,
+                                **constraints)
     plan = _allocation_plan(result.plan, scores)
-    summary = allocation.budget_summary(result.plan).rename(columns=_INCREMENT_NAMES)
+    summary = allocation.budget_summary(result.plan, excluded).rename(
+        columns=_INCREMENT_NAMES)
     docs = _publish_pandas(_stamp(plan, run_id), "budget_allocation", ALLOCATION, as_of_date,
                            run_id)
     for frame_out, suite, table in ((summary, "budget_summary", BUDGET_SUMMARY),
                                     (front, "allocation_frontier", FRONTIER),
-                                    (effect_table, "action_effects", ACTION_EFFECTS)):
+                                    (effect_table, "action_effects", ACTION_EFFECTS),
+                                    (policy, "contact_policy", CONTACT_POLICY)):
         _publish_pandas(_stamp(frame_out, run_id), suite, table, as_of_date, run_id)
     treated = plan["action"] != "none"
     out = {"customers": len(plan), "treated": int(treated.sum()),
@@ -371,7 +403,10 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
                                           .drop_duplicates().shape[0]),
            "effects": {a: f"{e.source}/{e.method}" for a, e in measured.items()},
            "uplift_sources": plan.loc[treated].groupby("action")["uplift_source"].first()
-           .to_dict()}
+           .to_dict(),
+           "contact_policy": {k: (v.item() if hasattr(v, "item") else v)
+                              for k, v in policy.iloc[0].items()
+                              if k.startswith(("policy_cost", "customers_", "value_"))}}
     out["mlflow_run_id"] = _log_allocation(as_of_date, run_id, params, out, front, summary,
                                            measured)
     # closed loop (#16): randomised holdout -> marts.campaign_plan; the plan's value
@@ -382,6 +417,86 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
             SEGMENTS, as_of_date, columns=["customer_id", "segment"]),
         params.action_costs, run_id)
     return out
+
+
+def _contact_rules(as_of_date: dt.date, candidates, params: AllocationParams):
+    """Per candidate: the contact rule that rules it out ("" = eligible), from the opt-outs
+    known on the as-of date and the treatments of the plans made before it."""
+    from clv import contact_policy
+
+    preferences = _read_all_pandas(CONTACT_PREFERENCES)
+    if preferences is not None:
+        preferences = preferences.drop(columns=[warehouse.PARTITION_COLUMN, "run_id"],
+                                       errors="ignore")
+    opt_outs = contact_policy.suppressed(preferences, as_of_date)
+    history = contact_policy.contact_history(
+        _read_all_pandas(CAMPAIGN_PLAN, before=as_of_date),
+        _read_all_pandas(CAMPAIGN_SENDS, before=as_of_date), as_of_date,
+        params.action_channels)
+    return contact_policy.excluded_by(candidates, as_of_date, params.contact, opt_outs,
+                                      history, params.action_channels)
+
+
+def _excluded(candidates, rules, params: AllocationParams):
+    """segment, action, rule, customers: who each rule kept from each action. The
+    threshold's exclusions are counted among the candidates the other rules allow, at the
+    run's lambda."""
+    import numpy as np
+    import pandas as pd
+
+    rules = rules.copy()
+    threshold = params.contact.min_net_value
+    if threshold is not None:
+        lam = params.clv_weight
+        value = (lam * candidates["incr_clv"].to_numpy(float)
+                 + (1 - lam) * candidates["incr_revenue"].to_numpy(float)
+                 - candidates["cost"].to_numpy(float))
+        rules[(rules == "") & (value < threshold)] = "min_net_value"
+    hit = rules != ""
+    frame = pd.DataFrame({"segment": candidates["segment"].to_numpy()[hit],
+                          "action": candidates["action"].to_numpy()[hit],
+                          "rule": rules[hit], "customer_id": candidates["customer_id"]
+                          .to_numpy()[hit]})
+    out = frame.groupby(["segment", "action", "rule"], sort=True).size().rename(
+        "customers").reset_index()
+    out.attrs["distinct"] = {r: int(frame.loc[frame["rule"] == r, "customer_id"].nunique())
+                             for r in np.unique(rules[hit])}
+    return out
+
+
+def _contact_policy_row(as_of_date: dt.date, params: AllocationParams, result, free,
+                        excluded, planned_budget: float):
+    """``marts.contact_policy``: the run's plan with and without the policy, on one row."""
+    import pandas as pd
+
+    from clv import closed_loop
+    from clv.contact_policy import RULES
+
+    def totals(r) -> dict[str, float]:
+        chosen = r.plan[r.plan["action"] != "none"]
+        return {"value": r.objective, "spent": r.spent, "selected": len(chosen),
+                "incremental_clv": float(chosen["incr_clv"].sum()),
+                "incremental_revenue": float(chosen["incr_revenue"].sum())}
+
+    with_, without = totals(result), totals(free)
+    distinct = excluded.attrs.get("distinct", {})
+    row = {"plan_id": closed_loop.plan_id_for(as_of_date), "budget": params.budget,
+           "planned_budget": planned_budget, "clv_weight": params.clv_weight,
+           "contact_min_days": params.contact.min_days_between,
+           "contact_max_per_window": params.contact.max_per_window,
+           "contact_window_days": params.contact.window_days,
+           "min_net_value": params.contact.min_net_value,
+           **{f"{k}_with_policy": v for k, v in with_.items()},
+           **{f"{k}_without_policy": v for k, v in without.items()},
+           "policy_cost_value": without["value"] - with_["value"],
+           "policy_cost_spend": without["spent"] - with_["spent"],
+           **{f"customers_{r}": distinct.get(r, 0) for r in RULES},
+           **{f"candidates_{r}": int(excluded.loc[excluded["rule"] == r, "customers"].sum())
+              for r in RULES}}
+    frame = pd.DataFrame([row])
+    for column in ("contact_max_per_window", "min_net_value"):
+        frame[column] = frame[column].astype(float)  # null when not set
+    return frame
 
 
 def _shop_covariates(as_of_date: dt.date, customers) -> Any:

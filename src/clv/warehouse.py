@@ -100,6 +100,14 @@ _TABLE_LIST = [
           "Treated vs holdout outcomes of earlier plans, with 95% intervals, vs expected."),
     Table("marts", "policy_evaluation", ("policy", "estimator"),
           "Off-policy (IPS, doubly robust) value of the plan and benchmark policies."),
+    Table("raw", "contact_preferences", ("customer_id", "channel", "updated_at"),
+          "Opt-outs and opt-ins per customer and channel ('all' = every channel). "
+          "Partitions are load batches; the latest row per customer and channel wins."),
+    Table("quality", "rejected_contact_preferences", ("source", "row"),
+          "Contact preference rows that were not accepted, with the rule they broke."),
+    Table("marts", "contact_policy", ("plan_id",),
+          "The plan with and without the contact policy: value, spend, and who each rule "
+          "(opt-out, frequency cap, min net value) excluded."),
     Table("marts", "score_reasons", ("customer_id", "rank"),
           "Top three feature contributions (SHAP) to each customer's predicted CLV."),
     Table("marts", "churn_alerts", ("customer_id",),
