@@ -406,10 +406,12 @@ def test_budget_summary_by_hand():
                     (3, "B", "n", 1.0, 4.0, 2.0), (4, "B", "n", 50.0, 1.0, 1.0)])
     summary = budget_summary(allocate(cands, 10.0, 0.5).plan)
     # A/m: customers 1, 2: spent 3, clv 11, revenue 7, net (4 - 1) + (5 - 2) = 6
-    # B/n: customer 3: spent 1, clv 4, revenue 2, net 3 - 1 = 2; B/none: customer 4
-    assert summary.values.tolist() == [["A", "m", 2, 3.0, 11.0, 7.0, 6.0, 10.0, 0.5],
-                                       ["B", "n", 1, 1.0, 4.0, 2.0, 2.0, 10.0, 0.5],
-                                       ["B", "none", 1, 0.0, 0.0, 0.0, 0.0, 10.0, 0.5]]
+    # B/n: customer 3: spent 1, clv 4, revenue 2, net 3 - 1 = 2; B/none: customer 4;
+    # no contact policy given: nobody excluded by any rule (0, 0, 0)
+    assert summary.values.tolist() == [["A", "m", 2, 3.0, 11.0, 7.0, 6.0, 0, 0, 0, 10.0, 0.5],
+                                       ["B", "n", 1, 1.0, 4.0, 2.0, 2.0, 0, 0, 0, 10.0, 0.5],
+                                       ["B", "none", 1, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 10.0,
+                                        0.5]]
 
 
 def test_frontier_moves_from_revenue_to_clv(tmp_path):

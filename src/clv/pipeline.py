@@ -707,9 +707,16 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
         mlflow.log_params({"budget": params.budget, "clv_weight": params.clv_weight,
                            "action_costs": json.dumps(params.action_costs, sort_keys=True),
                            "segment_share_bounds": json.dumps(params.segment_share_bounds),
-                           "action_capacity": json.dumps(params.action_capacity)})
+                           "action_capacity": json.dumps(params.action_capacity),
+                           "contact_min_days": params.contact.min_days_between,
+                           "contact_max_per_window": params.contact.max_per_window,
+                           "contact_window_days": params.contact.window_days,
+                           "min_net_value": params.contact.min_net_value,
+                           "action_channels": json.dumps(params.action_channels)})
         mlflow.log_metrics({k: float(out[k]) for k in ("spent", "objective", "lp_bound", "gap",
                                                         "treated")})
+        mlflow.log_metrics({f"contact_{k}": float(v) for k, v in
+                            out.get("contact_policy", {}).items()})
         chart = allocation.plot_frontier(front, Path(tmp) / "allocation_frontier.png")
         summary.to_csv(Path(tmp) / "budget_summary.csv", index=False)
         front.to_csv(Path(tmp) / "allocation_frontier.csv", index=False)
