@@ -269,9 +269,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clv`` command."""
+    from clv.config import apply_runtime_umask
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
+        apply_runtime_umask()  # what the command creates is the owner's only (CLV_UMASK)
         return args.fn(args)
     except (ValueError, RuntimeError) as exc:  # our errors carry readable messages
         print(f"error: {exc}", file=sys.stderr)

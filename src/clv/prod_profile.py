@@ -38,6 +38,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from clv.config import apply_runtime_umask, private_dir
+
 ENV_FILE = ".env.prod"
 #: What MLflow's basic-auth app shipped as the admin password before 3.x; never ours.
 MLFLOW_LEGACY_DEFAULT_PASSWORD = "password1234"
@@ -324,8 +326,8 @@ def up(home: Path, host: str, airflow_port: int, mlflow_port: int) -> int:
     if not env_path.exists():
         raise SystemExit(f"no {env_path}: run `make prod-env` first")
     env = read_env(env_path)
-    state = home / ".state" / "prod"
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(home / ".state")
+    state = private_dir(home / ".state" / "prod")
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if env.get("CLV_PG_LOCAL", "1") == "1":
         pg_start(env, home / ".state" / "postgres")
@@ -339,8 +341,7 @@ def up(home: Path, host: str, airflow_port: int, mlflow_port: int) -> int:
     subprocess.run([airflow, "pools", "set", "spark", "2", "Spark tasks: one local JVM each"],
                    env=child, check=True, stdout=subprocess.DEVNULL)
     auth_ini = write_mlflow_auth_config(env, state / "mlflow_auth.ini")
-    artifacts = home / ".state" / "mlflow" / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = private_dir(home / ".state" / "mlflow" / "artifacts")
     argv, extra = mlflow_server_command(env, host, mlflow_port, artifacts, auth_ini)
     _start("mlflow", argv, {**child, **extra}, state)
     # Airflow's task-log server binds every interface (no host setting): not started; with
@@ -385,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-port", type=int, default=None)
     a = p.parse_args(argv)
     home = Path(a.home).resolve()
+    apply_runtime_umask()  # the services it starts inherit it: their files are private
     if a.command == "env":
         client = "127.0.0.1" if a.host in ("0.0.0.0", "::") else a.host
         path = home / ENV_FILE

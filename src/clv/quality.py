@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from clv import warehouse
-from clv.config import Settings, load_settings
+from clv.config import Settings, load_settings, private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_expectations as gx
@@ -513,6 +513,7 @@ def _write_data_docs(
     )
 
     root = _gx_dir()
+    private_dir(root.parent)
     root.mkdir(parents=True, exist_ok=True)
     name = (run_name or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or "adhoc").replace("/", "_")
     key = ValidationResultIdentifier(

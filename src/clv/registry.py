@@ -45,11 +45,12 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clv.config import EXPERIMENT_NAME, Settings, load_settings
+from clv.config import EXPERIMENT_NAME, Settings, load_settings, private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -97,7 +98,7 @@ def configure_mlflow(settings: Settings | None = None) -> str:
     s = settings or load_settings()
     uri = s.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
+        private_dir(Path(os.path.dirname(uri[len("sqlite:///"):])))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     key = (uri, str(s.mlflow_artifact_root))
@@ -118,7 +119,7 @@ def _experiment_id(s: Settings) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT_NAME)
     if exp is not None:
         return exp.experiment_id
-    s.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    private_dir(s.mlflow_artifact_root)
     try:
         return client.create_experiment(
             EXPERIMENT_NAME, artifact_location=s.mlflow_artifact_root.resolve().as_uri()
@@ -483,8 +484,7 @@ def alias_lock(name: str, settings: Settings | None = None) -> Iterator[None]:
     """
     from clv.warehouse import exclusive_lock
 
-    folder = (settings or load_settings()).state_dir / "mlflow"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir((settings or load_settings()).state_dir / "mlflow")
     with exclusive_lock(folder / f"{name}.alias.lock"):
         yield
 

@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from clv.config import Settings, load_settings
+from clv.config import Settings, load_settings, private_dir, runtime_umask
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -31,8 +31,8 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
     if remote:  # a long-running Spark Connect server holds the JVM (make up starts one)
         return _timed(lambda: _remote_session(remote), f"Spark Connect {remote}")
     s = settings or load_settings()
-    scratch = s.state_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    private_dir(s.state_dir)
+    scratch = private_dir(s.state_dir / "spark")
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     if is_local_master(s.spark_master):  # the UI binds to $SPARK_LOCAL_IP, else every interface
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
@@ -51,7 +51,7 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
         .config("spark.sql.warehouse.dir", str(scratch / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
     )
-    for key, value in network_conf(s.spark_master).items():
+    for key, value in {**file_mode_conf(), **network_conf(s.spark_master)}.items():
         builder = builder.config(key, value)
     jdbc = _jdbc_jar(s)
     if jdbc:  # PostgreSQL warehouse: the driver on the classpath; JDBC timestamps as UTC
@@ -72,6 +72,13 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
 
 _SESSION_LOGGED: set[str] = set()
 LOOPBACK = "127.0.0.1"
+
+
+def file_mode_conf() -> dict[str, str]:
+    """Hadoop's own umask for what Spark writes (warehouse Parquet, its ``.crc`` files,
+    scratch): Hadoop applies ``fs.permissions.umask-mode`` (default 022, i.e. 0644 files)
+    whatever the process's umask, so it gets the run-time umask (:mod:`clv.config`)."""
+    return {"spark.hadoop.fs.permissions.umask-mode": f"{runtime_umask():03o}"}
 
 
 def is_local_master(master: str) -> bool:
@@ -170,6 +177,7 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
         # Python UDFs / mapInPandas run on the server's workers: this venv's Python
         "spark.pyspark.python": _python(),
         **_SQL_CONF,
+        **file_mode_conf(),
         **network_conf(s.spark_master),
     }
     jdbc = _jdbc_jar(s)

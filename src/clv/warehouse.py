@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv.config import Settings, load_settings
+from clv.config import Settings, load_settings, private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -209,6 +209,7 @@ def write_partition(
 
         return warehouse_pg.write_partition(df, table, as_of_date, pg)  # type: ignore[return-value]
     final = partition_dir(name, as_of_date, settings)
+    private_dir(_root(settings))
     staging = final.parent / "_staging"
     staging.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(staging / f"{final.name}.lock"):
@@ -383,7 +384,8 @@ def spark_frame(spark: SparkSession, frame: pd.DataFrame, settings: Settings | N
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder = (settings or load_settings()).state_dir / "spark" / "handoff" / uuid.uuid4().hex
+    folder = private_dir((settings or load_settings()).state_dir) / "spark" / "handoff" \
+        / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -410,7 +412,7 @@ def refresh_catalog(settings: Settings | None = None) -> Path:
 
         return warehouse_pg.refresh_catalog(_TABLE_LIST, pg)  # type: ignore[return-value]
     target = catalog_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     con = duckdb.connect(str(tmp))
     try:
