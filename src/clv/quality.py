@@ -83,10 +83,12 @@ _QUANTILE_ACCURACY = 100_000
 class DataQualityError(ValueError):
     """Data failed its expectation suite; ``report`` holds the details."""
 
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: ValidationReport, hint: str | None = None) -> None:
         message = report.describe()
         if report.data_docs_page:
             message += f"\n  Data Docs: {report.data_docs_page}"
+        if hint:
+            message += f"\n  {hint}"
         super().__init__(message)
         self.report = report
 

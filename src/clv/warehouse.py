@@ -70,6 +70,9 @@ _TABLE_LIST = [
     Table("quality", "failed_load_rejects", ("run_id", "order_id", "rule"),
           "Rejected rows of a refused import (too many rejects): nothing of it was "
           "published, and the published batch's quarantine stays in rejected_orders."),
+    Table("quality", "quarantined_orders", ("order_id",),
+          "Rows of a published raw.orders batch taken out of the history by "
+          "`clv quarantine-batch` (partition = the batch), with the reason."),
     Table("features", "customer_features", ("customer_id",),
           "Customer features at the as-of date, from orders strictly before it."),
     Table("features", "training_examples", ("cutoff_date", "customer_id"),
@@ -221,6 +224,27 @@ def write_partition(
         _publish(staged, final)
     log.info("published %s partition %s -> %s", name, as_of_date, final)
     return final
+
+
+def drop_partition(name: str, as_of_date: dt.date, settings: Settings | None = None) -> bool:
+    """Remove the published ``as_of_date`` partition of ``name`` atomically: readers see
+    it whole or not at all. True when it existed, False when there was none."""
+    table = get_table(name)
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.drop_partition(table, as_of_date, pg)
+    final = partition_dir(name, as_of_date, settings)
+    staging = final.parent / "_staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(staging / f"{final.name}.lock"):
+        if not final.exists():
+            return False
+        trash = staging / f"{final.name}.{uuid.uuid4().hex}.dropped"
+        os.rename(final, trash)  # one rename: the partition disappears whole
+        shutil.rmtree(trash)  # a kill here leaves it to the next write's _remove_leftovers
+    log.info("dropped %s partition %s", name, as_of_date)
+    return True
 
 
 @contextmanager
