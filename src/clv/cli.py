@@ -8,6 +8,7 @@
     clv demo --as-of-date 1998-07-01               make run: load CDNOW + Hillstrom, run the DAG
     clv spark-connect-server [--port 15002]        the long-lived Spark JVM tasks attach to
     clv promote --model clv_spend --version 3      move the champion alias
+    clv sign-model --model clv_spend --version 3   vouch for a version's artifacts (digest)
     clv catalog                                    rebuild the DuckDB views
     clv quarantine-batch --as-of-date 2020-02-01 --reason "amounts in cents"
                                                    take a published raw.orders batch out
@@ -185,6 +186,15 @@ def _quarantine_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sign_model(args: argparse.Namespace) -> int:
+    from clv import registry
+
+    digest = registry.record_artifact_digest(args.model, str(args.version))
+    print(f"{args.model} v{args.version}: artifacts sha256 {digest} recorded and signed; "
+          "scoring will load exactly these files")
+    return 0
+
+
 def _catalog(args: argparse.Namespace) -> int:
     from clv import warehouse
 
@@ -264,6 +274,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--alias", default="champion")
     s.set_defaults(fn=_promote)
     sub.add_parser("catalog").set_defaults(fn=_catalog)
+    s = sub.add_parser("sign-model", help="record and sign the SHA-256 digest of a version's "
+                       "artifacts (one registered outside the pipeline, after review): "
+                       "the score task loads only signed, unchanged versions")
+    s.add_argument("--model", required=True)
+    s.add_argument("--version", required=True)
+    s.set_defaults(fn=_sign_model)
     s = sub.add_parser("quarantine-batch", help="move a published raw.orders batch (its "
                        "as_of_date) to quality.quarantined_orders, so the next DAG run "
                        "proceeds on the other batches; idempotent")

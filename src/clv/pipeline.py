@@ -626,7 +626,7 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
 def _log_effect(action: str, effect, folder) -> None:
     """Held-out Qini of both methods, the Qini chart, and the registered effect model."""
     import mlflow
-    from clv import effects
+    from clv import effects, registry
     from clv.uplift_pyfunc import UpliftPyfunc
 
     mlflow.log_metrics({f"{action}.qini_{m}": v for m, v in effect.qini.items()}
@@ -646,6 +646,7 @@ def _log_effect(action: str, effect, folder) -> None:
                        "qini_segment_average": f"{effect.qini[effects.AVERAGE]:.6f}"}.items():
         client.set_model_version_tag(f"uplift_{action}", str(info.registered_model_version),
                                      key, value)
+    registry.record_artifact_digest(f"uplift_{action}", str(info.registered_model_version))
 
 
 def _version(package: str) -> str:
