@@ -17,8 +17,13 @@ AIRFLOW_PORT ?= 8080
 MLFLOW_PORT ?= 5000
 SPARK_CONNECT_PORT ?= 15002
 HOST        ?= 127.0.0.1
+# Run-time state (.state/, warehouse/, MLflow artifacts) is the owner's only: folders 0700,
+# files 0600. Every recipe line that creates some starts with $(PRIVATE).
+CLV_UMASK   ?= 077
+PRIVATE     := umask $(CLV_UMASK);
 
 export CLV_HOME := $(CURDIR)
+export CLV_UMASK
 # airflow standalone starts its components as `airflow ...`: the venv must be on PATH.
 export PATH := $(BIN):$(PATH)
 export AIRFLOW_HOME := $(CURDIR)/.state/airflow
@@ -78,12 +83,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@touch $(STAMP)
 
 airflow-init: install
-	@mkdir -p $(AIRFLOW_HOME)
-	@$(BIN)/airflow db migrate >/dev/null
-	@$(BIN)/airflow pools set spark 2 "Spark tasks: one local JVM each" >/dev/null
+	@$(PRIVATE) mkdir -p $(AIRFLOW_HOME) && chmod 700 .state
+	@$(PRIVATE) $(BIN)/airflow db migrate >/dev/null
+	@$(PRIVATE) $(BIN)/airflow pools set spark 2 "Spark tasks: one local JVM each" >/dev/null
 
 load-cdnow: install
-	$(BIN)/clv import-cdnow
+	$(PRIVATE) $(BIN)/clv import-cdnow
 
 # The Hillstrom e-mail experiment as this shop's campaign (placed at 1998-03-01, before
 # CDNOW's as-of date) so the allocation uses measured uplift for the e-mails.
@@ -96,8 +101,8 @@ load-campaign: install
 # One process (clv demo): the Airflow DB, both loads and the DAG run (airflow dags test runs
 # every task in-process) share one Spark JVM and one Great Expectations import.
 run: install
-	@mkdir -p $(AIRFLOW_HOME)
-	@start=$$(date +%s); \
+	@$(PRIVATE) mkdir -p $(AIRFLOW_HOME) && chmod 700 .state
+	@$(PRIVATE) start=$$(date +%s); \
 	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo --as-of-date $(AS_OF_DATE) --horizon-days $(HORIZON) \
 	  --budget $(BUDGET) --clv-weight $(CLV_WEIGHT) --log .state/last_run.log || exit 1; \
 	echo "make run finished in $$(( $$(date +%s) - start )) s (DAG log: .state/last_run.log)"
@@ -138,18 +143,18 @@ ifeq ($(PROFILE),prod)
 	@test -f $(PROD_ENV) || $(MAKE) --no-print-directory prod-env
 	@$(BIN)/python -m clv.prod_profile up
 else
-	@mkdir -p .state/mlflow/artifacts
-	@if [ -f .state/mlflow.pid ] && kill -0 $$(cat .state/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
+	@$(PRIVATE) mkdir -p .state/mlflow/artifacts && chmod 700 .state
+	@$(PRIVATE) if [ -f .state/mlflow.pid ] && kill -0 $$(cat .state/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
 	  setsid nohup $(BIN)/mlflow server --host $(HOST) --port $(MLFLOW_PORT) \
 	    --backend-store-uri sqlite:///$(CURDIR)/.state/mlflow/mlflow.db \
 	    --default-artifact-root $(CURDIR)/.state/mlflow/artifacts > .state/mlflow.log 2>&1 & echo $$! > .state/mlflow.pid; fi
 	@# One long-lived Spark JVM that every task attaches to (CLV_SPARK_REMOTE): a task pays
 	@# ~1 s to connect instead of ~9 s to start its own driver. SPARK_CONNECT_PORT= disables it.
-	@if [ -n "$(SPARK_CONNECT_PORT)" ]; then \
+	@$(PRIVATE) if [ -n "$(SPARK_CONNECT_PORT)" ]; then \
 	  if [ -f .state/spark-connect.pid ] && kill -0 $$(cat .state/spark-connect.pid) 2>/dev/null; then echo "Spark Connect already running"; else \
 	  setsid nohup $(BIN)/clv spark-connect-server --port $(SPARK_CONNECT_PORT) > .state/spark-connect.log 2>&1 & echo $$! > .state/spark-connect.pid; \
 	  for i in $$(seq 1 90); do (echo > /dev/tcp/127.0.0.1/$(SPARK_CONNECT_PORT)) 2>/dev/null && break; sleep 1; done; fi; fi
-	@if [ -f .state/airflow.pid ] && kill -0 $$(cat .state/airflow.pid) 2>/dev/null; then echo "Airflow already running"; else \
+	@$(PRIVATE) if [ -f .state/airflow.pid ] && kill -0 $$(cat .state/airflow.pid) 2>/dev/null; then echo "Airflow already running"; else \
 	  $(if $(SPARK_CONNECT_PORT),CLV_SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT)) \
 	  setsid nohup $(BIN)/airflow standalone > .state/airflow.log 2>&1 & echo $$! > .state/airflow.pid; fi
 	@echo "waiting for the UIs ..."; for i in $$(seq 1 90); do \

@@ -183,6 +183,17 @@ def test_missing_partition_and_key_column_are_clear_errors(spark, pg_settings):
         r[0] for r in _sql(pg_settings, "select nspname from pg_namespace")}
 
 
+def test_drop_partition_removes_one_partition_and_its_bookkeeping(spark, pg_settings):
+    """What ``clv quarantine-batch`` uses to take a batch out (issue #20)."""
+    warehouse.write_partition(_scores(spark, [("a", 1.0)]), SCORES, D1, pg_settings)
+    warehouse.write_partition(_scores(spark, [("b", 2.0), ("c", 3.0)]), SCORES, D2, pg_settings)
+    assert warehouse.drop_partition(SCORES, D2, pg_settings)
+    assert warehouse.list_partitions(SCORES, pg_settings) == [D1]
+    assert warehouse.row_count(SCORES, D2, pg_settings) is None
+    assert _sql(pg_settings, "select customer_id from marts.customer_scores") == [("a",)]
+    assert not warehouse.drop_partition(SCORES, D2, pg_settings)  # idempotent
+
+
 # --------------------------------------------------------------------------- atomicity
 
 def test_killed_spark_writer_leaves_the_published_partition_intact(spark, pg_settings):

@@ -9,7 +9,10 @@
     clv demo --as-of-date 1998-07-01               make run: load CDNOW + Hillstrom, run the DAG
     clv spark-connect-server [--port 15002]        the long-lived Spark JVM tasks attach to
     clv promote --model clv_spend --version 3      move the champion alias
+    clv sign-model --model clv_spend --version 3   vouch for a version's artifacts (digest)
     clv catalog                                    rebuild the DuckDB views
+    clv quarantine-batch --as-of-date 2020-02-01 --reason "amounts in cents"
+                                                   take a published raw.orders batch out
     clv mark-plan-sent --plan-id plan-1998-07-01 [--sent-date 1998-07-03]   outcomes from then
     clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
 """
@@ -198,6 +201,27 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quarantine_batch(args: argparse.Namespace) -> int:
+    from clv import ingest, warehouse
+    from clv.spark import get_spark
+
+    result = ingest.quarantine_batch(get_spark("clv-quarantine"),
+                                     dt.date.fromisoformat(args.as_of_date), args.reason,
+                                     args.run_id or f"quarantine-{uuid.uuid4().hex[:8]}")
+    warehouse.refresh_catalog()
+    print(result)
+    return 0
+
+
+def _sign_model(args: argparse.Namespace) -> int:
+    from clv import registry
+
+    digest = registry.record_artifact_digest(args.model, str(args.version))
+    print(f"{args.model} v{args.version}: artifacts sha256 {digest} recorded and signed; "
+          "scoring will load exactly these files")
+    return 0
+
+
 def _catalog(args: argparse.Namespace) -> int:
     from clv import warehouse
 
@@ -284,6 +308,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--alias", default="champion")
     s.set_defaults(fn=_promote)
     sub.add_parser("catalog").set_defaults(fn=_catalog)
+    s = sub.add_parser("sign-model", help="record and sign the SHA-256 digest of a version's "
+                       "artifacts (one registered outside the pipeline, after review): "
+                       "the score task loads only signed, unchanged versions")
+    s.add_argument("--model", required=True)
+    s.add_argument("--version", required=True)
+    s.set_defaults(fn=_sign_model)
+    s = sub.add_parser("quarantine-batch", help="move a published raw.orders batch (its "
+                       "as_of_date) to quality.quarantined_orders, so the next DAG run "
+                       "proceeds on the other batches; idempotent")
+    s.add_argument("--as-of-date", required=True, help="the batch, as its import printed it")
+    s.add_argument("--reason", required=True, help="why; kept on every quarantined row")
+    s.add_argument("--run-id")
+    s.set_defaults(fn=_quarantine_batch)
     s = sub.add_parser("mark-plan-sent", help="record when a plan (marts.campaign_plan) "
                        "was sent: its outcomes are measured from that date")
     s.add_argument("--plan-id", required=True, help="e.g. plan-1998-07-01")
@@ -303,9 +340,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clv`` command."""
+    from clv.config import apply_runtime_umask
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
+        apply_runtime_umask()  # what the command creates is the owner's only (CLV_UMASK)
         return args.fn(args)
     except (ValueError, RuntimeError) as exc:  # our errors carry readable messages
         print(f"error: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 | CLV_SPARK_DRIVER_MEMORY | ``3g``                                         |
 | CLV_JDBC_JAR          | ``/usr/share/java/postgresql.jar`` (Debian's     |
 |                       | libpostgresql-jdbc-java; PostgreSQL warehouse)   |
+| CLV_UMASK             | ``077``: run-time folders 0700, files 0600       |
 
 ``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
 ``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,
@@ -64,6 +65,44 @@ CHURN_ALERTS_ASSET_NAME = "marts.churn_alerts"
 CHURN_ALERTS_ASSET_URI = "clv://marts/churn_alerts"
 
 
+#: Run-time state (warehouse, MLflow store and model artifacts, Airflow home, Spark
+#: scratch) is the owner's only by default: other local users must not read customer
+#: data or pickled models, nor write what the pipeline later loads and runs.
+DEFAULT_UMASK = "077"
+
+
+def runtime_umask() -> int:
+    """The umask run-time files are created with (``CLV_UMASK``, octal; default 077).
+
+    Raises:
+        ValueError: ``CLV_UMASK`` is not an octal number in 000..777.
+    """
+    text = (os.environ.get("CLV_UMASK") or DEFAULT_UMASK).strip()
+    try:
+        value = int(text, 8)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 0o777:
+        raise ValueError(f"CLV_UMASK={text!r}: expected an octal umask such as 077 or 027")
+    return value
+
+
+def apply_runtime_umask() -> int:
+    """Set this process's umask to :func:`runtime_umask` (children, the Spark JVM
+    included, inherit it); returns the previous one."""
+    return os.umask(runtime_umask())
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as a run-time folder: mode 0777 less the
+    run-time umask (0700 by default), also when it already existed with wider rights."""
+    mode = 0o777 & ~runtime_umask()
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    if path.stat().st_uid == os.geteuid():  # a folder someone gave us stays theirs
+        path.chmod(mode)
+    return path
+
+
 def _default_home() -> Path:
     # src/clv/config.py -> checkout root (editable install keeps files in place)
     return Path(__file__).resolve().parents[2]
@@ -109,7 +148,12 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read settings from the environment, filling in the embedded defaults."""
+    """Read settings from the environment, filling in the embedded defaults.
+
+    Every code path that writes run-time state reads its settings here first, so this
+    is where the process's umask becomes the run-time one (:func:`apply_runtime_umask`).
+    """
+    apply_runtime_umask()
     home = Path(os.environ.get("CLV_HOME") or _default_home()).resolve()
     state = home / ".state"
     return Settings(

@@ -86,8 +86,11 @@ def run(as_of_date: dt.date, horizon_days: int, budget: float, clv_weight: float
     import pandas as pd
 
     from clv import ingest, pipeline, uplift, warehouse
+    from clv.config import load_settings, private_dir
     from clv.spark import get_spark
 
+    private_dir(load_settings().state_dir)  # Airflow's home, the log: the owner's only
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
     steps = _Steps(4 if hillstrom else 3)
     with steps.step("Airflow metadata DB (airflow db migrate, pool 'spark')"), \

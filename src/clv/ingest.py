@@ -35,6 +35,7 @@ CORRUPT_COLUMN = "_corrupt_record"
 RAW_ORDERS = "raw.orders"
 REJECTED_ORDERS = "quality.rejected_orders"
 FAILED_LOAD_REJECTS = "quality.failed_load_rejects"
+QUARANTINED_ORDERS = "quality.quarantined_orders"
 
 
 class IngestError(ValueError):
@@ -539,6 +540,76 @@ def _published_ids(spark: SparkSession, as_of_date: dt.date) -> DataFrame | None
     return (warehouse.read_table(spark, RAW_ORDERS)
             .where(F.col(warehouse.PARTITION_COLUMN) != F.lit(as_of_date))
             .select("order_id"))
+
+
+@dataclass(frozen=True)
+class QuarantineResult:
+    """What :func:`quarantine_batch` did with one ``raw.orders`` batch."""
+
+    as_of_date: dt.date
+    rows_quarantined: int
+    rows_kept: int
+    already_quarantined: bool
+
+    def __str__(self) -> str:
+        done = "was already" if self.already_quarantined else "is now"
+        return (f"{RAW_ORDERS} batch as_of_date={self.as_of_date} {done} quarantined: "
+                f"{self.rows_quarantined} rows in {QUARANTINED_ORDERS}, {self.rows_kept} "
+                f"rows of other batches kept in {RAW_ORDERS}")
+
+
+def quarantine_batch(spark: SparkSession, as_of_date: dt.date, reason: str, run_id: str
+                     ) -> QuarantineResult:
+    """Take a published ``raw.orders`` batch out of the history (``clv quarantine-batch``).
+
+    A batch is a ``raw.orders`` partition: the ``as_of_date`` an import printed. Its rows
+    go to ``quality.quarantined_orders`` (same partition, with ``reason`` and
+    ``quarantine_run_id``), then the batch leaves ``raw.orders`` in one atomic step, so
+    the next DAG run validates and learns from the other batches. Nothing else changes
+    (the batch's import rejects stay in ``quality.rejected_orders``). Idempotent: a
+    quarantined batch is left as it is; a run killed between the two steps is completed
+    by running it again. To bring the orders back, fix the file and import it again.
+
+    Raises:
+        IngestError: ``reason`` is empty, or ``raw.orders`` has no such batch (the
+            message lists the batches it has).
+    """
+    if not reason.strip():
+        raise IngestError("quarantine-batch: give a --reason (it is kept with the rows)")
+    batches = warehouse.list_partitions(RAW_ORDERS)
+    if as_of_date not in batches:
+        if as_of_date in warehouse.list_partitions(QUARANTINED_ORDERS):
+            return QuarantineResult(as_of_date, warehouse.row_count(
+                QUARANTINED_ORDERS, as_of_date) or 0, _rows_kept(batches), True)
+        raise IngestError(f"{RAW_ORDERS} has no batch as_of_date={as_of_date}; its batches: "
+                          f"{[d.isoformat() for d in batches] or 'none'}")
+    n = _move_to_quarantine(spark, as_of_date, reason, run_id)
+    warehouse.drop_partition(RAW_ORDERS, as_of_date)
+    result = QuarantineResult(as_of_date, n, _rows_kept(warehouse.list_partitions(RAW_ORDERS)),
+                              False)
+    log.warning("%s (reason: %s; run_id=%s)", result, reason, run_id)
+    return result
+
+
+def _move_to_quarantine(spark: SparkSession, as_of_date: dt.date, reason: str,
+                        run_id: str) -> int:
+    """Publish the batch's rows to the quarantine table; their count, checked."""
+    from pyspark.sql import functions as F
+
+    rows = warehouse.read_table(spark, RAW_ORDERS, as_of_date).drop(warehouse.PARTITION_COLUMN)
+    expected = warehouse.row_count(RAW_ORDERS, as_of_date)
+    warehouse.write_partition(rows.withColumn("reason", F.lit(reason))
+                              .withColumn("quarantine_run_id", F.lit(run_id)),
+                              QUARANTINED_ORDERS, as_of_date)
+    n = warehouse.row_count(QUARANTINED_ORDERS, as_of_date)
+    if n != expected:  # never drop a batch whose copy is not whole
+        raise IngestError(f"{QUARANTINED_ORDERS} as_of_date={as_of_date}: {n} rows written, "
+                          f"the batch has {expected}; {RAW_ORDERS} left unchanged")
+    return n
+
+
+def _rows_kept(batches: list[dt.date]) -> int:
+    return sum(warehouse.row_count(RAW_ORDERS, d) or 0 for d in batches)
 
 
 def default_batch_date(df: DataFrame) -> dt.date:

@@ -87,9 +87,13 @@ def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
     from clv import quality
     from clv.features import orders_before
 
-    orders = warehouse.read_table(_spark(), RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
-    visible = orders_before(orders, as_of_date)
-    report = quality.assert_valid(visible, "raw_orders", RAW_ORDERS, ["order_id"])
+    batches = warehouse.read_table(_spark(), RAW_ORDERS)
+    visible = orders_before(batches.drop(warehouse.PARTITION_COLUMN), as_of_date)
+    try:
+        report = quality.assert_valid(visible, "raw_orders", RAW_ORDERS, ["order_id"])
+    except quality.DataQualityError as exc:
+        raise quality.DataQualityError(exc.report, _quarantine_hint(batches, exc.report)) \
+            from None
     n, oldest, newest = visible.agg(F.count("*"), F.min("order_ts"), F.max("order_ts")).first()
     if n == 0:
         raise ValueError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date}; "
@@ -103,6 +107,20 @@ def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
     return {"rows": n, "expectations": report.n_expectations,
             "data_docs": _path(report.data_docs_page),
             "first_order": oldest.isoformat(), "last_order": newest.isoformat()}
+
+
+def _quarantine_hint(batches: Any, report: Any) -> str:
+    """Which ``raw.orders`` batches hold the sampled offending rows, and the one command
+    that takes such a batch out so later runs proceed on the rest."""
+    from pyspark.sql import functions as F
+
+    ids = sorted({str(r["order_id"]) for f in report.failures for r in f.sample_rows
+                  if r.get("order_id") is not None})
+    found = sorted({r[0].isoformat() for r in batches.where(F.col("order_id").isin(ids))
+                    .select(warehouse.PARTITION_COLUMN).distinct().collect()}) if ids else []
+    where = f"the sampled rows are in batch(es) as_of_date={', '.join(found)}; " if found else ""
+    return (f"{where}to take a published batch out of the history: "
+            "clv quarantine-batch --as-of-date <batch> --reason '<why>' (README: Bad batches)")
 
 
 def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
@@ -730,7 +748,7 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
 def _log_effect(action: str, effect, folder) -> None:
     """Held-out Qini of both methods, the Qini chart, and the registered effect model."""
     import mlflow
-    from clv import effects
+    from clv import effects, registry
     from clv.uplift_pyfunc import UpliftPyfunc
 
     mlflow.log_metrics({f"{action}.qini_{m}": v for m, v in effect.qini.items()}
@@ -750,6 +768,7 @@ def _log_effect(action: str, effect, folder) -> None:
                        "qini_segment_average": f"{effect.qini[effects.AVERAGE]:.6f}"}.items():
         client.set_model_version_tag(f"uplift_{action}", str(info.registered_model_version),
                                      key, value)
+    registry.record_artifact_digest(f"uplift_{action}", str(info.registered_model_version))
 
 
 def _version(package: str) -> str:

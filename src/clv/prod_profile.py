@@ -38,10 +38,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from clv.config import apply_runtime_umask, private_dir
+
 ENV_FILE = ".env.prod"
 #: What MLflow's basic-auth app shipped as the admin password before 3.x; never ours.
 MLFLOW_LEGACY_DEFAULT_PASSWORD = "password1234"
 MLFLOW_ADMIN = "admin"
+#: The MLflow user the DAG's tasks log and register as: no admin rights (it manages the
+#: experiment and the models it creates; the admin grants it the ones that exist).
+MLFLOW_PIPELINE_USER = "clv_pipeline"
 AIRFLOW_USERS = (("admin", "admin"), ("viewer", "viewer"))  # (user, simple-auth role)
 DATABASES = {"airflow": "airflow", "mlflow": "mlflow", "mlflow_auth": "mlflow", "clv": None}
 
@@ -106,7 +111,60 @@ def generate_env(pg_port: int | None = None, pg_host: str = "127.0.0.1",
         "MLFLOW_TRACKING_URI": mlflow_url,
         "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN,
         "MLFLOW_TRACKING_PASSWORD": _secret(18),
+        **_added_secrets(),
     }
+
+
+def _added_secrets() -> dict[str, str]:
+    """Secrets introduced after the first env files were written: ``up`` appends the
+    missing ones to an existing file (:func:`complete_env_file`)."""
+    return {
+        "CLV_MLFLOW_PIPELINE_USER": MLFLOW_PIPELINE_USER,
+        "CLV_MLFLOW_PIPELINE_PASSWORD": _secret(18),
+        # Spark's RPC secret for a standalone cluster (a local master makes its own)
+        "CLV_SPARK_AUTH_SECRET": _secret(32),
+        # signs model artifact digests (clv.registry); the tasks register and score
+        "CLV_MODEL_SIGNING_KEY": _secret(32),
+    }
+
+
+def complete_env_file(path: Path) -> list[str]:
+    """Append the secrets of :func:`_added_secrets` that ``path`` lacks; their names."""
+    have = read_env(path)
+    missing = {k: v for k, v in _added_secrets().items() if k not in have}
+    if missing:
+        with open(path, "a") as fh:
+            fh.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+        os.chmod(path, 0o600)
+    return sorted(missing)
+
+
+#: What only the setup step (``up``: roles, databases, users) may hold: the PostgreSQL
+#: superuser, the service databases' owners, the MLflow admin, the Airflow users'
+#: passwords. No long-running service or task gets them.
+SETUP_ONLY = ("CLV_PG_ADMIN_URI", "CLV_PG_WRITER_PASSWORD", "CLV_PG_ANALYST_PASSWORD",
+              "CLV_AIRFLOW_ADMIN_PASSWORD", "CLV_AIRFLOW_VIEWER_PASSWORD",
+              "CLV_MLFLOW_BACKEND_URI", "CLV_MLFLOW_AUTH_DB_URI",
+              "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_TRACKING_USERNAME",
+              "MLFLOW_TRACKING_PASSWORD", "CLV_MLFLOW_PIPELINE_PASSWORD")
+
+
+def _without_secrets(environ: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """``environ`` less every variable the env file defines (an operator who sourced
+    ``.env.prod`` into the shell running ``make up`` must not pass it all on)."""
+    return {k: v for k, v in environ.items() if k not in env and k not in SETUP_ONLY}
+
+
+def task_env(env: dict[str, str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of Airflow's components, which their tasks inherit: Airflow's own
+    settings and keys, the warehouse writer (``clv_writer``), the non-admin MLflow
+    pipeline user, Spark's and the model signing secrets; nothing of :data:`SETUP_ONLY`.
+    """
+    base = _without_secrets(dict(os.environ if environ is None else environ), env)
+    own = {k: v for k, v in env.items() if k not in SETUP_ONLY}
+    return {**base, **own,
+            "MLFLOW_TRACKING_USERNAME": env.get("CLV_MLFLOW_PIPELINE_USER", MLFLOW_PIPELINE_USER),
+            "MLFLOW_TRACKING_PASSWORD": env["CLV_MLFLOW_PIPELINE_PASSWORD"]}
 
 
 def write_env(path: Path, values: dict[str, str] | None = None) -> bool:
@@ -173,6 +231,58 @@ def mlflow_server_command(env: dict[str, str], host: str, port: int, artifact_ro
              "MLFLOW_BACKEND_STORE_URI": env["CLV_MLFLOW_BACKEND_URI"],
              "MLFLOW_FLASK_SERVER_SECRET_KEY": env["MLFLOW_FLASK_SERVER_SECRET_KEY"]}
     return argv, extra
+
+
+def ensure_mlflow_pipeline_user(env: dict[str, str], tracking_uri: str) -> None:
+    """As the MLflow admin (setup only): create the pipeline's user, or reset its password
+    to the env file's, and let it manage the experiment and models that exist already
+    (what it creates itself, MLflow lets it manage). It is no admin: it cannot create
+    users, grant rights, or touch other experiments and models beyond reading them."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    import mlflow
+    from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, EXPERIMENT_NAME
+
+    user, password = env.get("CLV_MLFLOW_PIPELINE_USER", MLFLOW_PIPELINE_USER), \
+        env["CLV_MLFLOW_PIPELINE_PASSWORD"]
+    admin = {"MLFLOW_TRACKING_USERNAME": env.get("MLFLOW_TRACKING_USERNAME", MLFLOW_ADMIN),
+             "MLFLOW_TRACKING_PASSWORD": env["MLFLOW_TRACKING_PASSWORD"]}
+    saved = {k: os.environ.get(k) for k in admin}
+    os.environ.update(admin)  # the clients read their credentials from the environment
+    try:
+        auth = get_app_client("basic-auth", tracking_uri=tracking_uri)
+        try:
+            auth.create_user(user, password)
+        except MlflowException:  # exists: the env file's password is the one that counts
+            auth.update_user_password(user, password)
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is not None:
+            _grant_manage(auth, user, "experiment", experiment.experiment_id)
+        for model in client.search_registered_models(max_results=1000):
+            if model.name in (CLV_MODEL_NAME, CHURN_MODEL_NAME) \
+                    or model.name.startswith("uplift_"):
+                _grant_manage(auth, user, "registered_model", model.name)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _grant_manage(auth, user: str, resource_type: str, resource_id: str) -> None:
+    """MANAGE on one resource; a grant that exists (maybe lower) is replaced."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        auth.grant_user_permission(user, resource_type, resource_id, "MANAGE")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        auth.revoke_user_permission(user, resource_type, resource_id)
+        auth.grant_user_permission(user, resource_type, resource_id, "MANAGE")
 
 
 def write_airflow_passwords(env: dict[str, str], path: Path) -> Path:
@@ -323,50 +433,105 @@ def up(home: Path, host: str, airflow_port: int, mlflow_port: int) -> int:
     env_path = home / ENV_FILE
     if not env_path.exists():
         raise SystemExit(f"no {env_path}: run `make prod-env` first")
+    added = complete_env_file(env_path)
+    if added:
+        print(f"added {', '.join(added)} to {env_path}")
     env = read_env(env_path)
-    state = home / ".state" / "prod"
-    state.mkdir(parents=True, exist_ok=True)
+    private_dir(home / ".state")
+    state = private_dir(home / ".state" / "prod")
     client_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if env.get("CLV_PG_LOCAL", "1") == "1":
         pg_start(env, home / ".state" / "postgres")
     pg_setup(env)
-    child = {**os.environ, **env, **airflow_env(env, state, host, airflow_port),
-             "MLFLOW_TRACKING_URI": f"http://{client_host}:{mlflow_port}"}
+    tracking = f"http://{client_host}:{mlflow_port}"
+    # Setup (this process) holds every secret; Airflow's components, whose tasks inherit
+    # their environment, get only what a task needs (task_env); MLflow only its own.
+    setup = {**os.environ, **env, **airflow_env(env, state, host, airflow_port),
+             "MLFLOW_TRACKING_URI": tracking}
+    child = {**task_env(env), **airflow_env(env, state, host, airflow_port),
+             "MLFLOW_TRACKING_URI": tracking}
     write_airflow_passwords(env, state / "airflow_passwords.json")
     airflow = str(Path(sys.executable).parent / "airflow")
     Path(child.get("AIRFLOW_HOME", home / ".state" / "airflow")).mkdir(parents=True, exist_ok=True)
-    subprocess.run([airflow, "db", "migrate"], env=child, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([airflow, "db", "migrate"], env=setup, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([airflow, "pools", "set", "spark", "2", "Spark tasks: one local JVM each"],
-                   env=child, check=True, stdout=subprocess.DEVNULL)
+                   env=setup, check=True, stdout=subprocess.DEVNULL)
     auth_ini = write_mlflow_auth_config(env, state / "mlflow_auth.ini")
-    artifacts = home / ".state" / "mlflow" / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = private_dir(home / ".state" / "mlflow" / "artifacts")
     argv, extra = mlflow_server_command(env, host, mlflow_port, artifacts, auth_ini)
-    _start("mlflow", argv, {**child, **extra}, state)
+    _start("mlflow", argv, {**_without_secrets(dict(os.environ), env), **extra}, state)
+    ok_m = _wait(f"{tracking}/health")
+    if ok_m:  # before any task runs: the tasks log as this user
+        ensure_mlflow_pipeline_user(env, tracking)
     # Airflow's task-log server binds every interface (no host setting): not started; with
     # LocalExecutor the api-server reads the task logs from the shared local log folder.
     for svc, opts in (("api-server", []), ("scheduler", ["--skip-serve-logs"]),
                       ("dag-processor", []), ("triggerer", ["--skip-serve-logs"])):
         _start(f"airflow-{svc}", [airflow, svc, *opts], child, state)
     ok_a = _wait(f"http://{client_host}:{airflow_port}/api/v2/monitor/health")
-    ok_m = _wait(f"http://{client_host}:{mlflow_port}/health")
     print(f"Airflow UI: http://{host}:{airflow_port}  {'up' if ok_a else 'NOT up'} "
           f"(logs: {state}/airflow-*.log); users: admin, viewer (passwords: "
           "CLV_AIRFLOW_*_PASSWORD in .env.prod)")
     print(f"MLflow UI:  http://{host}:{mlflow_port}  {'up' if ok_m else 'NOT up'} "
-          f"(log: {state}/mlflow.log); user: admin (password: MLFLOW_TRACKING_PASSWORD)")
+          f"(log: {state}/mlflow.log); user: admin (password: MLFLOW_TRACKING_PASSWORD); "
+          f"the DAG's tasks log as {env.get('CLV_MLFLOW_PIPELINE_USER', MLFLOW_PIPELINE_USER)}")
     return 0 if ok_a and ok_m else 1
 
 
-def down(home: Path) -> int:
+#: The order ``down`` stops services in: a service stops before those it uses. The
+#: scheduler first (no new task starts), the triggerer and dag-processor, then the
+#: api-server (running tasks report to it), MLflow (tasks log to it), PostgreSQL last.
+STOP_ORDER = ("airflow-scheduler", "airflow-triggerer", "airflow-dag-processor",
+              "airflow-api-server", "mlflow")
+#: Seconds a service gets to exit after SIGTERM before it is killed.
+STOP_TIMEOUT_S = 30.0
+
+
+def _alive(pid: int) -> bool:
+    """True while the process group ``pid`` has a member that is not a zombie."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a leader that exited but was not reaped yet counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True  # the leader is gone, other members of its group are not
+
+
+def stop_service(pidfile: Path, timeout_s: float = STOP_TIMEOUT_S) -> str:
+    """SIGTERM the service's process group and wait until it has exited (SIGKILL after
+    ``timeout_s``); then remove its pid file. Returns what happened, in words."""
+    name = pidfile.stem
+    try:
+        pid = int(pidfile.read_text())
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, ValueError):
+        pidfile.unlink(missing_ok=True)
+        return f"{name} not running"
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    killed = _alive(pid)
+    if killed:
+        os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+    pidfile.unlink(missing_ok=True)
+    return f"stopped {name}" + (f" (killed after {timeout_s:.0f} s)" if killed else "")
+
+
+def down(home: Path, timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Stop what ``up`` started in :data:`STOP_ORDER`, each one waited for, PostgreSQL
+    last, so no service loses its database while it still runs."""
     state = home / ".state" / "prod"
-    for pidfile in sorted(state.glob("*.pid")):
-        try:
-            os.killpg(int(pidfile.read_text()), signal.SIGTERM)
-            print(f"stopped {pidfile.stem}")
-        except (ProcessLookupError, ValueError, PermissionError):
-            print(f"{pidfile.stem} not running")
-        pidfile.unlink()
+    pidfiles = {p.stem: p for p in state.glob("*.pid")}
+    rank = {name: i for i, name in enumerate(STOP_ORDER)}
+    # services not in the list (none today) stop first: they may use any of them
+    for name in sorted(pidfiles, key=lambda n: (rank.get(n, -1), n)):
+        print(stop_service(pidfiles[name], timeout_s), flush=True)
     env_path = home / ENV_FILE
     if env_path.exists() and read_env(env_path).get("CLV_PG_LOCAL", "1") == "1":
         print("stopped postgres" if pg_stop(home / ".state" / "postgres")
@@ -385,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-port", type=int, default=None)
     a = p.parse_args(argv)
     home = Path(a.home).resolve()
+    apply_runtime_umask()  # the services it starts inherit it: their files are private
     if a.command == "env":
         client = "127.0.0.1" if a.host in ("0.0.0.0", "::") else a.host
         path = home / ENV_FILE

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from clv import warehouse
-from clv.config import Settings, load_settings
+from clv.config import Settings, load_settings, private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_expectations as gx
@@ -83,10 +83,12 @@ _QUANTILE_ACCURACY = 100_000
 class DataQualityError(ValueError):
     """Data failed its expectation suite; ``report`` holds the details."""
 
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: ValidationReport, hint: str | None = None) -> None:
         message = report.describe()
         if report.data_docs_page:
             message += f"\n  Data Docs: {report.data_docs_page}"
+        if hint:
+            message += f"\n  {hint}"
         super().__init__(message)
         self.report = report
 
@@ -513,6 +515,7 @@ def _write_data_docs(
     )
 
     root = _gx_dir()
+    private_dir(root.parent)
     root.mkdir(parents=True, exist_ok=True)
     name = (run_name or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or "adhoc").replace("/", "_")
     key = ValidationResultIdentifier(

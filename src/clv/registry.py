@@ -29,6 +29,16 @@ network and the BTYD models (:mod:`clv.btyd_models`) register versions of
 returns a :class:`ScoringModel` whose ``predict`` gives the spend or the churn
 probability whatever the family, so promoting either needs no code change.
 
+Model artifacts are code: XGBoost's sklearn wrapper, the ZILN and BTYD pyfuncs are
+unpickled when loaded. At registration the pipeline records a SHA-256 digest of the
+version's artifacts (tag ``artifact_sha256``) with an HMAC of it under the pipeline's
+signing key (tag ``artifact_signature``; :func:`record_artifact_digest`).
+:func:`load_version` downloads the artifacts, checks both, and loads the checked copy;
+a version whose files changed since, or that the pipeline never signed (registered by
+hand, or a tag written by someone without the key), is refused with a
+:class:`ModelIntegrityError` naming the model, version and alias. An ML lead vouches for
+such a version with ``clv sign-model``.
+
 Versions are taken from what ``log_model`` returns, never from "the newest
 version" in the registry, so two training runs racing cannot swap each other's
 models; reading the champion, scoring it and moving the alias happen under one
@@ -38,18 +48,23 @@ both become champion from the same stale comparison.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clv.config import EXPERIMENT_NAME, Settings, load_settings
+from clv.config import EXPERIMENT_NAME, Settings, load_settings, private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -86,6 +101,112 @@ class RegistryError(RuntimeError):
     """The registry has no usable model for a request."""
 
 
+class ModelIntegrityError(RegistryError):
+    """A version's artifacts are not the ones the pipeline registered (or never signed)."""
+
+
+#: Version tags recorded at registration: the artifacts' digest and its HMAC.
+DIGEST_TAG = "artifact_sha256"
+SIGNATURE_TAG = "artifact_signature"
+#: The pipeline's signing key: ``CLV_MODEL_SIGNING_KEY`` (text), else the file named by
+#: ``CLV_MODEL_SIGNING_KEY_FILE``, else ``<state>/mlflow/model_signing.key`` (generated
+#: once, 0600). Whoever holds it can vouch for artifacts; keep it with the pipeline.
+SIGNING_KEY_FILE = "model_signing.key"
+
+
+def signing_key(settings: Settings | None = None) -> bytes:
+    """The key that signs artifact digests (see :data:`SIGNING_KEY_FILE`)."""
+    import secrets
+
+    if os.environ.get("CLV_MODEL_SIGNING_KEY"):
+        return os.environ["CLV_MODEL_SIGNING_KEY"].encode()
+    given = os.environ.get("CLV_MODEL_SIGNING_KEY_FILE")
+    path = Path(given) if given else \
+        private_dir((settings or load_settings()).state_dir / "mlflow") / SIGNING_KEY_FILE
+    if not given and not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+        except FileExistsError:  # another process made it first
+            pass
+    key = path.read_text().strip()
+    if not key:
+        raise ModelIntegrityError(f"model signing key file {path} is empty")
+    return key.encode()
+
+
+def artifact_digest(folder: Path) -> str:
+    """SHA-256 over every file under ``folder``: its relative path and its content's
+    SHA-256, in path order (a renamed, added or removed file changes it too)."""
+    total = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        content = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                content.update(block)
+        total.update(path.relative_to(folder).as_posix().encode() + b"\0"
+                     + content.digest())
+    return total.hexdigest()
+
+
+def _signature(key: bytes, name: str, version: str, digest: str) -> str:
+    return hmac.new(key, f"{name}\0{version}\0{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+@contextmanager
+def _downloaded(name: str, version: str, settings: Settings | None) -> Iterator[Path]:
+    """The version's artifacts copied into a private scratch folder, removed afterwards."""
+    import mlflow
+
+    scratch = private_dir((settings or load_settings()).state_dir / "mlflow" / "verify")
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=scratch))
+    try:
+        yield Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(folder)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def record_artifact_digest(name: str, version: str, settings: Settings | None = None) -> str:
+    """Tag a version with its artifacts' digest and the pipeline's signature of it
+    (what training does at registration; ``clv sign-model`` for a vouched version)."""
+    import mlflow
+
+    configure_mlflow(settings)
+    with _downloaded(name, str(version), settings) as folder:
+        digest = artifact_digest(folder)
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(name, str(version), DIGEST_TAG, digest)
+    client.set_model_version_tag(name, str(version), SIGNATURE_TAG,
+                                 _signature(signing_key(settings), name, str(version), digest))
+    return digest
+
+
+def _who(name: str, version: str, alias: str | None) -> str:
+    return f"model {name!r} version {version}" + (f" (alias '{alias}')" if alias else "")
+
+
+def _check_signed(name: str, version: str, alias: str | None, tags: dict[str, str],
+                  settings: Settings | None) -> str:
+    """The recorded digest, once its signature checks out."""
+    digest, signature = tags.get(DIGEST_TAG), tags.get(SIGNATURE_TAG)
+    fix = (f"retrain it, or after reviewing its artifacts vouch for it with "
+           f"`clv sign-model --model {name} --version {version}`")
+    if not digest or not signature:
+        raise ModelIntegrityError(
+            f"{_who(name, version, alias)} has no artifact digest recorded by the pipeline "
+            f"(tags {DIGEST_TAG}/{SIGNATURE_TAG}); refusing to load it, as loading runs code "
+            f"from its artifacts: {fix}")
+    if not hmac.compare_digest(signature, _signature(signing_key(settings), name, version,
+                                                     digest)):
+        raise ModelIntegrityError(
+            f"{_who(name, version, alias)}: its {DIGEST_TAG} tag was not recorded by this "
+            f"pipeline (the signature does not match the pipeline's signing key); refusing "
+            f"to load it: {fix}")
+    return digest
+
+
 def configure_mlflow(settings: Settings | None = None) -> str:
     """Point MLflow at the configured store and return the experiment id.
 
@@ -97,7 +218,7 @@ def configure_mlflow(settings: Settings | None = None) -> str:
     s = settings or load_settings()
     uri = s.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
+        private_dir(Path(os.path.dirname(uri[len("sqlite:///"):])))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     key = (uri, str(s.mlflow_artifact_root))
@@ -118,7 +239,7 @@ def _experiment_id(s: Settings) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT_NAME)
     if exp is not None:
         return exp.experiment_id
-    s.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
+    private_dir(s.mlflow_artifact_root)
     try:
         return client.create_experiment(
             EXPERIMENT_NAME, artifact_location=s.mlflow_artifact_root.resolve().as_uri()
@@ -395,7 +516,7 @@ def load_champion(name: str, settings: Settings | None = None) -> tuple[str, Any
             f"{mlflow.get_tracking_uri()}: train a model first, or promote a version with "
             f"`make promote MODEL={name} VERSION=<n>`"
         )
-    return version, load_version(name, version, settings)
+    return version, load_version(name, version, settings, alias=CHAMPION)
 
 
 class ScoringModel:
@@ -447,23 +568,37 @@ _LOADED: OrderedDict[tuple[str, str, str, str], ScoringModel] = OrderedDict()
 _LOADED_MAX = 4
 
 
-def load_version(name: str, version: str, settings: Settings | None = None) -> ScoringModel:
-    """Load one exact version: XGBoost natively, every other family as MLflow pyfunc."""
+def load_version(name: str, version: str, settings: Settings | None = None,
+                 alias: str | None = None) -> ScoringModel:
+    """Load one exact version: XGBoost natively, every other family as MLflow pyfunc.
+
+    Only a version whose artifacts match the digest the pipeline signed at registration
+    is loaded, from the copy that was checked (``alias``: named in the error).
+
+    Raises:
+        ModelIntegrityError: no signed digest, or the artifacts changed since.
+    """
     import mlflow
 
     configure_mlflow(settings)
     client = mlflow.MlflowClient()
-    mv = client.get_model_version(name, str(version))
-    key = (mlflow.get_tracking_uri(), name, str(version), str(mv.run_id))
+    version = str(version)
+    mv = client.get_model_version(name, version)
+    key = (mlflow.get_tracking_uri(), name, version, str(mv.run_id))
     if key in _LOADED:
         _LOADED.move_to_end(key)
         return _LOADED[key]
     family = model_family(client, name, version)
-    uri = f"models:/{name}/{version}"
-    if family == "xgboost":
-        model = mlflow.xgboost.load_model(uri)
-    else:
-        model = mlflow.pyfunc.load_model(uri)
+    recorded = _check_signed(name, version, alias, dict(mv.tags or {}), settings)
+    with _downloaded(name, version, settings) as folder:
+        found = artifact_digest(folder)
+        if found != recorded:
+            raise ModelIntegrityError(
+                f"{_who(name, version, alias)}: its artifacts do not match the digest "
+                f"recorded at registration (sha256 {recorded[:16]}..., found "
+                f"{found[:16]}...): they were changed after registration; refusing to load")
+        loader = mlflow.xgboost if family == "xgboost" else mlflow.pyfunc
+        model = loader.load_model(str(folder))  # the checked copy, not the store's files
     anchor = (mv.tags or {}).get("level_anchor")
     loaded = ScoringModel(name, str(version), family, model,
                           json.loads(anchor) if anchor else None)
@@ -483,8 +618,7 @@ def alias_lock(name: str, settings: Settings | None = None) -> Iterator[None]:
     """
     from clv.warehouse import exclusive_lock
 
-    folder = (settings or load_settings()).state_dir / "mlflow"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir((settings or load_settings()).state_dir / "mlflow")
     with exclusive_lock(folder / f"{name}.alias.lock"):
         yield
 

@@ -2,6 +2,11 @@
 
 The master URL comes from ``CLV_SPARK_MASTER`` (``local[2]`` by default); point it
 at ``spark://host:7077`` (or YARN / k8s) to run the same jobs on a cluster.
+
+Spark's own authentication and encryption (:func:`security_conf`) are on under the
+production profile (``CLV_PROFILE=prod``) and on a cluster given a shared secret
+(``CLV_SPARK_AUTH_SECRET`` or ``CLV_SPARK_AUTH_SECRET_FILE``). The secret reaches the
+driver JVM through a 0600 properties file, never through a command line.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from clv.config import Settings, load_settings
+from clv.config import Settings, load_settings, private_dir, runtime_umask
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -31,8 +36,8 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
     if remote:  # a long-running Spark Connect server holds the JVM (make up starts one)
         return _timed(lambda: _remote_session(remote), f"Spark Connect {remote}")
     s = settings or load_settings()
-    scratch = s.state_dir / "spark"
-    scratch.mkdir(parents=True, exist_ok=True)
+    private_dir(s.state_dir)
+    scratch = private_dir(s.state_dir / "spark")
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     if is_local_master(s.spark_master):  # the UI binds to $SPARK_LOCAL_IP, else every interface
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
@@ -51,8 +56,12 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
         .config("spark.sql.warehouse.dir", str(scratch / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch}")
     )
-    for key, value in network_conf(s.spark_master).items():
+    security = security_conf(s.spark_master, s)
+    for key, value in {**file_mode_conf(), **network_conf(s.spark_master), **security}.items():
         builder = builder.config(key, value)
+    secret_props = _secret_properties(s.spark_master, s)
+    if secret_props is not None:  # read by spark-submit when it starts this process's JVM
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--properties-file {secret_props} pyspark-shell"
     jdbc = _jdbc_jar(s)
     if jdbc:  # PostgreSQL warehouse: the driver on the classpath; JDBC timestamps as UTC
         builder = builder.config("spark.jars", jdbc).config(
@@ -72,6 +81,78 @@ def get_spark(app_name: str = "clv", settings: Settings | None = None) -> SparkS
 
 _SESSION_LOGGED: set[str] = set()
 LOOPBACK = "127.0.0.1"
+
+
+def file_mode_conf() -> dict[str, str]:
+    """Hadoop's own umask for what Spark writes (warehouse Parquet, its ``.crc`` files,
+    scratch): Hadoop applies ``fs.permissions.umask-mode`` (default 022, i.e. 0644 files)
+    whatever the process's umask, so it gets the run-time umask (:mod:`clv.config`)."""
+    return {"spark.hadoop.fs.permissions.umask-mode": f"{runtime_umask():03o}"}
+
+
+AUTH_SECRET_VARS = ("CLV_SPARK_AUTH_SECRET", "CLV_SPARK_AUTH_SECRET_FILE")
+
+
+def _auth_secret() -> str | None:
+    """The shared Spark secret from ``CLV_SPARK_AUTH_SECRET`` or the file named by
+    ``CLV_SPARK_AUTH_SECRET_FILE``; None when neither is set."""
+    if os.environ.get("CLV_SPARK_AUTH_SECRET"):
+        return os.environ["CLV_SPARK_AUTH_SECRET"].strip()
+    path = os.environ.get("CLV_SPARK_AUTH_SECRET_FILE")
+    if path:
+        from pathlib import Path
+
+        secret = Path(path).read_text().strip()
+        if not secret:
+            raise ValueError(f"CLV_SPARK_AUTH_SECRET_FILE={path}: the file is empty")
+        return secret
+    return None
+
+
+def security_conf(master: str, settings: Settings | None = None) -> dict[str, str]:
+    """Spark's RPC authentication, RPC encryption (AES) and local-disk (shuffle, spill)
+    encryption, where they are due.
+
+    On under the production profile (``CLV_PROFILE=prod``), and on a cluster master
+    whenever a shared secret is configured. A ``local`` master generates its own
+    secret (driver and executors share one JVM); YARN and Kubernetes hand theirs out;
+    a standalone ``spark://`` master needs the secret its master and workers were
+    started with, which travels in :func:`_secret_properties`' file. A cluster without
+    a secret outside the production profile stays open, with a warning.
+
+    Raises:
+        ValueError: production profile, standalone master, and no secret configured.
+    """
+    prod = os.environ.get("CLV_PROFILE") == "prod"
+    secret = _auth_secret()
+    own_secret = is_local_master(master) or master.startswith(("yarn", "k8s://"))
+    if not prod and (secret is None or is_local_master(master)):
+        if secret is None and not is_local_master(master):
+            log.warning("Spark master %s: no CLV_SPARK_AUTH_SECRET(_FILE): the driver and "
+                        "executors accept unauthenticated, unencrypted connections", master)
+        return {}
+    if secret is None and not own_secret:
+        raise ValueError(f"production profile: Spark master {master} needs the cluster's "
+                         f"shared secret in {' or '.join(AUTH_SECRET_VARS)} "
+                         "(spark.authenticate)")
+    return {"spark.authenticate": "true", "spark.network.crypto.enabled": "true",
+            "spark.io.encryption.enabled": "true"}
+
+
+def _secret_properties(master: str, settings: Settings | None = None) -> str | None:
+    """A 0600 properties file holding ``spark.authenticate.secret`` for a master that
+    needs it (standalone), so no command line shows the secret; None otherwise."""
+    secret = _auth_secret()
+    if secret is None or not security_conf(master, settings) or is_local_master(master) \
+            or master.startswith(("yarn", "k8s://")):
+        return None
+    s = settings or load_settings()
+    path = private_dir(private_dir(s.state_dir) / "spark") / "auth-secret.properties"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"spark.authenticate.secret {secret}\n")
+    path.chmod(0o600)
+    return str(path)
 
 
 def is_local_master(master: str) -> bool:
@@ -170,7 +251,9 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
         # Python UDFs / mapInPandas run on the server's workers: this venv's Python
         "spark.pyspark.python": _python(),
         **_SQL_CONF,
+        **file_mode_conf(),
         **network_conf(s.spark_master),
+        **security_conf(s.spark_master, s),
     }
     jdbc = _jdbc_jar(s)
     if jdbc:  # PostgreSQL warehouse: the server reads and writes it over JDBC
@@ -179,6 +262,9 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
         conf["spark.executor.extraJavaOptions"] = "-Duser.timezone=UTC"
     argv = [submit, "--master", s.spark_master, "--name", "clv-spark-connect",
             "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    secret_props = _secret_properties(s.spark_master, s)
+    if secret_props is not None:  # the secret in a 0600 file, not in this argv
+        argv += ["--properties-file", secret_props]
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
     return argv + ["spark-internal"]

@@ -567,6 +567,7 @@ def _tag_version(name: str, version: str, family: str, device: str, mlflow_run_i
     client = mlflow.MlflowClient()
     for key, value in _run_tags(family, device, context).items():
         client.set_model_version_tag(name, version, key, value)
+    registry.record_artifact_digest(name, version)  # scoring loads only these artifacts
     reason = "registered; the alias is decided by the evaluate step"
     client.set_model_version_tag(name, version, "alias_decision", reason)
     log.info("%s v%s (%s) on %s: %s", name, version, family, device, model_report)

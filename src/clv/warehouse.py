@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv.config import Settings, load_settings
+from clv.config import Settings, load_settings, private_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -70,6 +70,9 @@ _TABLE_LIST = [
     Table("quality", "failed_load_rejects", ("run_id", "order_id", "rule"),
           "Rejected rows of a refused import (too many rejects): nothing of it was "
           "published, and the published batch's quarantine stays in rejected_orders."),
+    Table("quality", "quarantined_orders", ("order_id",),
+          "Rows of a published raw.orders batch taken out of the history by "
+          "`clv quarantine-batch` (partition = the batch), with the reason."),
     Table("features", "customer_features", ("customer_id",),
           "Customer features at the as-of date, from orders strictly before it."),
     Table("features", "training_examples", ("cutoff_date", "customer_id"),
@@ -217,6 +220,7 @@ def write_partition(
 
         return warehouse_pg.write_partition(df, table, as_of_date, pg)  # type: ignore[return-value]
     final = partition_dir(name, as_of_date, settings)
+    private_dir(_root(settings))
     staging = final.parent / "_staging"
     staging.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(staging / f"{final.name}.lock"):
@@ -228,6 +232,27 @@ def write_partition(
         _publish(staged, final)
     log.info("published %s partition %s -> %s", name, as_of_date, final)
     return final
+
+
+def drop_partition(name: str, as_of_date: dt.date, settings: Settings | None = None) -> bool:
+    """Remove the published ``as_of_date`` partition of ``name`` atomically: readers see
+    it whole or not at all. True when it existed, False when there was none."""
+    table = get_table(name)
+    if (pg := _pg(settings)) is not None:
+        from clv import warehouse_pg
+
+        return warehouse_pg.drop_partition(table, as_of_date, pg)
+    final = partition_dir(name, as_of_date, settings)
+    staging = final.parent / "_staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(staging / f"{final.name}.lock"):
+        if not final.exists():
+            return False
+        trash = staging / f"{final.name}.{uuid.uuid4().hex}.dropped"
+        os.rename(final, trash)  # one rename: the partition disappears whole
+        shutil.rmtree(trash)  # a kill here leaves it to the next write's _remove_leftovers
+    log.info("dropped %s partition %s", name, as_of_date)
+    return True
 
 
 @contextmanager
@@ -391,7 +416,8 @@ def spark_frame(spark: SparkSession, frame: pd.DataFrame, settings: Settings | N
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder = (settings or load_settings()).state_dir / "spark" / "handoff" / uuid.uuid4().hex
+    folder = private_dir((settings or load_settings()).state_dir) / "spark" / "handoff" \
+        / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -418,7 +444,7 @@ def refresh_catalog(settings: Settings | None = None) -> Path:
 
         return warehouse_pg.refresh_catalog(_TABLE_LIST, pg)  # type: ignore[return-value]
     target = catalog_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     con = duckdb.connect(str(tmp))
     try:

@@ -256,6 +256,25 @@ def publish(conn: psycopg.Connection, table: Table, as_of_date: dt.date, staging
     return n
 
 
+def drop_partition(table: Table, as_of_date: dt.date, settings: Settings) -> bool:
+    """Delete a published partition's rows and its bookkeeping row in one transaction."""
+    from psycopg import sql
+
+    tgt = target(settings)
+    with _partition_lock(tgt, table, as_of_date), tgt.connect() as conn:
+        if not _exists(conn, META_SCHEMA, "partitions"):
+            return False
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)",
+                         [zlib.crc32(table.qualified_name.encode())])
+            gone = conn.execute(f"delete from {PARTITIONS_TABLE} where table_name = %s and "
+                                "as_of_date = %s", [table.qualified_name, as_of_date]).rowcount
+            if gone and _exists(conn, table.schema, table.name):
+                conn.execute(sql.SQL("delete from {} where {} = %s").format(
+                    _ident(table.schema, table.name), _ident(PARTITION_COLUMN)), [as_of_date])
+    return bool(gone)
+
+
 def _columns(conn: psycopg.Connection, schema: str, name: str) -> list[tuple[str, str]]:
     """(column, SQL type) in table order."""
     return conn.execute(

@@ -1,0 +1,81 @@
+"""``make down PROFILE=prod`` stops services in dependency order and waits for each
+(issue #20: PostgreSQL was stopped before the services that use it, and MLflow and the
+triggerer were still alive 5 s after ``make down`` returned, their pid files gone)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from clv import prod_profile
+
+#: A stand-in service: writes its pid file, and on SIGTERM takes ``delay`` seconds to shut
+#: down (like a scheduler finishing its loop), then logs its name. ``delay`` < 0: it
+#: ignores SIGTERM.
+SERVICE = """
+import os, signal, sys, time
+name, log, pidfile, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+def term(*_):
+    if delay < 0:
+        return
+    time.sleep(delay)
+    with open(log, "a") as f:
+        f.write(name + "\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+with open(pidfile + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(pidfile + ".tmp", pidfile)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def _start(name: str, state: Path, log: Path, delay: float) -> int:
+    """Start the stand-in in its own session, not our child (as ``make up`` leaves them)."""
+    pidfile = state / f"{name}.pid"
+    subprocess.run(["setsid", "-f", sys.executable, "-c", SERVICE, name, str(log),
+                    str(pidfile), str(delay)], check=True)
+    for _ in range(200):
+        if pidfile.exists():
+            return int(pidfile.read_text())
+        time.sleep(0.05)
+    raise TimeoutError(name)
+
+
+def test_down_stops_airflow_then_mlflow_then_postgres_waiting_for_each(tmp_path, monkeypatch):
+    state = tmp_path / ".state" / "prod"
+    state.mkdir(parents=True)
+    (tmp_path / prod_profile.ENV_FILE).write_text("CLV_PG_LOCAL=1\n")
+    log = tmp_path / "stopped.log"
+    services = ["mlflow", "airflow-api-server", "airflow-triggerer", "airflow-scheduler",
+                "airflow-dag-processor"]
+    pids = {name: _start(name, state, log, 0.3) for name in services}
+
+    def pg_stop(root):  # PostgreSQL: only once nothing that uses it is alive
+        alive = [n for n, pid in pids.items() if prod_profile._alive(pid)]
+        with open(log, "a") as f:
+            f.write(f"postgres alive={','.join(alive)}\n")
+        return True
+
+    monkeypatch.setattr(prod_profile, "pg_stop", pg_stop)
+    assert prod_profile.down(tmp_path) == 0
+    assert log.read_text().splitlines() == [
+        "airflow-scheduler", "airflow-triggerer", "airflow-dag-processor",
+        "airflow-api-server", "mlflow", "postgres alive="]
+    assert not [n for n, pid in pids.items() if prod_profile._alive(pid)]
+    assert not list(state.glob("*.pid"))
+
+
+def test_a_service_that_ignores_sigterm_is_killed_and_waited_for(tmp_path):
+    state = tmp_path / ".state" / "prod"
+    state.mkdir(parents=True)
+    pid = _start("mlflow", state, tmp_path / "log", -1)
+    message = prod_profile.stop_service(state / "mlflow.pid", timeout_s=1.0)
+    assert message == "stopped mlflow (killed after 1 s)"
+    assert not prod_profile._alive(pid)
+    assert not (state / "mlflow.pid").exists()
+    (state / "gone.pid").write_text("999999999")
+    assert prod_profile.stop_service(state / "gone.pid") == "gone not running"
