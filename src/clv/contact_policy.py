@@ -256,31 +256,44 @@ def excluded_by(candidates: pd.DataFrame, as_of_date: dt.date, policy: ContactPo
     """
     ids = candidates["customer_id"].astype(str).to_numpy()
     actions = candidates["action"].to_numpy()
-    channel = pd.Series(actions).map(
-        {a: channel_of(a, channels) for a in pd.unique(actions)}).to_numpy()
-    keys = pd.MultiIndex.from_arrays([ids, channel])
-    rule = np.full(len(candidates), "", dtype=object)
+    action_names = pd.unique(actions)
+    channel_of_action = {a: channel_of(a, channels) for a in action_names}
+    # (customer, channel) as one integer over the candidates' customers and channels:
+    # hashing 3M strings per lookup (a MultiIndex isin) took 34 s at 300,000 candidates.
+    code, uniques = pd.factorize(ids)
+    code, customers = code.astype(np.int64), pd.Index(uniques)
+    names = pd.Index(sorted(set(channel_of_action.values())))
+    action_channel = names.get_indexer([channel_of_action[a] for a in action_names])
+    chan = action_channel[pd.Index(action_names).get_indexer(actions)].astype(np.int64)
+    keys = code * len(names) + chan
 
+    def keys_of(frame: pd.DataFrame) -> np.ndarray:
+        """The keys of (customer_id, channel) rows; -1 where either is not a candidate's."""
+        c = customers.get_indexer(frame["customer_id"].astype(str).to_numpy())
+        k = names.get_indexer(frame["channel"].astype(str).to_numpy())
+        return np.where((c >= 0) & (k >= 0), c.astype(np.int64) * len(names) + k, -1)
+
+    rule = np.full(len(candidates), "", dtype=object)
     if len(history):
         day = pd.Timestamp(as_of_date)
         # An earlier plan sent after this date (its send recorded later) is as close a
         # contact as one sent before it: the distance counts, not its sign.
-        hist = history.assign(age=(day - _naive(history["contact_date"])).dt.days.abs())
-        last = hist.groupby(["customer_id", "channel"])["age"].min()
-        capped = pd.Series(False, index=last.index)
+        hist = pd.DataFrame({
+            "key": keys_of(history),
+            "age": (day - _naive(history["contact_date"])).dt.days.abs().to_numpy()})
+        hist = hist[hist["key"] >= 0]
+        capped = pd.Series(False, index=pd.unique(hist["key"]))
         if policy.min_days_between > 0:
+            last = hist.groupby("key")["age"].min().reindex(capped.index)
             capped |= last < policy.min_days_between
         if policy.max_per_window is not None:
-            recent = hist[hist["age"] <= policy.window_days]
-            count = recent.groupby(["customer_id", "channel"]).size().reindex(
-                last.index, fill_value=0)
-            capped |= count >= policy.max_per_window
-        capped_keys = capped.index[capped.to_numpy()]
-        rule[keys.isin(capped_keys)] = "frequency_cap"
+            count = hist[hist["age"] <= policy.window_days].groupby("key").size()
+            capped |= count.reindex(capped.index, fill_value=0) >= policy.max_per_window
+        rule[np.isin(keys, capped.index[capped.to_numpy()].to_numpy())] = "frequency_cap"
 
     if len(opt_outs):
-        out_keys = pd.MultiIndex.from_frame(opt_outs[["customer_id", "channel"]])
-        everywhere = set(opt_outs.loc[opt_outs["channel"] == ALL_CHANNELS, "customer_id"])
-        out = keys.isin(out_keys) | np.isin(ids, list(everywhere))
+        everywhere = opt_outs.loc[opt_outs["channel"] == ALL_CHANNELS, "customer_id"]
+        gone = customers.get_indexer(everywhere.astype(str).to_numpy())
+        out = np.isin(keys, keys_of(opt_outs)) | np.isin(code, gone[gone >= 0])
         rule[out] = "opted_out"  # checked first: it wins over a cap
     return rule
