@@ -9,7 +9,8 @@
   databases, ``airflow db migrate`` on PostgreSQL with LocalExecutor, the Airflow
   api-server/scheduler/dag-processor/triggerer with the simple auth manager's own users
   (admin and a viewer, passwords from the env file; not "everyone is admin"), and
-  ``mlflow server --app-name basic-auth`` on PostgreSQL with a local artifact root and an
+  ``mlflow server --app-name basic-auth`` on PostgreSQL, serving artifacts itself (proxied:
+  ``mlflow-artifacts:/``; the folder under ``.state/mlflow`` is the server's alone) and an
   auth ini under ``.state/prod`` whose admin password is the generated one.
 * ``down``: stops what ``up`` started.
 
@@ -47,6 +48,9 @@ MLFLOW_ADMIN = "admin"
 #: The MLflow user the DAG's tasks log and register as: no admin rights (it manages the
 #: experiment and the models it creates; the admin grants it the ones that exist).
 MLFLOW_PIPELINE_USER = "clv_pipeline"
+#: Where runs of the production server keep their artifacts: the server's proxy, never a
+#: folder the clients open themselves.
+PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 AIRFLOW_USERS = (("admin", "admin"), ("viewer", "viewer"))  # (user, simple-auth role)
 DATABASES = {"airflow": "airflow", "mlflow": "mlflow", "mlflow_auth": "mlflow", "clv": None}
 
@@ -219,6 +223,11 @@ def mlflow_server_command(env: dict[str, str], host: str, port: int, artifact_ro
                           auth_ini: Path, workers: int = 1) -> tuple[list[str], dict[str, str]]:
     """argv and extra environment for the basic-auth MLflow server.
 
+    Artifacts go through the server only (proxied artifact access): runs get
+    ``mlflow-artifacts:/`` locations, clients upload and download over HTTP with their
+    MLflow credentials, and the server alone reads and writes ``artifact_root`` (0700,
+    its own). Basic auth then covers models as it covers runs; no task opens the folder.
+
     The backend URI holds the PostgreSQL password: it travels in the environment
     (``MLFLOW_BACKEND_STORE_URI``, which ``mlflow server`` reads and hands its workers the
     same way), readable by the process's owner only, never on the command line, which
@@ -226,7 +235,8 @@ def mlflow_server_command(env: dict[str, str], host: str, port: int, artifact_ro
     """
     argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth",
             "--host", host, "--port", str(port), "--workers", str(workers),
-            "--default-artifact-root", artifact_root.resolve().as_uri()]
+            "--serve-artifacts", "--artifacts-destination", artifact_root.resolve().as_uri(),
+            "--default-artifact-root", PROXIED_ARTIFACT_ROOT]
     extra = {"MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
              "MLFLOW_BACKEND_STORE_URI": env["CLV_MLFLOW_BACKEND_URI"],
              "MLFLOW_FLASK_SERVER_SECRET_KEY": env["MLFLOW_FLASK_SERVER_SECRET_KEY"]}
