@@ -13,6 +13,8 @@
   ``mlflow-artifacts:/``; the folder under ``.state/mlflow`` is the server's alone) and an
   auth ini under ``.state/prod`` whose admin password is the generated one.
 * ``down``: stops what ``up`` started.
+* ``stop NAME...``: stops services by their pid files under ``--state`` (default
+  ``.state``) in the given order, each waited for: the development ``make down``.
 
 Every listener binds to ``HOST`` (default 127.0.0.1). Processes started here inherit the
 env file, so the pipeline's MLflow client authenticates with ``MLFLOW_TRACKING_USERNAME`` /
@@ -549,10 +551,22 @@ def down(home: Path, timeout_s: float = STOP_TIMEOUT_S) -> int:
     return 0
 
 
+def stop(state: Path, names: list[str], timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Stop the services ``names`` (pid files ``state/<name>.pid``) in that order, each
+    waited for (:func:`stop_service`): the development ``make down``."""
+    for name in names:
+        pidfile = state / f"{name}.pid"
+        print(stop_service(pidfile, timeout_s) if pidfile.exists() else f"{name} not running",
+              flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m clv.prod_profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["env", "up", "down"])
+    p.add_argument("command", choices=["env", "up", "down", "stop"])
+    p.add_argument("services", nargs="*", help="stop: the pid files' names, in order")
+    p.add_argument("--state", default=None, help="stop: the pid files' folder")
     p.add_argument("--home", default=os.environ.get("CLV_HOME") or Path.cwd())
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     p.add_argument("--airflow-port", type=int, default=int(os.environ.get("AIRFLOW_PORT", 8080)))
@@ -571,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.command == "up":
         return up(home, a.host, a.airflow_port, a.mlflow_port)
+    if a.command == "stop":
+        return stop(Path(a.state) if a.state else home / ".state", a.services)
     return down(home)
 
 
