@@ -79,3 +79,28 @@ def test_a_service_that_ignores_sigterm_is_killed_and_waited_for(tmp_path):
     assert not (state / "mlflow.pid").exists()
     (state / "gone.pid").write_text("999999999")
     assert prod_profile.stop_service(state / "gone.pid") == "gone not running"
+
+
+def test_dev_make_down_stops_airflow_first_and_waits_for_every_service(tmp_path):
+    """The development `make down` killed the process groups and returned at once (the
+    services still shutting down, their ports taken); now it waits like the prod one."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "Makefile", tmp_path / "Makefile")
+    state = tmp_path / ".state"
+    state.mkdir()
+    log = tmp_path / "stopped.log"
+    pids = {name: _start(name, state, log, 1.0) for name in ("mlflow", "spark-connect",
+                                                            "airflow")}
+    out = subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), "down",
+                          f"VENV={Path(sys.executable).parent.parent}"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ,
+                              "PYTHONPATH": str(repo / "src")})
+    assert out.returncode == 0, out.stderr
+    assert not [n for n, pid in pids.items() if prod_profile._alive(pid)]  # all exited
+    assert log.read_text().splitlines() == ["airflow", "mlflow", "spark-connect"]
+    assert not list(state.glob("*.pid"))
+    assert out.stdout.splitlines() == ["stopped airflow", "stopped mlflow",
+                                       "stopped spark-connect"]

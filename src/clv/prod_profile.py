@@ -572,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--airflow-port", type=int, default=int(os.environ.get("AIRFLOW_PORT", 8080)))
     p.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
     p.add_argument("--pg-port", type=int, default=None)
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)
     home = Path(a.home).resolve()
     apply_runtime_umask()  # the services it starts inherit it: their files are private
     if a.command == "env":
