@@ -4,6 +4,8 @@ triggerer were still alive 5 s after ``make down`` returned, their pid files gon
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -93,13 +95,18 @@ def test_dev_make_down_stops_airflow_first_and_waits_for_every_service(tmp_path)
     log = tmp_path / "stopped.log"
     pids = {name: _start(name, state, log, 1.0) for name in ("mlflow", "spark-connect",
                                                             "airflow")}
-    out = subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), "down",
-                          f"VENV={Path(sys.executable).parent.parent}"],
-                         capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ,
-                              "PYTHONPATH": str(repo / "src")})
+    try:
+        out = subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), "down",
+                              f"VENV={Path(sys.executable).parent.parent}"],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(repo / "src")})
+        alive = [n for n, pid in pids.items() if prod_profile._alive(pid)]
+    finally:  # a failed make down leaves no stand-in behind
+        for pid in pids.values():
+            if prod_profile._alive(pid):
+                os.killpg(pid, signal.SIGKILL)
     assert out.returncode == 0, out.stderr
-    assert not [n for n, pid in pids.items() if prod_profile._alive(pid)]  # all exited
+    assert alive == []  # every service had exited when make down returned
     assert log.read_text().splitlines() == ["airflow", "mlflow", "spark-connect"]
     assert not list(state.glob("*.pid"))
     assert out.stdout.splitlines() == ["stopped airflow", "stopped mlflow",
