@@ -211,7 +211,6 @@ def test_artifacts_go_through_the_server_with_auth_never_the_folder(
     the server proxies artifacts: a run logs them over HTTP with its credentials, the
     server alone writes its folder, and a request without credentials is refused."""
     import mlflow
-
     from clv.registry import configure_mlflow
 
     env, uri = mlflow_auth_server
