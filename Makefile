@@ -21,6 +21,9 @@ HOST        ?= 127.0.0.1
 # files 0600. Every recipe line that creates some starts with $(PRIVATE).
 CLV_UMASK   ?= 077
 PRIVATE     := umask $(CLV_UMASK);
+# Airflow's components as `make up` starts them (one process group, .state/airflow.pid).
+AIRFLOW_COMPONENTS := $(BIN)/airflow scheduler --skip-serve-logs & $(BIN)/airflow dag-processor & \
+  $(BIN)/airflow triggerer --skip-serve-logs & $(BIN)/airflow api-server &
 
 export CLV_HOME := $(CURDIR)
 export CLV_UMASK
@@ -154,9 +157,12 @@ else
 	  if [ -f .state/spark-connect.pid ] && kill -0 $$(cat .state/spark-connect.pid) 2>/dev/null; then echo "Spark Connect already running"; else \
 	  setsid nohup $(BIN)/clv spark-connect-server --port $(SPARK_CONNECT_PORT) > .state/spark-connect.log 2>&1 & echo $$! > .state/spark-connect.pid; \
 	  for i in $$(seq 1 90); do (echo > /dev/tcp/127.0.0.1/$(SPARK_CONNECT_PORT)) 2>/dev/null && break; sleep 1; done; fi; fi
+	@# What `airflow standalone` starts, less the task-log servers: scheduler and triggerer
+	@# would serve logs on 0.0.0.0:8793/8794 (Airflow has no host setting for them); with
+	@# LocalExecutor the api-server reads task logs from the local log folder instead.
 	@$(PRIVATE) if [ -f .state/airflow.pid ] && kill -0 $$(cat .state/airflow.pid) 2>/dev/null; then echo "Airflow already running"; else \
 	  $(if $(SPARK_CONNECT_PORT),CLV_SPARK_REMOTE=sc://127.0.0.1:$(SPARK_CONNECT_PORT)) \
-	  setsid nohup $(BIN)/airflow standalone > .state/airflow.log 2>&1 & echo $$! > .state/airflow.pid; fi
+	  setsid nohup bash -c '$(AIRFLOW_COMPONENTS) wait' > .state/airflow.log 2>&1 & echo $$! > .state/airflow.pid; fi
 	@echo "waiting for the UIs ..."; for i in $$(seq 1 90); do \
 	  curl -sf -o /dev/null http://$(HOST):$(AIRFLOW_PORT)/api/v2/monitor/health && curl -sf -o /dev/null http://$(HOST):$(MLFLOW_PORT)/health && break; sleep 2; done
 	@echo "Airflow UI: http://$(HOST):$(AIRFLOW_PORT)   (log: .state/airflow.log)"
@@ -169,10 +175,9 @@ down:
 ifeq ($(PROFILE),prod)
 	@$(BIN)/python -m clv.prod_profile down
 else
-	@for svc in airflow mlflow spark-connect; do \
-	  if [ -f .state/$$svc.pid ]; then pid=$$(cat .state/$$svc.pid); \
-	    kill -- -$$(ps -o pgid= $$pid | tr -d ' ') 2>/dev/null || kill $$pid 2>/dev/null; rm -f .state/$$svc.pid; echo "stopped $$svc"; \
-	  else echo "$$svc not running"; fi; done
+	@# Each service's process group gets SIGTERM and is waited for (SIGKILL after 30 s),
+	@# Airflow first (its tasks use MLflow and Spark Connect): when this returns, none runs.
+	@$(BIN)/python -m clv.prod_profile stop --state .state airflow mlflow spark-connect
 endif
 
 # Re-pin the full environment after changing requirements.txt.

@@ -4,6 +4,8 @@ triggerer were still alive 5 s after ``make down`` returned, their pid files gon
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -79,3 +81,33 @@ def test_a_service_that_ignores_sigterm_is_killed_and_waited_for(tmp_path):
     assert not (state / "mlflow.pid").exists()
     (state / "gone.pid").write_text("999999999")
     assert prod_profile.stop_service(state / "gone.pid") == "gone not running"
+
+
+def test_dev_make_down_stops_airflow_first_and_waits_for_every_service(tmp_path):
+    """The development `make down` killed the process groups and returned at once (the
+    services still shutting down, their ports taken); now it waits like the prod one."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "Makefile", tmp_path / "Makefile")
+    state = tmp_path / ".state"
+    state.mkdir()
+    log = tmp_path / "stopped.log"
+    pids = {name: _start(name, state, log, 1.0) for name in ("mlflow", "spark-connect",
+                                                            "airflow")}
+    try:
+        out = subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), "down",
+                              f"VENV={Path(sys.executable).parent.parent}"],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(repo / "src")})
+        alive = [n for n, pid in pids.items() if prod_profile._alive(pid)]
+    finally:  # a failed make down leaves no stand-in behind
+        for pid in pids.values():
+            if prod_profile._alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+    assert out.returncode == 0, out.stderr
+    assert alive == []  # every service had exited when make down returned
+    assert log.read_text().splitlines() == ["airflow", "mlflow", "spark-connect"]
+    assert not list(state.glob("*.pid"))
+    assert out.stdout.splitlines() == ["stopped airflow", "stopped mlflow",
+                                       "stopped spark-connect"]

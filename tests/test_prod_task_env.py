@@ -6,6 +6,7 @@ writer and a non-admin MLflow user; the admin and superuser stay with the setup 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -62,8 +63,9 @@ def test_up_hands_each_service_only_its_own_secrets(tmp_path, monkeypatch):
     monkeypatch.setattr(prod_profile, "pg_setup", lambda env: calls.append("pg_setup"))
     monkeypatch.setattr(prod_profile.subprocess, "run",
                         lambda argv, env, **kw: started.setdefault(f"setup {argv[1]}", env))
-    monkeypatch.setattr(prod_profile, "_start",
-                        lambda name, argv, env, state: started.setdefault(name, env))
+    argvs: dict[str, list[str]] = {}
+    monkeypatch.setattr(prod_profile, "_start", lambda name, argv, env, state: (
+        started.setdefault(name, env), argvs.setdefault(name, argv)))
     monkeypatch.setattr(prod_profile, "_wait", lambda url, timeout=180: True)
     monkeypatch.setattr(prod_profile, "ensure_mlflow_pipeline_user",
                         lambda env, uri: calls.append("mlflow user"))
@@ -83,6 +85,13 @@ def test_up_hands_each_service_only_its_own_secrets(tmp_path, monkeypatch):
     for key in ("CLV_PG_ADMIN_URI", "AIRFLOW__CORE__FERNET_KEY", "CLV_WAREHOUSE_URI",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "MLFLOW_TRACKING_PASSWORD"):
         assert key not in mlflow_env, key
+    # artifacts: proxied by the server (clients never open the folder), the folder 0700
+    argv = argvs["mlflow"]
+    folder = tmp_path / ".state" / "mlflow" / "artifacts"
+    assert argv[argv.index("--artifacts-destination") + 1] == folder.as_uri()
+    assert "--serve-artifacts" in argv
+    assert argv[argv.index("--default-artifact-root") + 1] == "mlflow-artifacts:/"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     # the setup step (airflow db migrate) may hold them: it is not a long-running service
     assert started["setup db"]["CLV_PG_ADMIN_URI"] == full["CLV_PG_ADMIN_URI"]
 
@@ -177,3 +186,59 @@ def test_the_pipeline_user_works_on_the_pipelines_objects_and_is_no_admin(
     result = out.stdout.split("RESULT", 1)[1].strip()
     assert result == ('{"logs_to_existing_experiment": true, "moves_alias_of_existing_model": '
                       'true, "creates_models": true, "creates_users": false}')
+
+
+def _http_status(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization",
+                       "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_artifacts_go_through_the_server_with_auth_never_the_folder(
+        mlflow_auth_server, tmp_path, monkeypatch):
+    """Issue #20: under the production profile the clients read and wrote the artifact
+    folder themselves (models as 0644 files), so MLflow's auth did not cover them. Now
+    the server proxies artifacts: a run logs them over HTTP with its credentials, the
+    server alone writes its folder, and a request without credentials is refused."""
+    import mlflow
+    from clv.registry import configure_mlflow
+
+    env, uri = mlflow_auth_server
+    client_folder = tmp_path / "client_side_artifacts"  # what a task would have opened
+    user, password = "admin", env["MLFLOW_TRACKING_PASSWORD"]
+    monkeypatch.setenv("CLV_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CLV_MLFLOW_ARTIFACTS", str(client_folder))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    exp_id = configure_mlflow()
+    body = "model bytes 7f3a\n"
+    with mlflow.start_run(experiment_id=exp_id) as run:
+        mlflow.log_text(body, "model/weights.txt")
+    run_id = run.info.run_id
+    assert mlflow.MlflowClient().get_run(run_id).info.artifact_uri \
+        == f"mlflow-artifacts:/{exp_id}/{run_id}/artifacts"
+    stored = list((tmp_path / "artifacts").rglob("weights.txt"))
+    assert [p.read_text() for p in stored] == [body]  # written by the server
+    assert not client_folder.exists()  # the client never touched a folder
+    proxied = f"{uri}/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{run_id}/artifacts/" \
+              "model/weights.txt"
+    by_run = f"{uri}/get-artifact?path=model/weights.txt&run_id={run_id}"
+    for url in (proxied, by_run):
+        assert _http_status(url)[0] == 401, url
+        assert _http_status(url, (user, password + "x"))[0] == 401, url
+        assert _http_status(url, (user, password)) == (200, body.encode()), url
+    # and the client reads it back through the server
+    local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model/weights.txt",
+                                                dst_path=str(tmp_path / "dl"))
+    assert open(local).read() == body

@@ -120,3 +120,71 @@ def test_unknown_batch_and_missing_reason_are_refused(spark, two_batches):
     with pytest.raises(ingest.IngestError, match="--reason"):
         ingest.quarantine_batch(spark, BATCH_B, "  ", "q")
     assert warehouse.list_partitions("raw.orders") == [BATCH_A, BATCH_B]
+
+
+def _raw_rows(spark, as_of_date: dt.date) -> list[tuple]:
+    frame = warehouse.read_table(spark, "raw.orders", as_of_date).toPandas()
+    return sorted(map(tuple, frame.astype(str).values.tolist()))
+
+
+def test_restore_batch_puts_a_quarantined_batch_back_as_it_was(spark, two_batches, capsys):
+    """The inverse of quarantine-batch: the rows come back to raw.orders unchanged, the
+    quarantine partition goes, nothing else changes; a second run changes nothing."""
+    root = two_batches
+    before = _raw_rows(spark, BATCH_B)
+    untouched = ("raw/orders/as_of_date=2020-02-01", "quality/quarantined_orders")
+    others = _files(root, skip=untouched)
+    ingest.quarantine_batch(spark, BATCH_B, "amounts in cents", "q-1")
+
+    assert cli.main(["restore-batch", "--as-of-date", "2020-02-01"]) == 0
+    assert "is now restored from quality.quarantined_orders: 3 rows" in capsys.readouterr().out
+    assert warehouse.list_partitions("raw.orders") == [BATCH_A, BATCH_B]
+    assert _raw_rows(spark, BATCH_B) == before  # every column of every row, as it was
+    assert warehouse.list_partitions("quality.quarantined_orders") == []
+    assert _files(root, skip=untouched) == others
+
+    everything = _files(root)
+    assert cli.main(["restore-batch", "--as-of-date", "2020-02-01"]) == 0
+    assert "was already restored from quality.quarantined_orders: 3 rows" \
+        in capsys.readouterr().out
+    assert _files(root) == everything
+    # and it can be quarantined again
+    assert ingest.quarantine_batch(spark, BATCH_B, "again", "q-2").rows_quarantined == 3
+
+
+def test_a_restore_killed_between_copy_and_drop_is_completed_by_the_next(
+        spark, two_batches, monkeypatch):
+    ingest.quarantine_batch(spark, BATCH_B, "bad", "q-1")
+    with monkeypatch.context() as m:
+        m.setattr(warehouse, "drop_partition",
+                  lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt("killed")))
+        with pytest.raises(KeyboardInterrupt):
+            ingest.restore_batch(spark, BATCH_B)
+    assert warehouse.list_partitions("quality.quarantined_orders") == [BATCH_B]
+    result = ingest.restore_batch(spark, BATCH_B)
+    assert (result.rows_restored, result.already_restored) == (3, False)
+    assert sorted(warehouse.read_partition_pandas("raw.orders", BATCH_B)["order_id"]) \
+        == ["b1", "b2", "b4"]  # once, not twice
+    assert warehouse.list_partitions("quality.quarantined_orders") == []
+
+
+def test_restore_refuses_to_replace_a_new_import_or_duplicate_order_ids(spark, two_batches):
+    ingest.quarantine_batch(spark, BATCH_B, "bad", "q-1")
+    with pytest.raises(ingest.IngestError, match=r"no batch as_of_date=2020-03-01.*'2020-02-01'"):
+        ingest.restore_batch(spark, dt.date(2020, 3, 1))
+    # the corrected file, imported again under the same date: never replaced by the old rows
+    fixed = spark.createDataFrame([("b1", "c3", "2020-01-05", "40", "1", "USD"),
+                                   ("b5", "c1", "2020-01-06", "5", "1", "USD")], COLUMNS)
+    ingest.load_orders(spark, fixed, BATCH_B, "load-b2")
+    with pytest.raises(ingest.IngestError, match=r"another batch as_of_date=2020-02-01.*'b"):
+        ingest.restore_batch(spark, BATCH_B)
+    assert sorted(warehouse.read_partition_pandas("raw.orders", BATCH_B)["order_id"]) \
+        == ["b1", "b5"]
+    assert warehouse.list_partitions("quality.quarantined_orders") == [BATCH_B]
+    # the orders imported again under another date: restoring would publish b1 twice
+    warehouse.drop_partition("raw.orders", BATCH_B)
+    ingest.load_orders(spark, fixed, dt.date(2020, 2, 2), "load-b3")
+    with pytest.raises(ingest.IngestError, match=r"published since.*\['b1'\]"):
+        ingest.restore_batch(spark, BATCH_B)
+    assert warehouse.list_partitions("raw.orders") == [BATCH_A, dt.date(2020, 2, 2)]
+    assert warehouse.list_partitions("quality.quarantined_orders") == [BATCH_B]

@@ -13,6 +13,7 @@
     clv catalog                                    rebuild the DuckDB views
     clv quarantine-batch --as-of-date 2020-02-01 --reason "amounts in cents"
                                                    take a published raw.orders batch out
+    clv restore-batch --as-of-date 2020-02-01      and put it back as it was
     clv mark-plan-sent --plan-id plan-1998-07-01 [--sent-date 1998-07-03]   outcomes from then
     clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
 """
@@ -201,6 +202,17 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restore_batch(args: argparse.Namespace) -> int:
+    from clv import ingest, warehouse
+    from clv.spark import get_spark
+
+    result = ingest.restore_batch(get_spark("clv-restore"),
+                                  dt.date.fromisoformat(args.as_of_date))
+    warehouse.refresh_catalog()
+    print(result)
+    return 0
+
+
 def _quarantine_batch(args: argparse.Namespace) -> int:
     from clv import ingest, warehouse
     from clv.spark import get_spark
@@ -321,6 +333,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", required=True, help="why; kept on every quarantined row")
     s.add_argument("--run-id")
     s.set_defaults(fn=_quarantine_batch)
+    s = sub.add_parser("restore-batch", help="put a batch that quarantine-batch took out "
+                       "back into raw.orders, as it was; idempotent")
+    s.add_argument("--as-of-date", required=True, help="the quarantined batch")
+    s.set_defaults(fn=_restore_batch)
     s = sub.add_parser("mark-plan-sent", help="record when a plan (marts.campaign_plan) "
                        "was sent: its outcomes are measured from that date")
     s.add_argument("--plan-id", required=True, help="e.g. plan-1998-07-01")

@@ -9,9 +9,12 @@
   databases, ``airflow db migrate`` on PostgreSQL with LocalExecutor, the Airflow
   api-server/scheduler/dag-processor/triggerer with the simple auth manager's own users
   (admin and a viewer, passwords from the env file; not "everyone is admin"), and
-  ``mlflow server --app-name basic-auth`` on PostgreSQL with a local artifact root and an
+  ``mlflow server --app-name basic-auth`` on PostgreSQL, serving artifacts itself (proxied:
+  ``mlflow-artifacts:/``; the folder under ``.state/mlflow`` is the server's alone) and an
   auth ini under ``.state/prod`` whose admin password is the generated one.
 * ``down``: stops what ``up`` started.
+* ``stop NAME...``: stops services by their pid files under ``--state`` (default
+  ``.state``) in the given order, each waited for: the development ``make down``.
 
 Every listener binds to ``HOST`` (default 127.0.0.1). Processes started here inherit the
 env file, so the pipeline's MLflow client authenticates with ``MLFLOW_TRACKING_USERNAME`` /
@@ -47,6 +50,9 @@ MLFLOW_ADMIN = "admin"
 #: The MLflow user the DAG's tasks log and register as: no admin rights (it manages the
 #: experiment and the models it creates; the admin grants it the ones that exist).
 MLFLOW_PIPELINE_USER = "clv_pipeline"
+#: Where runs of the production server keep their artifacts: the server's proxy, never a
+#: folder the clients open themselves.
+PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 AIRFLOW_USERS = (("admin", "admin"), ("viewer", "viewer"))  # (user, simple-auth role)
 DATABASES = {"airflow": "airflow", "mlflow": "mlflow", "mlflow_auth": "mlflow", "clv": None}
 
@@ -219,6 +225,11 @@ def mlflow_server_command(env: dict[str, str], host: str, port: int, artifact_ro
                           auth_ini: Path, workers: int = 1) -> tuple[list[str], dict[str, str]]:
     """argv and extra environment for the basic-auth MLflow server.
 
+    Artifacts go through the server only (proxied artifact access): runs get
+    ``mlflow-artifacts:/`` locations, clients upload and download over HTTP with their
+    MLflow credentials, and the server alone reads and writes ``artifact_root`` (0700,
+    its own). Basic auth then covers models as it covers runs; no task opens the folder.
+
     The backend URI holds the PostgreSQL password: it travels in the environment
     (``MLFLOW_BACKEND_STORE_URI``, which ``mlflow server`` reads and hands its workers the
     same way), readable by the process's owner only, never on the command line, which
@@ -226,7 +237,8 @@ def mlflow_server_command(env: dict[str, str], host: str, port: int, artifact_ro
     """
     argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth",
             "--host", host, "--port", str(port), "--workers", str(workers),
-            "--default-artifact-root", artifact_root.resolve().as_uri()]
+            "--serve-artifacts", "--artifacts-destination", artifact_root.resolve().as_uri(),
+            "--default-artifact-root", PROXIED_ARTIFACT_ROOT]
     extra = {"MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
              "MLFLOW_BACKEND_STORE_URI": env["CLV_MLFLOW_BACKEND_URI"],
              "MLFLOW_FLASK_SERVER_SECRET_KEY": env["MLFLOW_FLASK_SERVER_SECRET_KEY"]}
@@ -539,16 +551,28 @@ def down(home: Path, timeout_s: float = STOP_TIMEOUT_S) -> int:
     return 0
 
 
+def stop(state: Path, names: list[str], timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Stop the services ``names`` (pid files ``state/<name>.pid``) in that order, each
+    waited for (:func:`stop_service`): the development ``make down``."""
+    for name in names:
+        pidfile = state / f"{name}.pid"
+        print(stop_service(pidfile, timeout_s) if pidfile.exists() else f"{name} not running",
+              flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m clv.prod_profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["env", "up", "down"])
+    p.add_argument("command", choices=["env", "up", "down", "stop"])
+    p.add_argument("services", nargs="*", help="stop: the pid files' names, in order")
+    p.add_argument("--state", default=None, help="stop: the pid files' folder")
     p.add_argument("--home", default=os.environ.get("CLV_HOME") or Path.cwd())
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     p.add_argument("--airflow-port", type=int, default=int(os.environ.get("AIRFLOW_PORT", 8080)))
     p.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
     p.add_argument("--pg-port", type=int, default=None)
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)
     home = Path(a.home).resolve()
     apply_runtime_umask()  # the services it starts inherit it: their files are private
     if a.command == "env":
@@ -561,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.command == "up":
         return up(home, a.host, a.airflow_port, a.mlflow_port)
+    if a.command == "stop":
+        return stop(Path(a.state) if a.state else home / ".state", a.services)
     return down(home)
 
 

@@ -230,6 +230,11 @@ def configure_mlflow(settings: Settings | None = None) -> str:
 _EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
 
 
+def uri_is_server(tracking_uri: str) -> bool:
+    """True for a tracking server (``http(s)://``), False for a local store."""
+    return tracking_uri.split("://", 1)[0].lower() in ("http", "https")
+
+
 def _experiment_id(s: Settings) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -239,10 +244,15 @@ def _experiment_id(s: Settings) -> str:
     exp = client.get_experiment_by_name(EXPERIMENT_NAME)
     if exp is not None:
         return exp.experiment_id
-    private_dir(s.mlflow_artifact_root)
+    # A tracking server (production) decides where artifacts go: it proxies them
+    # (mlflow-artifacts:/), so they pass its auth; only a local store gets our folder.
+    served = uri_is_server(s.mlflow_tracking_uri)
+    if not served:
+        private_dir(s.mlflow_artifact_root)
     try:
         return client.create_experiment(
-            EXPERIMENT_NAME, artifact_location=s.mlflow_artifact_root.resolve().as_uri()
+            EXPERIMENT_NAME,
+            artifact_location=None if served else s.mlflow_artifact_root.resolve().as_uri(),
         )
     except MlflowException:  # another process created it first
         return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
