@@ -20,10 +20,11 @@ customers; updates the asset `clv://marts/churn_alerts`) -> `publish_catalog` ->
 Beside them, `backtest_scores` (after `validate_raw`) compares earlier scores whose horizon
 has passed with the spend realised since, and flags drift.
 
-**Params** (trigger form): `as_of_date` (empty = the run's logical date; features
-use orders strictly before it), `horizon_days` (prediction horizon), `budget`
-(marketing budget), `clv_weight` (lambda: weight on lifetime value vs 30-day
-revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
+**Params** (trigger form): `as_of_date` (empty = the newest load of `raw.orders` for a
+manual run, the logical date for a backfill; features use orders strictly before it),
+`horizon_days` (prediction horizon), `budget` (marketing budget), `clv_weight`
+(lambda: weight on lifetime value vs 30-day revenue), `action_costs`,
+`segment_share_bounds`, `action_capacity`.
 
 **Outputs** (DuckDB `warehouse/warehouse.duckdb`, one partition per as-of date):
 `features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
@@ -36,13 +37,20 @@ revenue), `action_costs`, `segment_share_bounds`, `action_capacity`.
 records when a plan went out (`marts.campaign_sends`); without it, a plan counts as sent on
 its as-of date.
 
+No schedule by default (`CLV_SCHEDULE=@weekly` in the scheduler's environment sets one):
+a schedule would fire runs for dates the data has not reached. Bad params and bad or stale
+data fail their task once, naming the param or the table, without retries.
+
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+from collections.abc import Iterator
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
@@ -53,6 +61,7 @@ from clv.config import (
     DEFAULT_ACTION_COSTS,
     DEFAULT_CLV_WEIGHT,
 )
+from clv.params import HORIZON_DAYS_RANGE
 
 #: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
 CHURN_ALERTS = Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)
@@ -70,15 +79,22 @@ SPARK_POOL = "spark"
 
 
 def _as_of_date() -> dt.date:
-    """The run's as-of date: the param when given, else the logical date."""
-    context = get_current_context()
-    value = (context["params"].get("as_of_date") or "").strip()
-    if value:
-        return dt.date.fromisoformat(value)
-    logical = context.get("logical_date")
-    if logical is None:
-        raise ValueError("as_of_date is empty and this run has no logical date: set as_of_date")
-    return logical.date()
+    """The run's as-of date, as ``validate_params`` resolved it once for the whole run
+    (an empty param means a date read from the data or the run, see its docstring)."""
+    resolved = get_current_context()["ti"].xcom_pull(task_ids="validate_params")
+    return dt.date.fromisoformat(resolved["as_of_date"])
+
+
+@contextlib.contextmanager
+def _data_errors_fail_fast() -> Iterator[None]:
+    """Data checks raise ValueError (clv.quality.DataQualityError, stale data): fail the
+    task on its only try, since a retry reads the same data."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except ValueError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _run_id() -> str:
@@ -92,23 +108,29 @@ def _horizon() -> int:
 @dag(
     dag_id="clv_pipeline",
     doc_md=__doc__,
-    schedule="@weekly",
+    # None: a schedule fires runs for dates past the data (issue #21); opt in per deployment.
+    schedule=os.environ.get("CLV_SCHEDULE") or None,
     start_date=dt.datetime(1997, 1, 1),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["clv", "churn", "marketing"],
     params={
-        "as_of_date": Param("", type="string",
-                            description="YYYY-MM-DD; empty = the run's logical date"),
-        "horizon_days": Param(180, type="integer", minimum=7, maximum=730,
-                              description="prediction horizon in days"),
-        "budget": Param(5000.0, type="number", minimum=0,
-                        description="marketing budget for the allocation"),
-        "clv_weight": Param(DEFAULT_CLV_WEIGHT, type="number", minimum=0, maximum=1,
+        # Optional (null allowed) so the form submits with its defaults; format "date"
+        # makes the form and the API refuse 1998-13-45. Numbers carry no schema bounds:
+        # the form silently clamps to them; validate_params refuses, naming the param.
+        "as_of_date": Param(None, type=["null", "string"], format="date",
+                            description="YYYY-MM-DD; empty = the newest load of raw.orders "
+                                        "(a backfill: the run's logical date)"),
+        "horizon_days": Param(180, type="integer",
+                              description="prediction horizon in days, "
+                                          "%d to %d" % HORIZON_DAYS_RANGE),
+        "budget": Param(5000.0, type="number",
+                        description="marketing budget for the allocation, >= 0"),
+        "clv_weight": Param(DEFAULT_CLV_WEIGHT, type="number",
                             title="lambda: weight on lifetime value",
-                            description="the allocation maximises lambda x incremental CLV + "
-                                        "(1 - lambda) x incremental 30-day revenue - cost"),
+                            description="0 to 1: the allocation maximises lambda x incremental "
+                                        "CLV + (1 - lambda) x incremental 30-day revenue - cost"),
         "action_costs": Param(dict(DEFAULT_ACTION_COSTS), type="object",
                               description="actions on offer and their cost per customer"),
         "segment_share_bounds": Param({}, type="object",
@@ -122,24 +144,33 @@ def _horizon() -> int:
 def clv_pipeline():
     @task(execution_timeout=SHORT)
     def validate_params() -> dict:
-        """Check the trigger params before anything reads or writes data; a bad param
-        fails the run at once, without retries (retrying cannot fix it)."""
+        """Check the trigger params before anything reads or writes data and resolve an
+        empty as_of_date once for every task; a bad param fails the run at once, without
+        retries (retrying cannot fix it)."""
         from airflow.sdk.exceptions import AirflowFailException
 
+        from clv import pipeline
         from clv.params import ParamError
         from clv.params import validate_params as check
 
+        context = get_current_context()
         try:
-            return check(get_current_context()["params"])
+            params = check(context["params"])
+            params["as_of_date"] = pipeline.resolve_as_of_date(
+                params["as_of_date"], str(context["dag_run"].run_type),
+                context.get("logical_date")).isoformat()
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from exc
+        return params
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_raw() -> dict:
-        """Great Expectations suite raw_orders over the orders before the as-of date."""
+        """Great Expectations suite raw_orders over the orders before the as-of date; bad or
+        stale data fails once (retrying reads the same data)."""
         from clv import pipeline
 
-        return pipeline.validate_raw(_as_of_date(), _horizon())
+        with _data_errors_fail_fast():
+            return pipeline.validate_raw(_as_of_date(), _horizon())
 
     @task(pool=SPARK_POOL)
     def build_features() -> dict:
@@ -153,7 +184,8 @@ def clv_pipeline():
         """Great Expectations suite customer_features over the new partition."""
         from clv import pipeline
 
-        return pipeline.validate_features(_as_of_date())
+        with _data_errors_fail_fast():
+            return pipeline.validate_features(_as_of_date())
 
     @task
     def train_clv() -> dict:

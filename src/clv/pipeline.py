@@ -71,6 +71,34 @@ def _stamp(frame, run_id: str):
     return frame
 
 
+def resolve_as_of_date(value: str, run_type: str, logical_date: dt.datetime | None,
+                       settings: Settings | None = None) -> dt.date:
+    """The run's as-of date from the (validated) ``as_of_date`` param.
+
+    Given: that date. Empty: a backfill's or a scheduled run's logical date (each run of
+    a range is its own date); any other run (the trigger form with its defaults) takes
+    the newest load batch of ``raw.orders`` (by default the day after its newest order),
+    so a run with the form's defaults scores the data that is there, not today's date.
+
+    Raises:
+        clv.params.ParamError: empty, no logical date to use and no orders loaded.
+    """
+    from clv.params import ParamError
+
+    if value:
+        return dt.date.fromisoformat(value)
+    if run_type in ("backfill", "scheduled") and logical_date is not None:
+        return logical_date.date()
+    batches = warehouse.list_partitions(RAW_ORDERS, settings)
+    if not batches:
+        raise ParamError(f"as_of_date: empty, and {RAW_ORDERS} has no loaded orders to take "
+                         "the date from: import orders first (clv import-orders) or set "
+                         "as_of_date")
+    log.info("as_of_date empty on a %s run: the newest %s batch, %s", run_type, RAW_ORDERS,
+             batches[-1])
+    return batches[-1]
+
+
 def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
     """Great Expectations suite ``raw_orders`` over the orders known before the as-of date.
 
