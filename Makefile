@@ -39,7 +39,7 @@ help:
 	@echo "make test     run the test suite"
 	@echo "make up/down  start/stop the Airflow UI and MLflow UI on $(HOST)"
 	@echo "make prod-env; make up PROFILE=prod   production profile: PostgreSQL, LocalExecutor, auth (.env.prod)"
-	@echo "make promote MODEL=clv_spend VERSION=2   move the champion alias"
+	@echo "make promote MODEL=clv_spend VERSION=2 REASON='...'   move the champion alias (who/when/why recorded)"
 
 install: java $(STAMP)
 
@@ -121,8 +121,8 @@ summary: install
 	$(BIN)/clv summary --as-of-date $(AS_OF_DATE)
 
 promote: install
-	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make promote MODEL=clv_spend VERSION=3 [ALIAS=champion]" >&2; exit 2; }
-	$(BIN)/clv promote --model $(MODEL) --version $(VERSION) --alias $(or $(ALIAS),champion)
+	@test -n "$(MODEL)" -a -n "$(VERSION)" -a -n "$(REASON)" || { echo "usage: make promote MODEL=clv_spend VERSION=3 REASON='why' [ALIAS=champion] [BY=who]" >&2; exit 2; }
+	$(BIN)/clv promote --model $(MODEL) --version $(VERSION) --alias $(or $(ALIAS),champion) --reason "$(REASON)" $(if $(BY),--by "$(BY)")
 
 # PROFILE=prod: PostgreSQL metadata/tracking/warehouse, LocalExecutor, Airflow users and MLflow
 # basic auth, secrets from the git-ignored .env.prod (make prod-env writes it once).

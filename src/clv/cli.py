@@ -166,8 +166,10 @@ def _spark_connect_server(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from clv import registry
 
-    registry.promote(args.model, str(args.version), args.alias)
-    print(f"{args.model}: alias '{args.alias}' -> version {args.version}")
+    tags = registry.promote(args.model, str(args.version), args.alias, reason=args.reason,
+                            by=args.by)
+    print(f"{args.model}: alias '{args.alias}' -> version {args.version} "
+          f"(by {tags['alias_set_by']} at {tags['alias_set_at']}: {tags['alias_set_reason']})")
     return 0
 
 
@@ -248,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="registered model name, e.g. clv_spend")
     s.add_argument("--version", required=True)
     s.add_argument("--alias", default="champion")
+    s.add_argument("--reason", required=True, help="why (kept in the version's "
+                   "alias_set_reason tag; the evaluate step's alias_decision stays)")
+    s.add_argument("--by", help="who (default: the OS user)")
     s.set_defaults(fn=_promote)
     sub.add_parser("catalog").set_defaults(fn=_catalog)
     s = sub.add_parser("mark-plan-sent", help="record when a plan (marts.campaign_plan) "

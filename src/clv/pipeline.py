@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from clv import warehouse
+from clv import lineage, warehouse
 from clv.config import (
     CHURN_ALERTS_ASSET_URI,
     DEFAULT_ACTION_COSTS,
@@ -613,10 +613,10 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
 
     experiment_id = registry.configure_mlflow()
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"allocation-{as_of_date}") as run, \
+                          run_name=lineage.run_name("allocation", as_of_date, run_id)) as run, \
             tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"step": "allocation", "airflow_run_id": run_id,
-                         "as_of_date": as_of_date.isoformat(), "method": out["method"]})
+        mlflow.set_tags({"step": "allocation", **lineage.run_tags(run_id, as_of_date),
+                         "method": out["method"]})
         mlflow.log_params({"budget": params.budget, "clv_weight": params.clv_weight,
                            "action_costs": json.dumps(params.action_costs, sort_keys=True),
                            "segment_share_bounds": json.dumps(params.segment_share_bounds),
@@ -857,7 +857,7 @@ def evaluate_plan_policy(as_of_date: dt.date, plan, segments, action_costs: dict
     randomised responses sent before the as-of date, against treat-none, the cheapest
     action for all, random assignment at the same budget and (when given) the
     segment-average plan -> ``marts.policy_evaluation`` and the MLflow run
-    ``policy-evaluation-<date>``. Campaigns testing actions not on offer are left out.
+    ``policy-evaluation <date> <run id>``. Campaigns testing actions not on offer are left out.
     """
     from clv import closed_loop
 
@@ -895,10 +895,10 @@ def _log_policy_evaluation(as_of_date: dt.date, run_id: str, table) -> str:
 
     experiment_id = registry.configure_mlflow()
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"policy-evaluation-{as_of_date}") as run, \
+                          run_name=lineage.run_name("policy-evaluation", as_of_date,
+                                                    run_id)) as run, \
             tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"step": "policy_evaluation", "airflow_run_id": run_id,
-                         "as_of_date": as_of_date.isoformat()})
+        mlflow.set_tags({"step": "policy_evaluation", **lineage.run_tags(run_id, as_of_date)})
         for r in table.itertuples():
             for field_name in ("value_per_customer", "value_low", "value_high",
                                "support_share"):
