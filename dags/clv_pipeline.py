@@ -16,7 +16,8 @@ responses -> `raw.campaign_responses`) -> `allocate` (per-customer effects and t
 evidence -> `marts.action_effects`; plan with a randomised holdout ->
 `marts.campaign_plan`; its value before spending -> `marts.policy_evaluation`), and beside
 them `explain` (top three SHAP reasons per customer) -> `churn_alerts` (newly at-risk
-customers; updates the asset `clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`.
+customers; updates the asset `clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`
+(and the run report: `.state/reports/clv-report-<date>.html`, in MLflow too).
 Beside them, `backtest_scores` (after `validate_raw`) compares earlier scores whose horizon
 has passed with the spend realised since, and flags drift.
 
@@ -285,10 +286,12 @@ def clv_pipeline():
 
     @task(execution_timeout=SHORT)
     def summary() -> dict:
-        """Rows per output table and the champions' metrics."""
-        from clv import pipeline
+        """Rows per output table and the champions' metrics; the run report (one offline
+        HTML page, logged to MLflow, linked from the run by the clv_links plugin)."""
+        from clv import pipeline, report
 
-        return pipeline.run_summary(_as_of_date())
+        out = pipeline.run_summary(_as_of_date())
+        return {**out, **report.publish(_as_of_date(), _run_id())}
 
     raw = validate_params() >> validate_raw()
     features = raw >> build_features() >> validate_features()

@@ -60,6 +60,26 @@ def mlflow_model_url(name: str, version: str | None = None) -> str:
     return f"{base}/versions/{version}" if version else base
 
 
+#: Where the Airflow plugin (plugins/clv_links.py) serves its pages in Airflow's API server.
+PLUGIN_PREFIX = "/clv"
+
+
+def report_url(as_of_date: dt.date | str) -> str:
+    """The run report of an as-of date, served by the Airflow plugin."""
+    return f"{airflow_ui_url()}{PLUGIN_PREFIX}/report/{as_of_date}"
+
+
+def data_docs_url() -> str:
+    """The Data Docs index, served by the Airflow plugin."""
+    return f"{airflow_ui_url()}{PLUGIN_PREFIX}/data-docs/index.html"
+
+
+def run_links_url(run_id: str, dag_id: str = DAG_ID) -> str:
+    """The plugin's page of one DAG run: its MLflow runs, report and Data Docs."""
+    return (f"{airflow_ui_url()}{PLUGIN_PREFIX}/runs/{quote(dag_id, safe='')}/"
+            f"{quote(run_id, safe='')}")
+
+
 def run_name(kind: str, as_of_date: dt.date | str, airflow_run_id: str) -> str:
     """A unique, readable MLflow run name: what, for which date, in which DAG run."""
     return f"{kind} {as_of_date} {airflow_run_id}"
