@@ -36,6 +36,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
+	@echo "make run ORDERS=orders.csv [MAP=order_id=OrderNo,...]   the same on your own orders file"
 	@echo "make test     run the test suite"
 	@echo "make up/down  start/stop the Airflow UI and MLflow UI on $(HOST)"
 	@echo "make prod-env; make up PROFILE=prod   production profile: PostgreSQL, LocalExecutor, auth (.env.prod)"
@@ -93,12 +94,20 @@ load-campaign: install
 	  echo "loaded the Hillstrom campaign into raw.campaign_responses"; \
 	else echo "no $$f: the allocation uses prior uplifts (see README)"; fi
 
+# Own data: make run ORDERS=path/orders.csv [MAP=order_id=OrderNo,amount=Total] [FORMAT=csv]
+# [TS_FORMAT='yyyy-MM-dd HH:mm'] [AS_OF_DATE=...]; without AS_OF_DATE the as-of date is the
+# day after the file's newest order (AS_OF_DATE's CDNOW default applies only to CDNOW).
+USER_AS_OF := $(filter command line environment environment override,$(origin AS_OF_DATE))
+RUN_DATA_ARGS = $(if $(ORDERS),--orders '$(abspath $(ORDERS))' $(if $(MAP),--map '$(MAP)') \
+  $(if $(FORMAT),--format $(FORMAT)) $(if $(TS_FORMAT),--timestamp-format '$(TS_FORMAT)') \
+  $(if $(USER_AS_OF),--as-of-date $(AS_OF_DATE)),--as-of-date $(AS_OF_DATE))
+
 # One process (clv demo): the Airflow DB, both loads and the DAG run (airflow dags test runs
 # every task in-process) share one Spark JVM and one Great Expectations import.
 run: install
 	@mkdir -p $(AIRFLOW_HOME)
 	@start=$$(date +%s); \
-	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo --as-of-date $(AS_OF_DATE) --horizon-days $(HORIZON) \
+	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo $(RUN_DATA_ARGS) --horizon-days $(HORIZON) \
 	  --budget $(BUDGET) --clv-weight $(CLV_WEIGHT) --log .state/last_run.log || exit 1; \
 	echo "make run finished in $$(( $$(date +%s) - start )) s (DAG log: .state/last_run.log)"
 	@echo

@@ -132,16 +132,24 @@ def _demo(args: argparse.Namespace) -> int:
     from clv.params import validate_params
 
     # the DAG checks them too, but only after Airflow's DB and the data were loaded
-    validate_params({"as_of_date": args.as_of_date, "horizon_days": args.horizon_days,
+    as_of = args.as_of_date if args.as_of_date is not None else (
+        "" if args.orders else demo.CDNOW_AS_OF_DATE)
+    validate_params({"as_of_date": as_of, "horizon_days": args.horizon_days,
                      "budget": args.budget, "clv_weight": args.clv_weight})
+    orders = demo.OrdersFile(Path(args.orders), _parse_mapping(args.map), args.format,
+                             args.timestamp_format) if args.orders else None
     hillstrom = None
-    if not args.no_campaign:
+    if orders is not None:
+        print("your orders: the Hillstrom campaign (CDNOW's timeline) is not loaded; "
+              "`clv import-campaign` loads your own", flush=True)
+    elif not args.no_campaign:
         try:
             hillstrom = _shared_hillstrom()
         except ValueError as exc:
             print(f"{exc}; the allocation uses prior uplifts (see README)", flush=True)
-    summary = demo.run(dt.date.fromisoformat(args.as_of_date), args.horizon_days, args.budget,
-                       args.clv_weight, Path(args.log), hillstrom, args.sent_date)
+    summary = demo.run(dt.date.fromisoformat(as_of) if as_of else None, args.horizon_days,
+                       args.budget, args.clv_weight, Path(args.log), hillstrom,
+                       args.sent_date, orders)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -233,7 +241,15 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_summary)
     s = sub.add_parser("demo", help="make run: Airflow DB, CDNOW and the Hillstrom campaign "
                        "into the warehouse, one DAG run (airflow dags test), its summary")
-    s.add_argument("--as-of-date", default="1998-07-01")
+    s.add_argument("--as-of-date", help="default: 1998-07-01 for CDNOW; with --orders the "
+                   "day after the file's newest order")
+    s.add_argument("--orders", help="your orders file (CSV or Parquet) instead of CDNOW, "
+                   "into an empty raw.orders; columns as for import-orders")
+    s.add_argument("--map", help="with --orders: contract=column,... e.g. "
+                   "order_id=OrderNo,amount=Total")
+    s.add_argument("--format", choices=["csv", "parquet"])
+    s.add_argument("--timestamp-format", help="with --orders: Spark datetime pattern of "
+                   "order_ts")
     s.add_argument("--horizon-days", type=int, default=180)
     s.add_argument("--budget", type=float, default=5000.0)
     s.add_argument("--clv-weight", type=float, default=0.5)
