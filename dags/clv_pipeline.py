@@ -38,9 +38,11 @@ manual run, the logical date for a backfill; features use orders strictly before
 records when a plan went out (`marts.campaign_sends`); without it, a plan counts as sent on
 its as-of date.
 
-No schedule by default (`CLV_SCHEDULE=@weekly` in the scheduler's environment sets one):
-a schedule would fire runs for dates the data has not reached. Bad params and bad or stale
-data fail their task once, naming the param or the table, without retries.
+Weekly schedule (`CLV_SCHEDULE` in the scheduler's environment sets another, `none` turns
+it off; backfills need one). A scheduled run whose date is past the orders (CDNOW ends in
+1998) skips, saying why, instead of failing three times. Bad params and bad or stale data
+in a run someone asked for fail their task once, naming the param or the table, without
+retries.
 
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
@@ -98,6 +100,29 @@ def _data_errors_fail_fast() -> Iterator[None]:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _scheduled_runs_past_the_data_skip() -> Iterator[None]:
+    """A scheduled run for a date the orders do not reach skips with the reason; a run
+    someone asked for (manual, backfill) fails on it (see _data_errors_fail_fast)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from clv.pipeline import StaleDataError
+
+    try:
+        yield
+    except StaleDataError as exc:
+        if str(get_current_context()["dag_run"].run_type) != "scheduled":
+            raise
+        raise AirflowSkipException(f"scheduled run skipped: {exc}. Trigger the DAG with an "
+                                   "as_of_date inside the data, or load newer orders") from exc
+
+
+def _schedule() -> str | None:
+    """``CLV_SCHEDULE`` (default ``@weekly``); ``none`` or ``off``: no schedule."""
+    value = os.environ.get("CLV_SCHEDULE", "@weekly").strip()
+    return None if value.lower() in ("", "none", "off") else value
+
+
 def _run_id() -> str:
     return get_current_context()["run_id"]
 
@@ -109,8 +134,8 @@ def _horizon() -> int:
 @dag(
     dag_id="clv_pipeline",
     doc_md=__doc__,
-    # None: a schedule fires runs for dates past the data (issue #21); opt in per deployment.
-    schedule=os.environ.get("CLV_SCHEDULE") or None,
+    # A schedule lets data engineers backfill; its runs past the data skip (issue #21).
+    schedule=_schedule(),
     start_date=dt.datetime(1997, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -170,7 +195,7 @@ def clv_pipeline():
         stale data fails once (retrying reads the same data)."""
         from clv import pipeline
 
-        with _data_errors_fail_fast():
+        with _data_errors_fail_fast(), _scheduled_runs_past_the_data_skip():
             return pipeline.validate_raw(_as_of_date(), _horizon())
 
     @task(pool=SPARK_POOL)

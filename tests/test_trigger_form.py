@@ -60,10 +60,35 @@ def test_numbers_have_no_bounds_the_form_would_clamp_to_but_are_refused_by_name(
         validate_params({"clv_weight": 2})
 
 
-def test_no_schedule_by_default(dag):
-    """A schedule fired a run for today's date, past the data, on unpause (#21)."""
-    assert dag.timetable.__class__.__name__ == "NullTimetable"
-    assert dag.timetable.can_be_scheduled is False
+def test_weekly_by_default_and_a_switch_to_turn_it_off(dag, dag_module, monkeypatch):
+    """Backfills need a schedule; CLV_SCHEDULE=none turns it off."""
+    assert dag.timetable.can_be_scheduled
+    monkeypatch.setenv("CLV_SCHEDULE", "none")
+    assert dag_module["_schedule"]() is None
+    monkeypatch.setenv("CLV_SCHEDULE", "@daily")
+    assert dag_module["_schedule"]() == "@daily"
+
+
+@pytest.mark.parametrize("run_type, outcome", [("scheduled", "skip"), ("manual", "fail"),
+                                               ("backfill", "fail")])
+def test_a_scheduled_run_past_the_data_skips_saying_why(dag_module, monkeypatch, run_type,
+                                                       outcome):
+    """Unpausing fired a run for today, past CDNOW, that failed three times (#21)."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from clv.pipeline import StaleDataError
+
+    run = SimpleNamespace(run_type=run_type)
+    monkeypatch.setitem(dag_module["_scheduled_runs_past_the_data_skip"].__wrapped__.__globals__,
+                        "get_current_context", lambda: {"dag_run": run})
+    expected = AirflowSkipException if outcome == "skip" else AirflowFailException
+    with pytest.raises(expected, match="the newest order .* is from 1998-06-30"):
+        with dag_module["_data_errors_fail_fast"](), \
+                dag_module["_scheduled_runs_past_the_data_skip"]():
+            raise StaleDataError("raw.orders: the newest order before as_of_date=2026-11-29 "
+                                 "is from 1998-06-30")
 
 
 def test_data_errors_fail_once(dag_module):

@@ -71,6 +71,10 @@ def _stamp(frame, run_id: str):
     return frame
 
 
+class StaleDataError(ValueError):
+    """The as-of date is past the orders (or before all of them): nothing to score."""
+
+
 def resolve_as_of_date(value: str, run_type: str, logical_date: dt.datetime | None,
                        settings: Settings | None = None) -> dt.date:
     """The run's as-of date from the (validated) ``as_of_date`` param.
@@ -115,10 +119,10 @@ def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
     report = quality.assert_valid(visible, "raw_orders", RAW_ORDERS, ["order_id"])
     n, oldest, newest = visible.agg(F.count("*"), F.min("order_ts"), F.max("order_ts")).first()
     if n == 0:
-        raise ValueError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date}; "
+        raise StaleDataError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date}; "
                          "pick a later as-of date")
     if newest.date() < as_of_date - dt.timedelta(days=horizon_days):
-        raise ValueError(
+        raise StaleDataError(
             f"{RAW_ORDERS}: the newest order before as_of_date={as_of_date} is from "
             f"{newest.date()}, more than horizon_days={horizon_days} earlier: the data is "
             f"stale or the as-of date is past the history ({oldest.date()} .. {newest.date()})"
