@@ -111,10 +111,17 @@ def _scheduled_runs_past_the_data_skip() -> Iterator[None]:
     try:
         yield
     except StaleDataError as exc:
-        if str(get_current_context()["dag_run"].run_type) != "scheduled":
+        if _run_type() != "scheduled":
             raise
         raise AirflowSkipException(f"scheduled run skipped: {exc}. Trigger the DAG with an "
                                    "as_of_date inside the data, or load newer orders") from exc
+
+
+def _run_type() -> str:
+    """``manual``, ``scheduled``, ``backfill``, ...: the task SDK's enum prints as
+    ``DagRunType.SCHEDULED``, so its value."""
+    run_type = get_current_context()["dag_run"].run_type
+    return getattr(run_type, "value", str(run_type))
 
 
 def _schedule() -> str | None:
@@ -183,7 +190,7 @@ def clv_pipeline():
         try:
             params = check(context["params"])
             params["as_of_date"] = pipeline.resolve_as_of_date(
-                params["as_of_date"], str(context["dag_run"].run_type),
+                params["as_of_date"], _run_type(),
                 context.get("logical_date")).isoformat()
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from exc

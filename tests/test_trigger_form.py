@@ -76,11 +76,12 @@ def test_a_scheduled_run_past_the_data_skips_saying_why(dag_module, monkeypatch,
     """Unpausing fired a run for today, past CDNOW, that failed three times (#21)."""
     from types import SimpleNamespace
 
+    from airflow.sdk.api.datamodels._generated import DagRunType
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from clv.pipeline import StaleDataError
 
-    run = SimpleNamespace(run_type=run_type)
+    run = SimpleNamespace(run_type=DagRunType(run_type))  # as the task SDK gives it
     monkeypatch.setitem(dag_module["_scheduled_runs_past_the_data_skip"].__wrapped__.__globals__,
                         "get_current_context", lambda: {"dag_run": run})
     expected = AirflowSkipException if outcome == "skip" else AirflowFailException
