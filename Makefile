@@ -32,7 +32,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench pg up down prod-env promote summary lock clean
+.PHONY: help install java browser run airflow-init load-cdnow load-campaign test lint bench pg up down prod-env promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
@@ -116,7 +116,18 @@ run: install
 	@echo "  duckdb warehouse/warehouse.duckdb \"select segment, count(*) from marts.customer_segments group by 1\"   # with the duckdb CLI"
 	@echo "Open the UIs: make up"
 
-test: install pg
+# Headless Chromium for the browser test (tests/test_browser.py): Debian's chromium and
+# chromium-driver, installed with apt where we can.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (the browser test) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+	  echo "error: the browser test needs chromium and chromedriver (e.g. 'sudo apt-get install chromium chromium-driver')" >&2; exit 1; \
+	fi
+
+test: install pg browser
 	$(BIN)/python -m pytest -q
 
 lint: install
