@@ -57,7 +57,6 @@ def _link(url: str, text: str, new_tab: bool = True) -> str:
 def mlflow_runs_of(airflow_run_id: str) -> list[dict[str, str]]:
     """The MLflow runs a DAG run logged: name, step, as-of date, link."""
     import mlflow
-
     from clv import registry
 
     if "'" in airflow_run_id:
@@ -75,7 +74,6 @@ def mlflow_runs_of(airflow_run_id: str) -> list[dict[str, str]]:
 
 def _champions() -> list[tuple[str, str | None]]:
     import mlflow
-
     from clv import registry
     from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
 

@@ -259,7 +259,6 @@ def test_the_run_report_and_the_registry_trail(pipeline_runs):
     """#21: the summary task wrote the report and logged it to MLflow; every registered
     version says its horizon and carries a model card; run names do not repeat."""
     import mlflow
-
     from clv import registry, report
 
     settings = pipeline_runs["settings"]

@@ -62,7 +62,6 @@ def test_airflow_loads_the_plugin(tmp_path):
 
 def test_the_run_tab_lists_the_runs_mlflow_runs_and_links_the_report(plugin, client):
     import mlflow
-
     from clv import registry, report
 
     experiment_id = registry.configure_mlflow()
