@@ -40,14 +40,15 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help install java run airflow-init load-cdnow load-campaign test lint bench pg up down prod-env promote summary lock clean
+.PHONY: help install java browser run airflow-init load-cdnow load-campaign test lint bench pg up down prod-env promote summary lock clean
 
 help:
 	@echo "make run      install, load CDNOW, run the DAG once for AS_OF_DATE=$(AS_OF_DATE)"
+	@echo "make run ORDERS=orders.csv [MAP=order_id=OrderNo,...]   the same on your own orders file"
 	@echo "make test     run the test suite"
 	@echo "make up/down  start/stop the Airflow UI and MLflow UI on $(HOST)"
 	@echo "make prod-env; make up PROFILE=prod   production profile: PostgreSQL, LocalExecutor, auth (.env.prod)"
-	@echo "make promote MODEL=clv_spend VERSION=2   move the champion alias"
+	@echo "make promote MODEL=clv_spend VERSION=2 REASON='...'   move the champion alias (who/when/why recorded)"
 
 install: java $(STAMP)
 
@@ -101,12 +102,20 @@ load-campaign: install
 	  echo "loaded the Hillstrom campaign into raw.campaign_responses"; \
 	else echo "no $$f: the allocation uses prior uplifts (see README)"; fi
 
+# Own data: make run ORDERS=path/orders.csv [MAP=order_id=OrderNo,amount=Total] [FORMAT=csv]
+# [TS_FORMAT='yyyy-MM-dd HH:mm'] [AS_OF_DATE=...]; without AS_OF_DATE the as-of date is the
+# day after the file's newest order (AS_OF_DATE's CDNOW default applies only to CDNOW).
+USER_AS_OF := $(filter command line environment environment override,$(origin AS_OF_DATE))
+RUN_DATA_ARGS = $(if $(ORDERS),--orders '$(abspath $(ORDERS))' $(if $(MAP),--map '$(MAP)') \
+  $(if $(FORMAT),--format $(FORMAT)) $(if $(TS_FORMAT),--timestamp-format '$(TS_FORMAT)') \
+  $(if $(USER_AS_OF),--as-of-date $(AS_OF_DATE)),--as-of-date $(AS_OF_DATE))
+
 # One process (clv demo): the Airflow DB, both loads and the DAG run (airflow dags test runs
 # every task in-process) share one Spark JVM and one Great Expectations import.
 run: install
 	@$(PRIVATE) mkdir -p $(AIRFLOW_HOME) && chmod 700 .state
 	@$(PRIVATE) start=$$(date +%s); \
-	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo --as-of-date $(AS_OF_DATE) --horizon-days $(HORIZON) \
+	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo $(RUN_DATA_ARGS) --horizon-days $(HORIZON) \
 	  --budget $(BUDGET) --clv-weight $(CLV_WEIGHT) --log .state/last_run.log || exit 1; \
 	echo "make run finished in $$(( $$(date +%s) - start )) s (DAG log: .state/last_run.log)"
 	@echo
@@ -115,7 +124,18 @@ run: install
 	@echo "  duckdb warehouse/warehouse.duckdb \"select segment, count(*) from marts.customer_segments group by 1\"   # with the duckdb CLI"
 	@echo "Open the UIs: make up"
 
-test: install pg
+# Headless Chromium for the browser test (tests/test_browser.py): Debian's chromium and
+# chromium-driver, installed with apt where we can.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (the browser test) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+	  echo "error: the browser test needs chromium and chromedriver (e.g. 'sudo apt-get install chromium chromium-driver')" >&2; exit 1; \
+	fi
+
+test: install pg browser
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -129,8 +149,8 @@ summary: install
 	$(BIN)/clv summary --as-of-date $(AS_OF_DATE)
 
 promote: install
-	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "usage: make promote MODEL=clv_spend VERSION=3 [ALIAS=champion]" >&2; exit 2; }
-	$(BIN)/clv promote --model $(MODEL) --version $(VERSION) --alias $(or $(ALIAS),champion)
+	@test -n "$(MODEL)" -a -n "$(VERSION)" -a -n "$(REASON)" || { echo "usage: make promote MODEL=clv_spend VERSION=3 REASON='why' [ALIAS=champion] [BY=who]" >&2; exit 2; }
+	$(BIN)/clv promote --model $(MODEL) --version $(VERSION) --alias $(or $(ALIAS),champion) --reason "$(REASON)" $(if $(BY),--by "$(BY)")
 
 # PROFILE=prod: PostgreSQL metadata/tracking/warehouse, LocalExecutor, Airflow users and MLflow
 # basic auth, secrets from the git-ignored .env.prod (make prod-env writes it once).

@@ -16,16 +16,18 @@ responses -> `raw.campaign_responses`) -> `allocate` (per-customer effects and t
 evidence -> `marts.action_effects`; plan with a randomised holdout ->
 `marts.campaign_plan`; its value before spending -> `marts.policy_evaluation`), and beside
 them `explain` (top three SHAP reasons per customer) -> `churn_alerts` (newly at-risk
-customers; updates the asset `clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`.
+customers; updates the asset `clv://marts/churn_alerts`) -> `publish_catalog` -> `summary`
+(and the run report: `.state/reports/clv-report-<date>.html`, in MLflow too).
 Beside them, `backtest_scores` (after `validate_raw`) compares earlier scores whose horizon
 has passed with the spend realised since, and flags drift.
 
-**Params** (trigger form): `as_of_date` (empty = the run's logical date; features
-use orders strictly before it), `horizon_days` (prediction horizon), `budget`
-(marketing budget), `clv_weight` (lambda: weight on lifetime value vs 30-day
-revenue), `action_costs`, `segment_share_bounds`, `action_capacity`; the contact policy:
-`contact_min_days`, `contact_max_per_window`, `contact_window_days`, `min_net_value`,
-`action_channels` (opt-outs loaded with `clv import-contact-preferences` always apply).
+**Params** (trigger form): `as_of_date` (empty = the newest load of `raw.orders` for a
+manual run, the logical date for a backfill; features use orders strictly before it),
+`horizon_days` (prediction horizon), `budget` (marketing budget), `clv_weight`
+(lambda: weight on lifetime value vs 30-day revenue), `action_costs`,
+`segment_share_bounds`, `action_capacity`; the contact policy: `contact_min_days`,
+`contact_max_per_window`, `contact_window_days`, `min_net_value`, `action_channels`
+(opt-outs loaded with `clv import-contact-preferences` always apply).
 
 **Outputs** (DuckDB `warehouse/warehouse.duckdb`, one partition per as-of date):
 `features.customer_features`, `marts.model_metrics`, `marts.customer_scores`,
@@ -39,13 +41,22 @@ revenue), `action_costs`, `segment_share_bounds`, `action_capacity`; the contact
 records when a plan went out (`marts.campaign_sends`); without it, a plan counts as sent on
 its as-of date.
 
+Weekly schedule (`CLV_SCHEDULE` in the scheduler's environment sets another, `none` turns
+it off; backfills need one). A scheduled run whose date is past the orders (CDNOW ends in
+1998) skips, saying why, instead of failing three times. Bad params and bad or stale data
+in a run someone asked for fail their task once, naming the param or the table, without
+retries.
+
 Re-running a date replaces its partitions atomically; backfills are safe.
 Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+from collections.abc import Iterator
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
@@ -57,6 +68,7 @@ from clv.config import (
     DEFAULT_CLV_WEIGHT,
     DEFAULT_CONTACT_MIN_DAYS,
 )
+from clv.params import HORIZON_DAYS_RANGE
 
 #: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
 CHURN_ALERTS = Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)
@@ -74,15 +86,52 @@ SPARK_POOL = "spark"
 
 
 def _as_of_date() -> dt.date:
-    """The run's as-of date: the param when given, else the logical date."""
-    context = get_current_context()
-    value = (context["params"].get("as_of_date") or "").strip()
-    if value:
-        return dt.date.fromisoformat(value)
-    logical = context.get("logical_date")
-    if logical is None:
-        raise ValueError("as_of_date is empty and this run has no logical date: set as_of_date")
-    return logical.date()
+    """The run's as-of date, as ``validate_params`` resolved it once for the whole run
+    (an empty param means a date read from the data or the run, see its docstring)."""
+    resolved = get_current_context()["ti"].xcom_pull(task_ids="validate_params")
+    return dt.date.fromisoformat(resolved["as_of_date"])
+
+
+@contextlib.contextmanager
+def _data_errors_fail_fast() -> Iterator[None]:
+    """Data checks raise ValueError (clv.quality.DataQualityError, stale data): fail the
+    task on its only try, since a retry reads the same data."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except ValueError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _scheduled_runs_past_the_data_skip() -> Iterator[None]:
+    """A scheduled run for a date the orders do not reach skips with the reason; a run
+    someone asked for (manual, backfill) fails on it (see _data_errors_fail_fast)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from clv.pipeline import StaleDataError
+
+    try:
+        yield
+    except StaleDataError as exc:
+        if _run_type() != "scheduled":
+            raise
+        raise AirflowSkipException(f"scheduled run skipped: {exc}. Trigger the DAG with an "
+                                   "as_of_date inside the data, or load newer orders") from exc
+
+
+def _run_type() -> str:
+    """``manual``, ``scheduled``, ``backfill``, ...: the task SDK's enum prints as
+    ``DagRunType.SCHEDULED``, so its value."""
+    run_type = get_current_context()["dag_run"].run_type
+    return getattr(run_type, "value", str(run_type))
+
+
+def _schedule() -> str | None:
+    """``CLV_SCHEDULE`` (default ``@weekly``); ``none`` or ``off``: no schedule."""
+    value = os.environ.get("CLV_SCHEDULE", "@weekly").strip()
+    return None if value.lower() in ("", "none", "off") else value
 
 
 def _run_id() -> str:
@@ -96,23 +145,29 @@ def _horizon() -> int:
 @dag(
     dag_id="clv_pipeline",
     doc_md=__doc__,
-    schedule="@weekly",
+    # A schedule lets data engineers backfill; its runs past the data skip (issue #21).
+    schedule=_schedule(),
     start_date=dt.datetime(1997, 1, 1),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["clv", "churn", "marketing"],
     params={
-        "as_of_date": Param("", type="string",
-                            description="YYYY-MM-DD; empty = the run's logical date"),
-        "horizon_days": Param(180, type="integer", minimum=7, maximum=730,
-                              description="prediction horizon in days"),
-        "budget": Param(5000.0, type="number", minimum=0,
-                        description="marketing budget for the allocation"),
-        "clv_weight": Param(DEFAULT_CLV_WEIGHT, type="number", minimum=0, maximum=1,
+        # Optional (null allowed) so the form submits with its defaults; format "date"
+        # makes the form and the API refuse 1998-13-45. Numbers carry no schema bounds:
+        # the form silently clamps to them; validate_params refuses, naming the param.
+        "as_of_date": Param(None, type=["null", "string"], format="date",
+                            description="YYYY-MM-DD; empty = the newest load of raw.orders "
+                                        "(a backfill: the run's logical date)"),
+        "horizon_days": Param(180, type="integer",
+                              description="prediction horizon in days, "
+                                          "%d to %d" % HORIZON_DAYS_RANGE),
+        "budget": Param(5000.0, type="number",
+                        description="marketing budget for the allocation, >= 0"),
+        "clv_weight": Param(DEFAULT_CLV_WEIGHT, type="number",
                             title="lambda: weight on lifetime value",
-                            description="the allocation maximises lambda x incremental CLV + "
-                                        "(1 - lambda) x incremental 30-day revenue - cost"),
+                            description="0 to 1: the allocation maximises lambda x incremental "
+                                        "CLV + (1 - lambda) x incremental 30-day revenue - cost"),
         "action_costs": Param(dict(DEFAULT_ACTION_COSTS), type="object",
                               description="actions on offer and their cost per customer"),
         "segment_share_bounds": Param({}, type="object",
@@ -122,14 +177,15 @@ def _horizon() -> int:
                                  description='most customers per action, e.g. '
                                              '{"retention_coupon": 500}'),
         # contact policy (clv.contact_policy): opt-outs always apply; these cap frequency.
-        "contact_min_days": Param(DEFAULT_CONTACT_MIN_DAYS, type="integer", minimum=0,
-                                  description="days between two contacts of a customer "
+        "contact_min_days": Param(DEFAULT_CONTACT_MIN_DAYS, type="integer",
+                                  description="days (>= 0) between two contacts of a customer "
                                               "through one channel (0 = no gap rule)"),
-        "contact_max_per_window": Param(None, type=["null", "integer"], minimum=1,
-                                        description="most contacts of a customer per channel "
-                                                    "in contact_window_days (empty = no limit)"),
-        "contact_window_days": Param(None, type=["null", "integer"], minimum=1,
-                                     description="window of contact_max_per_window "
+        "contact_max_per_window": Param(None, type=["null", "integer"],
+                                        description="most contacts (>= 1) of a customer per "
+                                                    "channel in contact_window_days (empty = "
+                                                    "no limit)"),
+        "contact_window_days": Param(None, type=["null", "integer"],
+                                     description="window of contact_max_per_window, >= 1 "
                                                  "(empty = horizon_days)"),
         "min_net_value": Param(None, type=["null", "number"],
                                description="take an action only when its expected net value "
@@ -143,24 +199,33 @@ def _horizon() -> int:
 def clv_pipeline():
     @task(execution_timeout=SHORT)
     def validate_params() -> dict:
-        """Check the trigger params before anything reads or writes data; a bad param
-        fails the run at once, without retries (retrying cannot fix it)."""
+        """Check the trigger params before anything reads or writes data and resolve an
+        empty as_of_date once for every task; a bad param fails the run at once, without
+        retries (retrying cannot fix it)."""
         from airflow.sdk.exceptions import AirflowFailException
 
+        from clv import pipeline
         from clv.params import ParamError
         from clv.params import validate_params as check
 
+        context = get_current_context()
         try:
-            return check(get_current_context()["params"])
+            params = check(context["params"])
+            params["as_of_date"] = pipeline.resolve_as_of_date(
+                params["as_of_date"], _run_type(),
+                context.get("logical_date")).isoformat()
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from exc
+        return params
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_raw() -> dict:
-        """Great Expectations suite raw_orders over the orders before the as-of date."""
+        """Great Expectations suite raw_orders over the orders before the as-of date; bad or
+        stale data fails once (retrying reads the same data)."""
         from clv import pipeline
 
-        return pipeline.validate_raw(_as_of_date(), _horizon())
+        with _data_errors_fail_fast(), _scheduled_runs_past_the_data_skip():
+            return pipeline.validate_raw(_as_of_date(), _horizon())
 
     @task(pool=SPARK_POOL)
     def build_features() -> dict:
@@ -174,7 +239,8 @@ def clv_pipeline():
         """Great Expectations suite customer_features over the new partition."""
         from clv import pipeline
 
-        return pipeline.validate_features(_as_of_date())
+        with _data_errors_fail_fast():
+            return pipeline.validate_features(_as_of_date())
 
     @task
     def train_clv() -> dict:
@@ -274,10 +340,12 @@ def clv_pipeline():
 
     @task(execution_timeout=SHORT)
     def summary() -> dict:
-        """Rows per output table and the champions' metrics."""
-        from clv import pipeline
+        """Rows per output table and the champions' metrics; the run report (one offline
+        HTML page, logged to MLflow, linked from the run by the clv_links plugin)."""
+        from clv import pipeline, report
 
-        return pipeline.run_summary(_as_of_date())
+        out = pipeline.run_summary(_as_of_date())
+        return {**out, **report.publish(_as_of_date(), _run_id())}
 
     raw = validate_params() >> validate_raw()
     features = raw >> build_features() >> validate_features()

@@ -95,18 +95,19 @@ def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 
 
 def test_a_bad_param_fails_the_run_at_once_without_retries(tmp_path):
-    """A real Airflow run (SQLite metadata) with an unparseable as_of_date: the first task
-    fails on its only try (AirflowFailException: never up_for_retry although the DAG's
-    tasks have retries), and nothing downstream runs."""
+    """A real Airflow run (SQLite metadata) with a budget below 0 (the form's schema has no
+    bounds it would clamp to, #21): the first task fails on its only try
+    (AirflowFailException: never up_for_retry although the DAG's tasks have retries), and
+    nothing downstream runs."""
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
            "CLV_HOME": str(tmp_path / "home")}
     assert _airflow(["db", "migrate"], env).returncode == 0
     run = _airflow(["dags", "test", "clv_pipeline", "2024-01-01", "-c",
-                    json.dumps({"as_of_date": "banana"})], env)
+                    json.dumps({"budget": -5})], env)
     log = run.stdout + run.stderr
     assert run.returncode != 0 and "DagRun failed" in log, log[-3000:]
-    assert "AirflowFailException: as_of_date: 'banana' is not a date YYYY-MM-DD" in log
+    assert "AirflowFailException: budget: -5 is outside [0.0, inf]" in log
     assert log.count("running task <TaskInstance: clv_pipeline.validate_params") == 1
     assert "up_for_retry" not in log
     runs = json.loads(_airflow(["dags", "list-runs", "clv_pipeline", "-o", "json"],
@@ -117,3 +118,9 @@ def test_a_bad_param_fails_the_run_at_once_without_retries(tmp_path):
     by_task = {row["task_id"]: row["state"] for row in states}
     assert by_task.pop("validate_params") == "failed"
     assert set(by_task.values()) == {"upstream_failed"}  # nothing read or wrote data
+    # a date that is no date is refused by the params' schema before any run exists
+    bad = _airflow(["dags", "test", "clv_pipeline", "2024-01-02", "-c",
+                    json.dumps({"as_of_date": "1998-13-45"})], env)
+    assert bad.returncode != 0
+    assert "Invalid input for param as_of_date: '1998-13-45' is not a 'date'" in (
+        bad.stdout + bad.stderr)

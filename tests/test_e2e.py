@@ -253,3 +253,27 @@ def test_data_docs_render_every_suite_the_dag_ran(pipeline_runs):
                   "customer_segments", "segment_summary", "budget_allocation", "budget_summary",
                   "allocation_frontier", "campaign_responses"):
         assert suite in html, suite
+
+
+def test_the_run_report_and_the_registry_trail(pipeline_runs):
+    """#21: the summary task wrote the report and logged it to MLflow; every registered
+    version says its horizon and carries a model card; run names do not repeat."""
+    import mlflow
+    from clv import registry, report
+
+    settings = pipeline_runs["settings"]
+    page = report.report_path(AS_OF, settings).read_text()
+    for section in ("id=\"row-counts\"", "id=\"models-spend\"", "id=\"models-churn\"",
+                    "id=\"segments\"", "id=\"plan\"", "id='frontier-chart'",
+                    "all suites passed"):
+        assert section in page, section
+    registry.configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    for name in ("clv_spend", "clv_churn"):
+        for mv in client.search_model_versions(f"name='{name}'"):
+            assert mv.tags["horizon_days"] == "180" and mv.tags["feature_set"]
+            assert "over the next 180 days" in mv.description
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    names = [r.info.run_name for r in runs]
+    assert len(names) == len(set(names))
+    assert any(r.data.tags.get("step") == "report" for r in runs)

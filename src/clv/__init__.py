@@ -6,3 +6,9 @@ use it) stays cheap.
 """
 
 __version__ = "0.1.0"
+
+# Before any task imports Great Expectations or MLflow: their INFO noise (about 200
+# lines of a failed task's log) never reaches the task logs. Two getLogger calls, no I/O.
+from clv import log_noise as _log_noise  # noqa: E402
+
+_log_noise.install()

@@ -1003,6 +1003,19 @@ def frontier(
     return pd.DataFrame(rows)
 
 
+def _points_with_weights(frontier_df: pd.DataFrame) -> dict[tuple[float, float], list[float]]:
+    """Distinct frontier points (to 0.1% of the axes' spans) -> the lambdas giving them."""
+    x, y = frontier_df["expected_incremental_revenue"], frontier_df["expected_incremental_clv"]
+    tol_x = max(float(x.max() - x.min()), 1e-9) * 1e-3
+    tol_y = max(float(y.max() - y.min()), 1e-9) * 1e-3
+    points: dict[tuple[float, float], list[float]] = {}
+    for lam, xi, yi in sorted(zip(frontier_df["clv_weight"], x, y, strict=True)):
+        key = next((k for k in points if abs(k[0] - xi) <= tol_x and abs(k[1] - yi) <= tol_y),
+                   (float(xi), float(yi)))
+        points.setdefault(key, []).append(float(lam))
+    return points
+
+
 def plot_frontier(frontier_df: pd.DataFrame, path: str | Path) -> Path:
     """Write the frontier as a PNG: revenue (x) vs CLV (y), each point labelled lambda.
 
@@ -1024,12 +1037,21 @@ def plot_frontier(frontier_df: pd.DataFrame, path: str | Path) -> Path:
     ax = fig.add_subplot()
     x, y = frontier_df["expected_incremental_revenue"], frontier_df["expected_incremental_clv"]
     ax.plot(x, y, marker="o")
-    for lam, xi, yi in zip(frontier_df["clv_weight"], x, y, strict=True):
-        ax.annotate(f"λ={lam:.1f}", (xi, yi), textcoords="offset points", xytext=(4, 4),
-                    fontsize=8)
+    # One label per distinct point: at a small budget every lambda picks the same plan,
+    # and eleven labels on one point were unreadable (#21).
+    # Labels alternate above and below the curve, so neighbours do not run into each other.
+    for i, ((xi, yi), lams) in enumerate(_points_with_weights(frontier_df).items()):
+        label = f"λ={lams[0]:.1f}" if len(lams) == 1 else f"λ={lams[0]:.1f}–{lams[-1]:.1f}"
+        ax.annotate(label, (xi, yi), textcoords="offset points",
+                    xytext=(5, 6) if i % 2 == 0 else (5, -13), fontsize=8)
+    ax.margins(0.15)  # a single point sits in the middle, not on the frame
+    if x.nunique() == 1 and y.nunique() == 1:  # a degenerate axis would be 0-wide
+        ax.set_xlim(x.iat[0] - max(abs(x.iat[0]), 1) * 0.2, x.iat[0] + max(abs(x.iat[0]), 1) * 0.2)
+        ax.set_ylim(y.iat[0] - max(abs(y.iat[0]), 1) * 0.2, y.iat[0] + max(abs(y.iat[0]), 1) * 0.2)
     ax.set_xlabel("expected incremental short-term revenue (30 days)")
     ax.set_ylabel("expected incremental CLV (horizon)")
     ax.set_title(f"Allocation frontier, budget {frontier_df['budget'].iat[0]:,.0f}")
     ax.grid(True, alpha=0.3)
+    fig.tight_layout()  # the axis labels inside the image at any tick width
     fig.savefig(path, format="png")
     return path

@@ -163,16 +163,24 @@ def _demo(args: argparse.Namespace) -> int:
     from clv.params import validate_params
 
     # the DAG checks them too, but only after Airflow's DB and the data were loaded
-    validate_params({"as_of_date": args.as_of_date, "horizon_days": args.horizon_days,
+    as_of = args.as_of_date if args.as_of_date is not None else (
+        "" if args.orders else demo.CDNOW_AS_OF_DATE)
+    validate_params({"as_of_date": as_of, "horizon_days": args.horizon_days,
                      "budget": args.budget, "clv_weight": args.clv_weight})
+    orders = demo.OrdersFile(Path(args.orders), _parse_mapping(args.map), args.format,
+                             args.timestamp_format) if args.orders else None
     hillstrom = None
-    if not args.no_campaign:
+    if orders is not None:
+        print("your orders: the Hillstrom campaign (CDNOW's timeline) is not loaded; "
+              "`clv import-campaign` loads your own", flush=True)
+    elif not args.no_campaign:
         try:
             hillstrom = _shared_hillstrom()
         except ValueError as exc:
             print(f"{exc}; the allocation uses prior uplifts (see README)", flush=True)
-    summary = demo.run(dt.date.fromisoformat(args.as_of_date), args.horizon_days, args.budget,
-                       args.clv_weight, Path(args.log), hillstrom, args.sent_date)
+    summary = demo.run(dt.date.fromisoformat(as_of) if as_of else None, args.horizon_days,
+                       args.budget, args.clv_weight, Path(args.log), hillstrom,
+                       args.sent_date, orders)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -197,8 +205,10 @@ def _spark_connect_server(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from clv import registry
 
-    registry.promote(args.model, str(args.version), args.alias)
-    print(f"{args.model}: alias '{args.alias}' -> version {args.version}")
+    tags = registry.promote(args.model, str(args.version), args.alias, reason=args.reason,
+                            by=args.by)
+    print(f"{args.model}: alias '{args.alias}' -> version {args.version} "
+          f"(by {tags['alias_set_by']} at {tags['alias_set_at']}: {tags['alias_set_reason']})")
     return 0
 
 
@@ -301,7 +311,15 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_summary)
     s = sub.add_parser("demo", help="make run: Airflow DB, CDNOW and the Hillstrom campaign "
                        "into the warehouse, one DAG run (airflow dags test), its summary")
-    s.add_argument("--as-of-date", default="1998-07-01")
+    s.add_argument("--as-of-date", help="default: 1998-07-01 for CDNOW; with --orders the "
+                   "day after the file's newest order")
+    s.add_argument("--orders", help="your orders file (CSV or Parquet) instead of CDNOW, "
+                   "into an empty raw.orders; columns as for import-orders")
+    s.add_argument("--map", help="with --orders: contract=column,... e.g. "
+                   "order_id=OrderNo,amount=Total")
+    s.add_argument("--format", choices=["csv", "parquet"])
+    s.add_argument("--timestamp-format", help="with --orders: Spark datetime pattern of "
+                   "order_ts")
     s.add_argument("--horizon-days", type=int, default=180)
     s.add_argument("--budget", type=float, default=5000.0)
     s.add_argument("--clv-weight", type=float, default=0.5)
@@ -318,6 +336,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="registered model name, e.g. clv_spend")
     s.add_argument("--version", required=True)
     s.add_argument("--alias", default="champion")
+    s.add_argument("--reason", required=True, help="why (kept in the version's "
+                   "alias_set_reason tag; the evaluate step's alias_decision stays)")
+    s.add_argument("--by", help="who (default: the OS user)")
     s.set_defaults(fn=_promote)
     sub.add_parser("catalog").set_defaults(fn=_catalog)
     s = sub.add_parser("sign-model", help="record and sign the SHA-256 digest of a version's "

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from clv import warehouse
+from clv import lineage, warehouse
 from clv.config import (
     CHURN_ALERTS_ASSET_URI,
     DEFAULT_ACTION_COSTS,
@@ -76,6 +76,38 @@ def _stamp(frame, run_id: str):
     return frame
 
 
+class StaleDataError(ValueError):
+    """The as-of date is past the orders (or before all of them): nothing to score."""
+
+
+def resolve_as_of_date(value: str, run_type: str, logical_date: dt.datetime | None,
+                       settings: Settings | None = None) -> dt.date:
+    """The run's as-of date from the (validated) ``as_of_date`` param.
+
+    Given: that date. Empty: a backfill's or a scheduled run's logical date (each run of
+    a range is its own date); any other run (the trigger form with its defaults) takes
+    the newest load batch of ``raw.orders`` (by default the day after its newest order),
+    so a run with the form's defaults scores the data that is there, not today's date.
+
+    Raises:
+        clv.params.ParamError: empty, no logical date to use and no orders loaded.
+    """
+    from clv.params import ParamError
+
+    if value:
+        return dt.date.fromisoformat(value)
+    if run_type in ("backfill", "scheduled") and logical_date is not None:
+        return logical_date.date()
+    batches = warehouse.list_partitions(RAW_ORDERS, settings)
+    if not batches:
+        raise ParamError(f"as_of_date: empty, and {RAW_ORDERS} has no loaded orders to take "
+                         "the date from: import orders first (clv import-orders) or set "
+                         "as_of_date")
+    log.info("as_of_date empty on a %s run: the newest %s batch, %s", run_type, RAW_ORDERS,
+             batches[-1])
+    return batches[-1]
+
+
 def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
     """Great Expectations suite ``raw_orders`` over the orders known before the as-of date.
 
@@ -96,10 +128,10 @@ def validate_raw(as_of_date: dt.date, horizon_days: int) -> dict[str, Any]:
             from None
     n, oldest, newest = visible.agg(F.count("*"), F.min("order_ts"), F.max("order_ts")).first()
     if n == 0:
-        raise ValueError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date}; "
+        raise StaleDataError(f"{RAW_ORDERS}: no orders before as_of_date={as_of_date}; "
                          "pick a later as-of date")
     if newest.date() < as_of_date - dt.timedelta(days=horizon_days):
-        raise ValueError(
+        raise StaleDataError(
             f"{RAW_ORDERS}: the newest order before as_of_date={as_of_date} is from "
             f"{newest.date()}, more than horizon_days={horizon_days} earlier: the data is "
             f"stale or the as-of date is past the history ({oldest.date()} .. {newest.date()})"
@@ -718,10 +750,10 @@ def _log_allocation(as_of_date: dt.date, run_id: str, params: AllocationParams,
 
     experiment_id = registry.configure_mlflow()
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"allocation-{as_of_date}") as run, \
+                          run_name=lineage.run_name("allocation", as_of_date, run_id)) as run, \
             tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"step": "allocation", "airflow_run_id": run_id,
-                         "as_of_date": as_of_date.isoformat(), "method": out["method"]})
+        mlflow.set_tags({"step": "allocation", **lineage.run_tags(run_id, as_of_date),
+                         "method": out["method"]})
         mlflow.log_params({"budget": params.budget, "clv_weight": params.clv_weight,
                            "action_costs": json.dumps(params.action_costs, sort_keys=True),
                            "segment_share_bounds": json.dumps(params.segment_share_bounds),
@@ -970,7 +1002,7 @@ def evaluate_plan_policy(as_of_date: dt.date, plan, segments, action_costs: dict
     randomised responses sent before the as-of date, against treat-none, the cheapest
     action for all, random assignment at the same budget and (when given) the
     segment-average plan -> ``marts.policy_evaluation`` and the MLflow run
-    ``policy-evaluation-<date>``. Campaigns testing actions not on offer are left out.
+    ``policy-evaluation <date> <run id>``. Campaigns testing actions not on offer are left out.
     """
     from clv import closed_loop
 
@@ -1008,10 +1040,10 @@ def _log_policy_evaluation(as_of_date: dt.date, run_id: str, table) -> str:
 
     experiment_id = registry.configure_mlflow()
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"policy-evaluation-{as_of_date}") as run, \
+                          run_name=lineage.run_name("policy-evaluation", as_of_date,
+                                                    run_id)) as run, \
             tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"step": "policy_evaluation", "airflow_run_id": run_id,
-                         "as_of_date": as_of_date.isoformat()})
+        mlflow.set_tags({"step": "policy_evaluation", **lineage.run_tags(run_id, as_of_date)})
         for r in table.itertuples():
             for field_name in ("value_per_customer", "value_low", "value_high",
                                "support_share"):

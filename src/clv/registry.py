@@ -48,6 +48,7 @@ both become champion from the same stale comparison.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -79,6 +80,8 @@ CHALLENGER = "challenger"
 PRIMARY_METRIC = {"clv_spend": ("normalized_gini", True), "clv_churn": ("roc_auc", True)}
 #: What each registered model's ``predict`` returns.
 OUTPUT = {"clv_spend": "spend", "clv_churn": "churn"}
+#: The same in words, for model cards and descriptions.
+PREDICTS = {"clv_spend": "expected spend", "clv_churn": "probability of no purchase"}
 #: Minimum primary metric a version needs to get any alias (better than random).
 QUALITY_FLOOR = {
     "clv_spend": float(os.environ.get("CLV_MIN_GINI", "0.0")),
@@ -239,23 +242,27 @@ def _experiment_id(s: Settings) -> str:
     from mlflow.exceptions import MlflowException
 
     import mlflow
+    from clv.lineage import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(EXPERIMENT_NAME)
-    if exp is not None:
-        return exp.experiment_id
-    # A tracking server (production) decides where artifacts go: it proxies them
-    # (mlflow-artifacts:/), so they pass its auth; only a local store gets our folder.
-    served = uri_is_server(s.mlflow_tracking_uri)
-    if not served:
-        private_dir(s.mlflow_artifact_root)
-    try:
-        return client.create_experiment(
-            EXPERIMENT_NAME,
-            artifact_location=None if served else s.mlflow_artifact_root.resolve().as_uri(),
-        )
-    except MlflowException:  # another process created it first
-        return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
+    if exp is None:
+        # A tracking server (production) decides where artifacts go: it proxies them
+        # (mlflow-artifacts:/), so they pass its auth; only a local store gets our folder.
+        served = uri_is_server(s.mlflow_tracking_uri)
+        if not served:
+            private_dir(s.mlflow_artifact_root)
+        try:
+            return client.create_experiment(
+                EXPERIMENT_NAME,
+                artifact_location=None if served else s.mlflow_artifact_root.resolve().as_uri(),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except MlflowException:  # another process created it first
+            exp = client.get_experiment_by_name(EXPERIMENT_NAME)
+    # Untagged, MLflow 3's UI guesses the kind and opened this one in its GenAI view.
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def champion_version(client: MlflowClient, name: str) -> str | None:
@@ -508,8 +515,23 @@ def _delete_alias(client: MlflowClient, name: str, alias: str) -> None:
         pass
 
 
-def load_champion(name: str, settings: Settings | None = None) -> tuple[str, Any]:
+def version_horizon(client: MlflowClient, name: str, version: str) -> int | None:
+    """The horizon a version was trained for: its ``horizon_days`` tag, else its run's
+    ``horizon_days`` param (versions from before the tag); None when neither says."""
+    mv = client.get_model_version(name, str(version))
+    value = (mv.tags or {}).get("horizon_days")
+    if value is None and mv.run_id:
+        value = client.get_run(mv.run_id).data.params.get("horizon_days")
+    return int(float(value)) if value is not None else None
+
+
+def load_champion(name: str, settings: Settings | None = None,
+                  horizon_days: int | None = None) -> tuple[str, Any]:
     """Resolve ``models:/<name>@champion`` to an exact version and load that version.
+
+    Args:
+        horizon_days: The run's horizon: a champion trained for another one is refused
+            (a 180-day spend model silently scored 90-day runs, issue #21).
 
     Returns:
         (version, model). Loading by version (not by alias) means a promotion
@@ -526,6 +548,14 @@ def load_champion(name: str, settings: Settings | None = None) -> tuple[str, Any
             f"{mlflow.get_tracking_uri()}: train a model first, or promote a version with "
             f"`make promote MODEL={name} VERSION=<n>`"
         )
+    trained_for = version_horizon(client, name, version) if horizon_days else None
+    if trained_for is not None and trained_for != int(horizon_days):
+        raise RegistryError(
+            f"model {name!r} champion v{version} was trained for horizon_days={trained_for}, "
+            f"this run asks for horizon_days={horizon_days}: its predictions would be for the "
+            f"wrong period. Run the DAG with horizon_days={trained_for}, or let this run's "
+            f"training and evaluate steps make a {horizon_days}-day champion (or promote "
+            f"one: `make promote MODEL={name} VERSION=<n> REASON=...`)")
     return version, load_version(name, version, settings, alias=CHAMPION)
 
 
@@ -634,12 +664,30 @@ def alias_lock(name: str, settings: Settings | None = None) -> Iterator[None]:
 
 
 def promote(name: str, version: str, alias: str = CHAMPION,
-            settings: Settings | None = None) -> None:
-    """Move ``alias`` to ``version`` by hand (what an ML lead does)."""
+            settings: Settings | None = None, reason: str | None = None,
+            by: str | None = None, when: dt.datetime | None = None) -> dict[str, str]:
+    """Move ``alias`` to ``version`` by hand (what an ML lead does), and record it.
+
+    The version's ``alias_decision`` tag (the evaluate step's reason) is left as it
+    was; the hand move is recorded beside it: ``alias_set_by`` (``by``, default the OS
+    user), ``alias_set_at`` (UTC), ``alias_set_reason`` and ``alias_set`` (the alias).
+
+    Returns:
+        The tags written.
+    """
+    import getpass
+
     import mlflow
 
     configure_mlflow(settings)
     client = mlflow.MlflowClient()
     client.get_model_version(name, version)  # raises a clear error if it does not exist
     client.set_registered_model_alias(name, alias, version)
-    client.set_model_version_tag(name, version, "alias_decision", f"{alias} set by hand")
+    moment = when or dt.datetime.now(dt.UTC)  # an operator's act, not pipeline logic
+    tags = {"alias_set": alias, "alias_set_by": by or getpass.getuser(),
+            "alias_set_at": moment.isoformat(timespec="seconds"),
+            "alias_set_reason": reason or "(no reason given)"}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    log.info("%s v%s -> %s by hand: %s", name, version, alias, tags)
+    return tags

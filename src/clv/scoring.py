@@ -49,8 +49,9 @@ def score_customers(
 
     feats = warehouse.read_partition_pandas(FEATURES_TABLE, as_of_date, settings,
                                             columns=["customer_id", *FEATURE_COLUMNS])
-    clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings)
-    churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings)
+    clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings, horizon_days)
+    churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings,
+                                                        horizon_days)
     x = feature_matrix(feats)
     clv = np.clip(clv_model.predict(x), 0.0, None)
     scores = pd.DataFrame({

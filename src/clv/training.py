@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clv import metrics, registry, warehouse
+from clv import lineage, metrics, registry, warehouse
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, Settings
 from clv.device import xgboost_device
 from clv.features import FEATURE_COLUMNS
@@ -382,7 +382,8 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
     baselines = baseline_predictions(evaluate, context["horizon_days"])[name]
     experiment_id = registry.configure_mlflow(settings)
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"{name}-xgboost-{context['as_of_date']}") as run:
+                          run_name=lineage.run_name(f"{name}-xgboost", context["as_of_date"],
+                                                    context["run_id"])) as run:
         mlflow.set_tags(_run_tags("xgboost", device, context))
         mlflow.log_params({**{k: v for k, v in model.get_params().items()
                               if k in XGB_PARAMS or k == "objective"},
@@ -461,7 +462,8 @@ def train_ziln_model(
     experiment_id = registry.configure_mlflow(settings)
     reports, versions = {}, {}
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"ziln-tensorflow-{as_of_date}") as run:
+            experiment_id=experiment_id,
+            run_name=lineage.run_name("ziln-tensorflow", as_of_date, run_id)) as run:
         folder = model.save(Path(tmp) / "ziln")
         mlflow.set_tags(_run_tags("tensorflow", device, context))
         mlflow.log_params({**asdict(model.config), **model.history,
@@ -526,7 +528,8 @@ def _register_btyd(model: Any, evaluate: pd.DataFrame, context: dict[str, Any],
     experiment_id = registry.configure_mlflow(settings)
     versions, reports = {}, {}
     with mlflow.start_run(experiment_id=experiment_id,
-                          run_name=f"btyd-{model.kind}-{context['as_of_date']}") as run:
+                          run_name=lineage.run_name(f"btyd-{model.kind}", context["as_of_date"],
+                                                    context["run_id"])) as run:
         mlflow.set_tags({**_run_tags("btyd", "cpu", context), "btyd_model": model.kind})
         mlflow.log_params({**model.params(), "btyd_model": model.kind,
                            "horizon_days": context["horizon_days"],
@@ -554,8 +557,12 @@ def _register_btyd(model: Any, evaluate: pd.DataFrame, context: dict[str, Any],
 
 
 def _run_tags(family: str, device: str, context: dict[str, Any]) -> dict[str, str]:
-    return {"model_family": family, "device": device, "airflow_run_id": context["run_id"],
-            "as_of_date": str(context["as_of_date"])}
+    """Tags of a training run and (less the ``mlflow.`` ones) of its versions: family,
+    device, horizon, feature set and the links back to the Airflow run."""
+    return {"model_family": family, "device": device,
+            "horizon_days": str(int(context["horizon_days"])),
+            "feature_set": lineage.feature_set(FEATURE_COLUMNS),
+            **lineage.run_tags(context["run_id"], context["as_of_date"])}
 
 
 def _tag_version(name: str, version: str, family: str, device: str, mlflow_run_id: str,
@@ -566,13 +573,29 @@ def _tag_version(name: str, version: str, family: str, device: str, mlflow_run_i
 
     client = mlflow.MlflowClient()
     for key, value in _run_tags(family, device, context).items():
-        client.set_model_version_tag(name, version, key, value)
+        if not key.startswith("mlflow."):  # the run's description is not the version's
+            client.set_model_version_tag(name, version, key, value)
     registry.record_artifact_digest(name, version)  # scoring loads only these artifacts
     reason = "registered; the alias is decided by the evaluate step"
     client.set_model_version_tag(name, version, "alias_decision", reason)
+    _describe(client, name, version, family, model_report, mlflow_run_id, context)
     log.info("%s v%s (%s) on %s: %s", name, version, family, device, model_report)
     return TrainResult(name, version, mlflow_run_id, device, model_report, None, reason,
                        family)
+
+
+def _describe(client: Any, name: str, version: str, family: str,
+              model_report: dict[str, float], mlflow_run_id: str,
+              context: dict[str, Any]) -> None:
+    """The version's model card and the registered model's description (#21)."""
+    predicts = registry.PREDICTS[name]
+    card = lineage.model_card(name, version, family, predicts, context["as_of_date"],
+                              int(context["horizon_days"]), FEATURE_COLUMNS,
+                              context["run_id"], model_report,
+                              client.get_run(mlflow_run_id).data.metrics)
+    client.update_model_version(name, version, description=card)
+    client.update_registered_model(
+        name, description=lineage.registered_model_description(name, predicts))
 
 
 def _model_requirements(*packages: str) -> list[str]:
@@ -585,15 +608,25 @@ def _model_requirements(*packages: str) -> list[str]:
 # --------------------------------------------------------------------------- evaluate step
 
 
-def _versions_to_evaluate(client: Any, name: str, run_id: str) -> list[tuple[str, str | None]]:
-    """(version, alias) of every version with an alias or registered by this DAG run."""
+def _versions_to_evaluate(client: Any, name: str, run_id: str, horizon_days: int | None = None
+                          ) -> list[tuple[str, str | None]]:
+    """(version, alias) of every version with an alias or registered by this DAG run;
+    with ``horizon_days``, an aliased version trained for another horizon is left out
+    (it predicts another period, so it cannot be defended on this holdout)."""
     aliases: dict[str, list[str]] = {}
     for alias, version in (client.get_registered_model(name).aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
     out = []
     for mv in client.search_model_versions(f"name='{name}'"):
         version = str(mv.version)
-        if version in aliases or (mv.tags or {}).get("airflow_run_id") == run_id:
+        mine = (mv.tags or {}).get("airflow_run_id") == run_id
+        if version in aliases and not mine and horizon_days is not None:
+            trained_for = registry.version_horizon(client, name, version)
+            if trained_for is not None and trained_for != int(horizon_days):
+                log.info("%s v%s (%s) trained for %d days, not %d: not evaluated", name,
+                         version, ",".join(aliases[version]), trained_for, horizon_days)
+                continue
+        if version in aliases or mine:
             out.append((version, ",".join(sorted(aliases.get(version, []))) or None))
     return sorted(out, key=lambda v: int(v[0]))
 
@@ -627,7 +660,7 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
         preds = {(b, "baseline", "btyd" if b == BTYD_BASELINE else "naive"): p
                  for b, p in baselines[name].items()}
         with registry.alias_lock(name, settings):
-            for version, _ in _versions_to_evaluate(client, name, run_id):
+            for version, _ in _versions_to_evaluate(client, name, run_id, horizon_days):
                 model = registry.load_version(name, version, settings)
                 preds[(name, version, model.family)] = model.predict(x_eval)
             table = _metric_rows(name, truths[name], preds, cutoff, horizon_days, run_id)
@@ -668,9 +701,9 @@ def _log_evaluation_run(table: pd.DataFrame, truths: dict[str, np.ndarray],
 
     experiment_id = registry.configure_mlflow(settings)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"evaluation-{as_of_date}"):
-        mlflow.set_tags({"kind": "evaluation", "airflow_run_id": run_id,
-                         "as_of_date": str(as_of_date)})
+            experiment_id=experiment_id,
+            run_name=lineage.run_name("evaluation", as_of_date, run_id)):
+        mlflow.set_tags({"kind": "evaluation", **lineage.run_tags(run_id, as_of_date)})
         mlflow.log_metrics({
             (f"{r.model_name}.{r.metric}" if r.model_version == "baseline"
              else f"{r.model_name}.v{r.model_version}.{r.metric}"): r.value
