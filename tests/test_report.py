@@ -64,6 +64,14 @@ def small_run(clv_home):
         "segment": ["champions", "lost"], "action": ["loyalty_perk", "none"],
         "customers": [1, 1], "spent": [8.0, 0.0], "expected_incremental_revenue": [2.0, 0.0],
         "expected_incremental_clv": [15.0, 0.0], "net_value": [7.0, 0.0]}))
+    _publish(root, "marts.contact_policy", pd.DataFrame({
+        "plan_id": ["plan-1998-07-01"], "value_with_policy": [7.0], "value_without_policy": [9.5],
+        "spent_with_policy": [8.0], "spent_without_policy": [10.0],
+        "selected_with_policy": [1], "selected_without_policy": [2],
+        "incremental_clv_with_policy": [15.0], "incremental_clv_without_policy": [19.0],
+        "incremental_revenue_with_policy": [2.0], "incremental_revenue_without_policy": [3.0],
+        "policy_cost_value": [2.5], "policy_cost_spend": [2.0], "customers_opted_out": [1],
+        "customers_frequency_cap": [0], "customers_min_net_value": [0]}))
     # a small budget: every lambda picks the same plan (one point on the chart)
     _publish(root, "marts.allocation_frontier", pd.DataFrame({
         "clv_weight": [i / 10 for i in range(11)], "expected_incremental_revenue": [2.0] * 11,
@@ -159,6 +167,13 @@ def test_the_report_holds_every_section_of_a_small_run(small_run, tmp_path):
     plan = _rows(page, "plan")
     assert (plan[0]["segment"], plan[0]["action"], plan[0]["spent"]) == (
         "champions", "loyalty_perk", "8.00")
+    assert page.ids["policy-cost"].startswith("Opt-outs, frequency caps and the net-value "
+                                              "threshold cost 2.50 of value at lambda and "
+                                              "left 2.00 of the budget unspent")
+    sides = _rows(page, "policy-sides")
+    assert [(r["plan"], r["value at lambda"]) for r in sides] == [
+        ("with the policy", "7.00"), ("without it", "9.50")]
+    assert [r["customers excluded"] for r in _rows(page, "policy-rules")] == ["1", "0", "0"]
     assert len(_rows(page, "frontier")) == 11
     assert _rows(page, "alerts")[0]["customer_id"] == "b"
 

@@ -65,6 +65,7 @@ def build_report(as_of_date: dt.date, run_id: str, settings: Settings | None = N
         _model_table(as_of_date, s),
         _segments(as_of_date, s),
         _plan(as_of_date, s),
+        _contact_policy(as_of_date, s),
         _frontier(as_of_date, s),
         _alerts(as_of_date, s),
     ]
@@ -198,11 +199,37 @@ def _plan(as_of_date: dt.date, s: Settings) -> str:
         return "<h2>Plan</h2><p>No plan for this date.</p>"
     columns = [c for c in ("segment", "action", "customers", "spent",
                            "expected_incremental_revenue", "expected_incremental_clv",
-                           "net_value") if c in plan.columns]
+                           "net_value", "excluded_opted_out", "excluded_frequency_cap",
+                           "excluded_min_net_value") if c in plan.columns]
     plan = plan.sort_values(["segment", "action"])[columns]
     spent = f"<p>Spent {float(plan['spent'].sum()):,.2f} in total.</p>" \
         if "spent" in plan.columns else ""
     return "<h2>Plan per segment and action</h2>" + spent + _table(plan, "plan")
+
+
+def _contact_policy(as_of_date: dt.date, s: Settings) -> str:
+    import pandas as pd
+
+    policy = _partition("marts.contact_policy", as_of_date, s)
+    if policy is None or policy.empty:
+        return "<h2>Contact policy</h2><p>No contact policy figures for this date.</p>"
+    row = policy.iloc[0]
+    sides = pd.DataFrame({
+        "plan": ["with the policy", "without it"],
+        **{name: [row[f"{column}_with_policy"], row[f"{column}_without_policy"]]
+           for name, column in (("value at lambda", "value"), ("spent", "spent"),
+                                ("customers selected", "selected"),
+                                ("incremental CLV", "incremental_clv"),
+                                ("incremental revenue", "incremental_revenue"))}})
+    rules = pd.DataFrame({"rule": ["opted out", "frequency cap", "below min_net_value"],
+                          "customers excluded": [int(row[f"customers_{r}"]) for r in (
+                              "opted_out", "frequency_cap", "min_net_value")]})
+    return ("<h2>Contact policy</h2>"
+            f"<p id='policy-cost'>Opt-outs, frequency caps and the net-value threshold cost "
+            f"{float(row['policy_cost_value']):,.2f} of value at lambda and left "
+            f"{float(row['policy_cost_spend']):,.2f} of the budget unspent (the same run "
+            "solved without them).</p>" + _table(sides, "policy-sides")
+            + _table(rules, "policy-rules"))
 
 
 def _frontier(as_of_date: dt.date, s: Settings) -> str:
