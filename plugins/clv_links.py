@@ -99,7 +99,7 @@ def _run_page(dag_id: str, run_id: str) -> HTMLResponse:
             f"{items or '<li>none yet</li>'}</ul>"
             f"<h2>Registered champions now</h2><ul id='champions'>{champions}</ul>"
             f"<h2>Report and data quality</h2><ul>{reports or '<li>no report yet</li>'}"
-            f"<li>{_link(f'{PREFIX}/data-docs/index.html', 'Data Docs')}</li></ul>")
+            f"<li>{_link(f'{PREFIX}/data-docs/offline_index.html', 'Data Docs')}</li></ul>")
     return _page(f"{dag_id} / {run_id}", body)
 
 
@@ -180,6 +180,6 @@ class ClvLinksPlugin(AirflowPlugin):
          "destination": "dag_run", "url_route": "clv_run_report"},
         {"name": "CLV reports", "href": f"{PREFIX}/reports", "destination": "nav",
          "category": "browse", "url_route": "clv_reports"},
-        {"name": "Data Docs", "href": f"{PREFIX}/data-docs/index.html", "destination": "nav",
-         "category": "browse", "url_route": "clv_data_docs"},
+        {"name": "Data Docs", "href": f"{PREFIX}/data-docs/offline_index.html",
+         "destination": "nav", "category": "browse", "url_route": "clv_data_docs"},
     ]

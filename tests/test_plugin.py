@@ -81,7 +81,7 @@ def test_the_run_tab_lists_the_runs_mlflow_runs_and_links_the_report(plugin, cli
     assert f"href='{expected}'" in page.text
     assert "another dag run" not in page.text  # only this DAG run's MLflow runs
     assert "href='/clv/report/1998-07-01'" in page.text
-    assert "href='/clv/data-docs/index.html'" in page.text
+    assert "href='/clv/data-docs/offline_index.html'" in page.text  # reads offline
     assert "clv_spend: no champion yet" in page.text
 
     jump = client.get(_href(report_view, "clv_pipeline", RUN), follow_redirects=False)

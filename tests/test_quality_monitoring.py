@@ -264,7 +264,8 @@ def test_customers_suite_row_count_rule_and_data_docs(spark, clv_home, monkeypat
     report = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
                                 "raw.customers", ["customer_id"])
     assert report.success and report.data_docs is None and report.data_docs_page is None
-    assert len(list(docs.rglob("*.html"))) == 3  # index + the two pages: nothing new
+    # GX's index, the offline index and the two pages: nothing new
+    assert len(list(docs.rglob("*.html"))) == 4
 
 
 def test_a_passed_validation_adds_its_page_and_the_index_is_rebuilt_once(spark, clv_home,
@@ -287,6 +288,18 @@ def test_a_passed_validation_adds_its_page_and_the_index_is_rebuilt_once(spark, 
 
     assert rebuild_data_docs_index() == str(index)  # what the DAG's publish_catalog does
     assert first_page in index.read_text() and second_page in index.read_text()
+
+    # The offline index: no script or stylesheet, every page linked, newest first, and
+    # each link resolves to the page on disk.
+    import re
+    from urllib.parse import unquote
+
+    offline = (docs / "offline_index.html").read_text()
+    assert "<script" not in offline and "stylesheet" not in offline
+    links = re.findall(r"<a href='(validations/[^']+)'>raw.customers</a>", offline)
+    assert [docs / unquote(link) for link in links] == [Path(second.data_docs_page),
+                                                        Path(first.data_docs_page)]
+    assert offline.count("<td>passed</td>") == 2 and "2 stored validations" in offline
 
 
 # --------------------------------------------------------------------------- row counts

@@ -537,6 +537,8 @@ def _write_data_docs(
         build_index = not result.success or not index.exists()
         context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[key],
                                 build_index=build_index)
+        if build_index:
+            write_offline_index(root)
         [page] = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
     return str(index), _url_path(page["site_url"])
 
@@ -556,10 +558,62 @@ def rebuild_data_docs_index(settings: Settings | None = None) -> str | None:
     try:
         with warehouse.exclusive_lock(root / ".lock"):
             built = _docs_context(root).build_data_docs(site_names=[DATA_DOCS_SITE])
+            write_offline_index(root)
     except Exception as exc:
         log.warning("Data Docs index not built: %s: %s", type(exc).__name__, exc)
         return None
     return _url_path(built[DATA_DOCS_SITE])
+
+
+#: The Data Docs index that reads without the internet (GX's own index.html builds its
+#: table with scripts from CDNs, so offline it is blank).
+OFFLINE_INDEX = "offline_index.html"
+
+
+def write_offline_index(root: Path) -> Path:
+    """``data_docs/offline_index.html``: every stored validation, newest first, as a plain
+    HTML table (suite, table, run, time, passed, expectations failed / evaluated) linking
+    to its page. No script, no stylesheet from anywhere: it reads offline, and the pages
+    it links hold their results as server-rendered tables (unstyled offline)."""
+    import html
+    import json
+    from urllib.parse import quote
+
+    docs = root / "data_docs"
+    rows = []
+    for stored in (root / "validations").rglob("*.json"):
+        result = json.loads(stored.read_text())
+        relative = stored.relative_to(root / "validations").with_suffix(".html")
+        stats = result.get("statistics", {})
+        meta = result.get("meta", {})
+        run = meta.get("run_id") or {}
+        rows.append((str(run.get("run_time", "")), relative.parts[0],
+                     (meta.get("batch_kwargs") or {}).get("data_asset_name", relative.stem),
+                     str(run.get("run_name", "")), bool(result.get("success")),
+                     stats.get("unsuccessful_expectations", ""),
+                     stats.get("evaluated_expectations", ""),
+                     quote(f"validations/{relative.as_posix()}")))
+    rows.sort(reverse=True)
+    cells = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{html.escape(suite)}</td>"
+        f"<td><a href='{link}'>{html.escape(table)}</a></td><td>{html.escape(run)}</td>"
+        f"<td>{'passed' if ok else 'FAILED'}</td><td>{failed} / {evaluated}</td></tr>"
+        for t, suite, table, run, ok, failed, evaluated, link in rows)
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<title>Data Docs (offline index)</title></head><body>"
+            "<h1>Data quality validations</h1>"
+            f"<p>{len(rows)} stored validations, newest first. Great Expectations' own "
+            "<a href='index.html'>index</a> needs the internet for its scripts and styles; "
+            "each page below reads without them.</p>"
+            "<table id='validations' border='1'><tr><th>run time</th><th>suite</th>"
+            "<th>table</th><th>run</th><th>result</th><th>failed / evaluated</th></tr>"
+            f"{cells}</table></body></html>\n")
+    docs.mkdir(parents=True, exist_ok=True)
+    out = docs / OFFLINE_INDEX
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
 
 
 def _docs_context(root: Path) -> Any:
