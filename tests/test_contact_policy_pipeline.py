@@ -37,13 +37,9 @@ def _orders_and_scores(spark) -> None:
     warehouse.write_partition(spark.createDataFrame(
         rows, "order_id string, customer_id string, order_ts timestamp, amount double, "
               "quantity int, currency string"), "raw.orders", D1)
-    scores = pd.DataFrame({
-        "customer_id": [f"c{k:03d}" for k in range(1, N + 1)],
-        "predicted_clv": [10.0 * k for k in range(1, N + 1)],
-        "p_churn": [k / (N + 1) for k in range(1, N + 1)],
-        "expected_revenue_30d": [10.0 * k / 6 for k in range(1, N + 1)],
-        "horizon_days": 180, "clv_model_version": "1", "churn_model_version": "2",
-        "run_id": "run-test"})
+    from test_pipeline import hand_scores
+
+    scores = hand_scores(N)
     for d in DATES:
         pipeline.build_features(d, 30, f"run-{d}")
         warehouse.write_partition(spark.createDataFrame(scores), "marts.customer_scores", d)

@@ -73,7 +73,6 @@ def test_backfill_equals_individual_runs(spark, tmp_path, monkeypatch):
 def _scored_customers(spark, n: int, as_of: dt.date) -> None:
     """``n`` customers with 1..4 orders in the year before ``as_of``: real features, plus a
     scores partition made by hand (customer k: predicted_clv 10k, p_churn k / (n + 1))."""
-    import pandas as pd
 
     rows, order = [], 0
     for k in range(1, n + 1):
@@ -83,14 +82,22 @@ def _scored_customers(spark, n: int, as_of: dt.date) -> None:
             rows.append((str(order), f"c{k:03d}", f"{day.isoformat()} 12:00:00", 5.0 * k))
     _load(spark, rows, as_of)
     pipeline.build_features(as_of, 30, "run-test")
-    scores = pd.DataFrame({
+    warehouse.write_partition(spark.createDataFrame(hand_scores(n)), "marts.customer_scores",
+                              as_of)
+
+
+def hand_scores(n: int):
+    """Scores made by hand for customers c001..c<n>: customer k has predicted_clv 10k,
+    p_churn k / (n + 1)."""
+    import pandas as pd
+
+    return pd.DataFrame({
         "customer_id": [f"c{k:03d}" for k in range(1, n + 1)],
         "predicted_clv": [10.0 * k for k in range(1, n + 1)],
         "p_churn": [k / (n + 1) for k in range(1, n + 1)],
         "expected_revenue_30d": [10.0 * k / 6 for k in range(1, n + 1)],
         "horizon_days": 180, "clv_model_version": "1", "churn_model_version": "2",
         "run_id": "run-test"})
-    warehouse.write_partition(spark.createDataFrame(scores), "marts.customer_scores", as_of)
 
 
 def test_segment_and_allocate_publish_every_decision_table(spark, clv_home):

@@ -80,13 +80,18 @@ def _optional_whole(name: str, value: Any, low: int) -> int | None:
     return None if value is None or value == "" else _whole(name, value, low=low)
 
 
+def _only_offered(name: str, value: dict, costs: dict[str, float]) -> None:
+    """A per-action param may only name the actions on offer."""
+    unknown = sorted(str(a) for a in value if str(a) not in costs)
+    if unknown:
+        raise ParamError(f"{name}: {unknown} not among the actions on offer "
+                         f"(action_costs: {sorted(costs)})")
+
+
 def _action_channels(value: Any, costs: dict[str, float]) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ParamError(f"action_channels: expected a map action -> channel, got {value!r}")
-    unknown = sorted(str(a) for a in value if str(a) not in costs)
-    if unknown:
-        raise ParamError(f"action_channels: {unknown} not among the actions on offer "
-                         f"(action_costs: {sorted(costs)})")
+    _only_offered("action_channels", value, costs)
     bad = {a: c for a, c in value.items() if not isinstance(c, str) or not c.strip()}
     if bad:
         raise ParamError(f"action_channels: each channel must be a non-empty name, got {bad}")
@@ -151,10 +156,7 @@ def _action_costs(value: Any) -> dict[str, float]:
 def _action_capacity(value: Any, costs: dict[str, float]) -> dict[str, int]:
     if not isinstance(value, dict):
         raise ParamError(f"action_capacity: expected a map action -> customers, got {value!r}")
-    unknown = sorted(str(a) for a in value if str(a) not in costs)
-    if unknown:
-        raise ParamError(f"action_capacity: {unknown} not among the actions on offer "
-                         f"(action_costs: {sorted(costs)})")
+    _only_offered("action_capacity", value, costs)
     return {str(a): _whole(f"action_capacity[{a!r}]", n, low=0) for a, n in value.items()}
 
 

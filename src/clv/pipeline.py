@@ -423,8 +423,9 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     # The same solve without the policy: what opt-outs, caps and the threshold cost.
     free = allocation.allocate(candidates, planned_budget, params.clv_weight,
                                honour_eligibility=False, **constraints)
-    excluded = _excluded(candidates, rules, params)
-    policy = _contact_policy_row(as_of_date, params, result, free, excluded, planned_budget)
+    excluded, distinct = _excluded(candidates, rules, params)
+    policy = _contact_policy_row(as_of_date, params, result, free, excluded, distinct,
+                                 planned_budget)
     log.info("contact policy: %s", {k: policy[k].iat[0] for k in (
         "value_with_policy", "value_without_policy", "policy_cost_value",
         "customers_opted_out", "customers_frequency_cap", "customers_min_net_value")})
@@ -488,10 +489,9 @@ def _contact_rules(as_of_date: dt.date, candidates, params: AllocationParams):
 
 
 def _excluded(candidates, rules, params: AllocationParams):
-    """segment, action, rule, customers: who each rule kept from each action. The
-    threshold's exclusions are counted among the candidates the other rules allow, at the
-    run's lambda."""
-    import numpy as np
+    """(segment, action, rule, customers: who each rule kept from each action; rule ->
+    distinct customers it excluded). The threshold's exclusions are counted among the
+    candidates the other rules allow, at the run's lambda."""
     import pandas as pd
 
     rules = rules.copy()
@@ -509,13 +509,12 @@ def _excluded(candidates, rules, params: AllocationParams):
                           .to_numpy()[hit]})
     out = frame.groupby(["segment", "action", "rule"], sort=True).size().rename(
         "customers").reset_index()
-    out.attrs["distinct"] = {r: int(frame.loc[frame["rule"] == r, "customer_id"].nunique())
-                             for r in np.unique(rules[hit])}
-    return out
+    distinct = frame.groupby("rule")["customer_id"].nunique()
+    return out, {str(r): int(n) for r, n in distinct.items()}
 
 
 def _contact_policy_row(as_of_date: dt.date, params: AllocationParams, result, free,
-                        excluded, planned_budget: float):
+                        excluded, distinct: dict[str, int], planned_budget: float):
     """``marts.contact_policy``: the run's plan with and without the policy, on one row."""
     import pandas as pd
 
@@ -529,7 +528,6 @@ def _contact_policy_row(as_of_date: dt.date, params: AllocationParams, result, f
                 "incremental_revenue": float(chosen["incr_revenue"].sum())}
 
     with_, without = totals(result), totals(free)
-    distinct = excluded.attrs.get("distinct", {})
     row = {"plan_id": closed_loop.plan_id_for(as_of_date), "budget": params.budget,
            "planned_budget": planned_budget, "clv_weight": params.clv_weight,
            "contact_min_days": params.contact.min_days_between,
