@@ -159,12 +159,12 @@ PROD_ENV    := $(CURDIR)/.env.prod
 export HOST AIRFLOW_PORT MLFLOW_PORT
 
 prod-env: install
-	@$(BIN)/python -m clv.prod_profile env $(if $(PG_PORT),--pg-port $(PG_PORT))
+	@$(BIN)/python -m clv.ops.prod env $(if $(PG_PORT),--pg-port $(PG_PORT))
 
 up: $(if $(filter prod,$(PROFILE)),install pg,airflow-init)
 ifeq ($(PROFILE),prod)
 	@test -f $(PROD_ENV) || $(MAKE) --no-print-directory prod-env
-	@$(BIN)/python -m clv.prod_profile up
+	@$(BIN)/python -m clv.ops.prod up
 else
 	@$(PRIVATE) mkdir -p .state/mlflow/artifacts && chmod 700 .state
 	@$(PRIVATE) if [ -f .state/mlflow.pid ] && kill -0 $$(cat .state/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
@@ -193,11 +193,11 @@ endif
 
 down:
 ifeq ($(PROFILE),prod)
-	@$(BIN)/python -m clv.prod_profile down
+	@$(BIN)/python -m clv.ops.prod down
 else
 	@# Each service's process group gets SIGTERM and is waited for (SIGKILL after 30 s),
 	@# Airflow first (its tasks use MLflow and Spark Connect): when this returns, none runs.
-	@$(BIN)/python -m clv.prod_profile stop --state .state airflow mlflow spark-connect
+	@$(BIN)/python -m clv.ops.prod stop --state .state airflow mlflow spark-connect
 endif
 
 # Re-pin the full environment after changing requirements.txt.

@@ -5,7 +5,7 @@
 
 Synthetic, seeded (identical on every run): scores with gamma-distributed
 predicted_clv and beta-distributed p_churn in 7 segments, and per-customer
-absolute effects from the product's own path (``clv.effects``): the e-mail's
+absolute effects from the product's own path (``clv.decisions.effects``): the e-mail's
 revenue effect from a T-learner fitted on a seeded randomised campaign of 40,000
 customers (heterogeneous in recency and past-year spend) and applied to every
 customer; the coupon and the call move retention (priors). The budget is 60% of
@@ -28,9 +28,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from clv import effects
-from clv.allocation import allocate, build_candidates
-from clv.decisioning import Action, EffectPrior
+from clv.decisions import effects
+from clv.decisions.allocation import allocate, build_candidates
+from clv.decisions.segments import Action, EffectPrior
 
 SEGMENTS = ("champions", "loyal", "promising", "at_risk_high_value", "needs_attention",
             "hibernating", "lost")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clv import btyd
+from clv.models import btyd
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = (Path(os.environ.get("CLV_SHARED_DATA", REPO.parent / "shared" / "data"))

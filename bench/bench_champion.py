@@ -8,18 +8,18 @@ The ``make run`` protocol without Spark or MLflow: features (pandas, as in
 the horizon after it, and at the evaluation cutoff ``as_of - H``
 (:func:`clv.features.backtest_cutoffs`). Every family learns at the first and is
 scored at the second: the product's XGBoost (balanced Tweedie + classifier), each
-BTYD model of :mod:`clv.btyd_models` (fitted on the learning cutoff's history) and,
+BTYD model of :mod:`clv.models.btyd_pyfunc` (fitted on the learning cutoff's history) and,
 with ``--ziln``, the ZILN network; XGBoost appears twice, as the raw booster (v1)
-and with the product's level anchor (v9, :func:`clv.btyd_models.level_factor`, what a
+and with the product's level anchor (v9, :func:`clv.models.btyd_pyfunc.level_factor`, what a
 registered XGBoost spend version predicts); next to the evaluate step's baselines
-(:func:`clv.training.baseline_predictions`, fitted at the evaluation cutoff). Prints
-the metrics and :func:`clv.registry.decide_aliases`' decisions for a first run (no
+(:func:`clv.models.training.baseline_predictions`, fitted at the evaluation cutoff). Prints
+the metrics and :func:`clv.models.registry.decide_aliases`' decisions for a first run (no
 champion yet), and the champion's Gini and decile MAPE next to the naive past-spend
 rate's.
 
-``--synthetic N``: instead of CDNOW, N customers of :mod:`clv.synthetic` with
+``--synthetic N``: instead of CDNOW, N customers of :mod:`clv.data.synthetic` with
 seasonality (``SYNTHETIC_SPEC``: yearly amplitude 0.5, weekly 0.2, 156 weeks observed)
-and returns (:func:`clv.synthetic.with_returns`: a ``--returns`` share of the orders is
+and returns (:func:`clv.data.synthetic.with_returns`: a ``--returns`` share of the orders is
 followed by a negative order of the same customer 1-30 days later, full or partial);
 the as-of date is the spec's, returns after it are dropped (not yet observed).
 """
@@ -38,10 +38,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import features_at, read_orders, xgb_product  # noqa: E402
 
-from clv import btyd_models, registry, training  # noqa: E402
+from clv.models import btyd_pyfunc, registry, training  # noqa: E402
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME  # noqa: E402
 from clv.features import backtest_cutoffs  # noqa: E402
-from clv.synthetic import SyntheticSpec, simulate_orders, with_returns  # noqa: E402
+from clv.data.synthetic import SyntheticSpec, simulate_orders, with_returns  # noqa: E402
 
 #: The seasonal synthetic set: three years observed so that the learning cutoff
 #: (as_of - 2H, H = 180 days) already has two years of history behind it.
@@ -72,9 +72,9 @@ def _candidates(learn: pd.DataFrame, score: pd.DataFrame, horizon: int, ziln: bo
     t0 = time.perf_counter()
     out[("xgboost", "1", "xgboost")] = xgb_product(learn, score)
     print(f"  xgboost: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    for i, kind in enumerate(btyd_models.MODELS, start=2):
+    for i, kind in enumerate(btyd_pyfunc.MODELS, start=2):
         t0 = time.perf_counter()
-        model = btyd_models.BtydModel.fit(kind, learn, horizon)
+        model = btyd_pyfunc.BtydModel.fit(kind, learn, horizon)
         x = training.feature_matrix(score)
         out[(f"btyd {kind}", str(i), "btyd")] = (model.predict_spend(x), model.predict_churn(x))
         print(f"  btyd {kind}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -138,8 +138,8 @@ def main() -> None:
     # issue #15 item 2: the product's level anchor (BG/NBD's total at the evaluation
     # cutoff, history only) on the raw booster; v1 is the booster without it
     xgb_spend, xgb_churn = found[("xgboost", "1", "xgboost")]
-    k = btyd_models.level_factor(training.feature_matrix(score), xgb_spend, args.horizon,
-                                 btyd_models.LEVEL_ANCHOR or "bgnbd")
+    k = btyd_pyfunc.level_factor(training.feature_matrix(score), xgb_spend, args.horizon,
+                                 btyd_pyfunc.LEVEL_ANCHOR or "bgnbd")
     print(f"  XGBoost level factor (BG/NBD total / XGBoost total): {k:.3f}", file=sys.stderr)
     found[("xgboost, level anchored", "9", "xgboost")] = (xgb_spend * k, xgb_churn)
     for name, j, metric_cols in ((CLV_MODEL_NAME, 0, ["normalized_gini", "aggregate_error",

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from bench_allocation import LAMBDA, binding_budget, make_candidates
 
-from clv import contact_policy
-from clv.allocation import allocate
-from clv.contact_policy import ContactPolicy
+from clv.decisions import contact_policy
+from clv.decisions.allocation import allocate
+from clv.decisions.contact_policy import ContactPolicy
 
 AS_OF = dt.date(2026, 3, 1)
 CHANNELS = {"email": "email", "coupon": "email", "call": "phone"}

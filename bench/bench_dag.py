@@ -130,7 +130,7 @@ def _run_child(argv: list[str], log, sampler_pid: int | None = None
 
 def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
     """Every task in its own process, attached to one Spark Connect server."""
-    from clv.spark import free_port, start_connect_server
+    from clv.data.spark import free_port, start_connect_server
 
     bin_dir = Path(sys.executable).parent
     log_path = home / "dag.log"
@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.isolated:
         return run_isolated(args, home, name)
 
-    from clv import demo, ingest
-    from clv.spark import get_spark
+    from clv.ops import demo
+    from clv import ingest
+    from clv.data.spark import get_spark
 
     log_path = home / "dag.log"
     log_path.write_text("")

@@ -3,12 +3,12 @@
     .venv/bin/python bench/bench_effects_truth.py [--customers 200000] [--seed 7]
                                                   [--markdown docs/effects_truth.md]
 
-Synthetic, seeded: ``clv.synthetic.sample_customer_features`` customers, one
+Synthetic, seeded: ``clv.data.synthetic.sample_customer_features`` customers, one
 randomised campaign over all of them (``randomised_campaign_responses``: a third
 e-mail, a third retention coupon, a third nothing), and the product's own effect
-path (``clv.effects.fit_action_effect``, own experiment): the e-mail on its 30-day
+path (``clv.decisions.effects.fit_action_effect``, own experiment): the e-mail on its 30-day
 revenue, the coupon on ``retained`` (active over the horizon; the coupon moves
-retention only). The truth is ``clv.synthetic.true_effects``.
+retention only). The truth is ``clv.data.synthetic.true_effects``.
 
 Prints the e-mail's per-customer revenue effect vs the truth (correlation,
 calibration slope of truth on estimate, means with the campaign's standard error),
@@ -33,7 +33,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from clv import allocation, effects, synthetic
+from clv.decisions import allocation, effects
+from clv.data import synthetic
 
 COSTS = {"email": 0.5, "retention_coupon": 5.0}
 #: The outcome column each action is measured on (its channel in the generator).
@@ -72,7 +73,7 @@ def fit_effects(feats: pd.DataFrame, seed: int) -> dict[str, effects.ActionEffec
 
 def _effect_rows(ids: np.ndarray, revenue: dict[str, np.ndarray],
                  retention: dict[str, np.ndarray], method: str) -> pd.DataFrame:
-    """``clv.effects.EFFECT_COLUMNS`` (customer-major, actions sorted) from per-action arrays."""
+    """``clv.decisions.effects.EFFECT_COLUMNS`` (customer-major, actions sorted) from per-action arrays."""
     names = sorted(COSTS)
     n, k = len(ids), len(names)
 
@@ -173,7 +174,7 @@ def markdown(n_customers: int, seed: int, accuracy: dict, values: pd.DataFrame) 
         f"--seed {seed} --markdown docs/effects_truth.md", "",
         f"{n_customers:,} customers, seed {seed}, a randomised campaign over all of them "
         "(a third e-mail, a third retention coupon, a third nothing), effects fitted by "
-        "`clv.effects.fit_action_effect` as the shop's own experiment. Budget "
+        "`clv.decisions.effects.fit_action_effect` as the shop's own experiment. Budget "
         f"{BUDGET_PER_CUSTOMER} per customer ({BUDGET_PER_CUSTOMER * n_customers:,.0f}), "
         f"costs {COSTS}.", "",
         "## The e-mail's revenue effect per customer vs the truth", "",

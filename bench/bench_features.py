@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_features.py [--sizes 1000000,10000000] [--repeats 2]
                                              [--workloads features,agg7] [--no-scoring]
 
-Data: :mod:`clv.synthetic` orders (seed 7), generated once by Spark into
+Data: :mod:`clv.data.synthetic` orders (seed 7), generated once by Spark into
 ``.state/bench/data/orders-<n>/`` and reused. Features at the data's as-of date.
 
 Workloads (each engine computes the same result; the bench checks they agree):
@@ -31,10 +31,10 @@ days, spend, recency, mean gap, spend in period 1, orders in period 12); the
 bench fails if the engines differ (relative 1e-9 on sums of doubles).
 
 Scoring throughput: XGBoost with the product's hyperparameters
-(``clv.training.XGB_PARAMS``, all 600 trees, no early stop), trained on 50,000
+(``clv.models.training.XGB_PARAMS``, all 600 trees, no early stop), trained on 50,000
 customers of the features of the largest size up to 10M orders, then predicting
 every customer of it
-(regressor + classifier, as ``clv.scoring`` does).
+(regressor + classifier, as ``clv.models.scoring`` does).
 
 Output: a table on stdout and ``.state/bench/bench_features-<UTC time>.json``.
 """
@@ -224,7 +224,7 @@ def run_spark(path: Path, cutoff: dt.date, workload: str):
     from pyspark.sql import functions as F
 
     from clv import features
-    from clv.spark import get_spark
+    from clv.data.spark import get_spark
 
     spark = get_spark("clv-bench")
 
@@ -337,8 +337,8 @@ def scoring_throughput(path: Path, cutoff: dt.date) -> dict:
     import xgboost as xgb
 
     from clv import features
-    from clv.spark import get_spark
-    from clv.training import XGB_PARAMS, feature_matrix
+    from clv.data.spark import get_spark
+    from clv.models.training import XGB_PARAMS, feature_matrix
 
     spark = get_spark("clv-bench-scoring")
     folder = STATE / "scoring-features"

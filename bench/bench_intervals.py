@@ -6,7 +6,7 @@ As the DAG at as-of 1998-07-01 (the day after CDNOW ends): the models learn at
 as_of - 2H (labels up to as_of - H) on every customer, the holdout is the customers at
 as_of - H with their spend up to as_of. Prints, per model family, the 80 % interval's
 coverage on the holdout's measurement half next to the method's own expectation
-(:func:`clv.intervals.holdout_coverage`), the share of customers with P10 = 0 and
+(:func:`clv.models.intervals.holdout_coverage`), the share of customers with P10 = 0 and
 P50 = 0, and the seconds TreeSHAP reasons and the BG/NBD p_alive take for everyone.
 """
 
@@ -19,8 +19,8 @@ import time
 import numpy as np
 from bench_models import features_at, read_orders
 
-from clv import btyd, intervals, reasons, training
-from clv.registry import ScoringModel
+from clv.models import btyd, intervals, reasons, training
+from clv.models.registry import ScoringModel
 
 AS_OF = dt.date(1998, 7, 1)
 
@@ -78,7 +78,7 @@ def main() -> None:
           f", non-buyers {alive[holdout['spend_next'] <= 0].mean():.3f} "
           f"({time.perf_counter() - start:.1f} s)")
     if not args.no_ziln:
-        from clv import ziln
+        from clv.models import ziln
 
         _report("ziln", _Ziln(ziln.ZilnModel.fit(learn, learn["spend_next"].to_numpy(float))),
                 holdout)

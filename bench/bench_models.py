@@ -8,17 +8,17 @@ from 1997-01-01 (orders before 1997-10-01), holdout = the next 39 weeks
 models learn from a random half of the customers (``--seed``; ``--swap`` learns on
 the other half instead) and every model and baseline is scored on the held-out
 half. Features are :mod:`clv.features`' columns recomputed with pandas (no Spark);
-every metric comes from :mod:`clv.metrics`.
+every metric comes from :mod:`clv.models.metrics`.
 
 Rows:
 
-* BG/NBD + Gamma-Gamma (:mod:`clv.btyd`), in weeks, fitted on the learning half's
+* BG/NBD + Gamma-Gamma (:mod:`clv.models.btyd`), in weeks, fitted on the learning half's
   calibration history (x, t_x, T from purchase days; m = mean repeat spend);
-* naive past-spend rate (:func:`clv.training.past_spend_rate`);
+* naive past-spend rate (:func:`clv.models.training.past_spend_rate`);
 * plain XGBoost, Tweedie, 6 RFM features (x, t_x, T, m, total spend, orders);
-* the product's XGBoost (:func:`clv.training.train_clv_model`'s estimator on
+* the product's XGBoost (:func:`clv.models.training.train_clv_model`'s estimator on
   :data:`clv.features.FEATURE_COLUMNS`, same early stopping);
-* the product's ZILN network (:class:`clv.ziln.ZilnModel`, default config).
+* the product's ZILN network (:class:`clv.models.ziln.ZilnModel`, default config).
 
 A second table gives churn (no purchase in the holdout): BG/NBD's P(no purchase),
 naive recency rank, the product's XGBoost classifier and the ZILN network's 1 - p.
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clv import btyd, metrics, training
+from clv.models import btyd, metrics, training
 from clv.config import N_PERIODS, PERIOD_DAYS
 from clv.features import FEATURE_COLUMNS
 
@@ -149,7 +149,7 @@ def xgb_product(learn: pd.DataFrame, score: pd.DataFrame) -> tuple[np.ndarray, n
 
 
 def ziln_product(learn: pd.DataFrame, score: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    from clv import ziln
+    from clv.models import ziln
 
     model = ziln.ZilnModel.fit(learn, learn["spend_next"].to_numpy(dtype=float))
     print(f"  ziln: {model.history} on {model.device}", file=sys.stderr)

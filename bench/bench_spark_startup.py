@@ -3,12 +3,12 @@
     .venv/bin/python bench/bench_spark_startup.py [--repeats 3] [--orders-path PATH]
 
 Each Airflow task runs in its own process; today every Spark task starts its own
-driver JVM (``clv.spark.get_spark``, ``local[2]``). This measures, in a fresh
+driver JVM (``clv.data.spark.get_spark``, ``local[2]``). This measures, in a fresh
 Python process each time (what a task is):
 
 * ``local``: interpreter + ``get_spark()`` + a trivial job (``spark.range(1000).count()``);
 * ``connect``: the same with ``CLV_SPARK_REMOTE=sc://127.0.0.1:<port>`` against a
-  Spark Connect server started once (``clv.spark.connect_server_command``); the
+  Spark Connect server started once (``clv.data.spark.connect_server_command``); the
   server's own start-up is reported separately (paid once, e.g. by ``make up``);
 * with ``--orders-path`` (a Parquet folder of orders, e.g. the bench's 1M data):
   the product's feature job on it (``noop`` sink), both ways.
@@ -34,7 +34,7 @@ STATE = REPO / ".state" / "bench"
 TASK = r"""
 import sys, time
 t0 = time.perf_counter()
-from clv.spark import get_spark
+from clv.data.spark import get_spark
 spark = get_spark("clv-task")
 t1 = time.perf_counter()
 if len(sys.argv) > 1:
@@ -62,7 +62,7 @@ def task(env: dict, *args: str) -> dict:
 
 
 def start_server(port: int, log: Path) -> tuple[subprocess.Popen, float]:
-    from clv.spark import start_connect_server
+    from clv.data.spark import start_connect_server
 
     t0 = time.perf_counter()
     proc = start_connect_server(port, open(log, "w"))  # noqa: SIM115 (the server's log)
@@ -79,7 +79,7 @@ def main() -> int:
     base = {k: v for k, v in os.environ.items() if k != "CLV_SPARK_REMOTE"}
     base["CLV_SPARK_LOG_LEVEL"] = "ERROR"
     rows = []
-    from clv.spark import free_port
+    from clv.data.spark import free_port
 
     port = free_port()
     server, server_s = start_server(port, STATE / "connect-server.log")

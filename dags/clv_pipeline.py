@@ -68,7 +68,7 @@ from clv.config import (
     DEFAULT_CLV_WEIGHT,
     DEFAULT_CONTACT_MIN_DAYS,
 )
-from clv.params import HORIZON_DAYS_RANGE
+from clv.pipeline.params import HORIZON_DAYS_RANGE
 
 #: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
 CHURN_ALERTS = Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)
@@ -176,7 +176,7 @@ def _horizon() -> int:
         "action_capacity": Param({}, type="object",
                                  description='most customers per action, e.g. '
                                              '{"retention_coupon": 500}'),
-        # contact policy (clv.contact_policy): opt-outs always apply; these cap frequency.
+        # contact policy (clv.decisions.contact_policy): opt-outs always apply; these cap frequency.
         "contact_min_days": Param(DEFAULT_CONTACT_MIN_DAYS, type="integer",
                                   description="days (>= 0) between two contacts of a customer "
                                               "through one channel (0 = no gap rule)"),
@@ -205,8 +205,8 @@ def clv_pipeline():
         from airflow.sdk.exceptions import AirflowFailException
 
         from clv import pipeline
-        from clv.params import ParamError
-        from clv.params import validate_params as check
+        from clv.pipeline.params import ParamError
+        from clv.pipeline.params import validate_params as check
 
         context = get_current_context()
         try:
@@ -342,7 +342,8 @@ def clv_pipeline():
     def summary() -> dict:
         """Rows per output table and the champions' metrics; the run report (one offline
         HTML page, logged to MLflow, linked from the run by the clv_links plugin)."""
-        from clv import pipeline, report
+        from clv import pipeline
+        from clv.ops import report
 
         out = pipeline.run_summary(_as_of_date())
         return {**out, **report.publish(_as_of_date(), _run_id())}

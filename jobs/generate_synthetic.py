@@ -1,7 +1,7 @@
 """Spark job: synthetic orders (and campaign responses) with known truth, at any size.
 
 BG/NBD purchases and dropout, Gamma-Gamma spend, optional seasonality and an
-optional randomised campaign (:mod:`clv.synthetic`). Deterministic for a seed;
+optional randomised campaign (:mod:`clv.data.synthetic`). Deterministic for a seed;
 the orders are generated and written by the executors (nothing at order level
 reaches the driver).
 
@@ -14,7 +14,7 @@ reaches the driver).
 
 Without ``--out`` the orders are loaded as the ``raw.orders`` batch of the data's
 as-of date through :func:`clv.ingest.load_orders` (quarantine rules, atomic
-publish); ``--no-quarantine`` publishes them with :func:`clv.warehouse.write_partition`
+publish); ``--no-quarantine`` publishes them with :func:`clv.data.warehouse.write_partition`
 directly (skips the duplicate-id shuffle, for 100M+ orders). Campaign responses go to
 ``<out>/campaign_responses`` or, without ``--out``, through the ``campaign_responses``
 suite to the ``raw.campaign_responses`` partition of the as-of date. The generating
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--effects-campaign", action="store_true",
                         help="also a campaign randomised over every customer (none / email / "
                              "retention_coupon) with known per-customer effects "
-                             "(clv.synthetic.true_effects of the features at its send date)")
+                             "(clv.data.synthetic.true_effects of the features at its send date)")
     parser.add_argument("--effects-sent-days", type=int, default=60,
                         help="the effects campaign goes out this many days before the as-of date")
     parser.add_argument("--run-id", default="synthetic")
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from clv import synthetic, warehouse
+    from clv.data import synthetic, warehouse
     from clv.config import load_settings
-    from clv.spark import get_spark
+    from clv.data.spark import get_spark
 
     knobs = {"seed": args.seed, "weekly_amplitude": args.weekly_amplitude,
              "yearly_amplitude": args.yearly_amplitude,
@@ -138,7 +138,8 @@ def _effects_campaign(spark, spec, orders, args) -> dict:
     """
     import datetime as dt
 
-    from clv import features, ingest, synthetic
+    from clv import features, ingest
+    from clv.data import synthetic
     from clv.config import load_settings
 
     sent = spec.as_of_date - dt.timedelta(days=args.effects_sent_days)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from clv.cli import main
+from clv.ops.cli import main
 
 if __name__ == "__main__":
     if len(sys.argv) not in (4, 5):

@@ -13,7 +13,7 @@ Airflow 3 plugin API (``airflow.plugins_manager.AirflowPlugin``):
   entries ("CLV reports", "Data Docs"); the UI fills in ``{DAG_ID}`` and ``{RUN_ID}``.
 
 MLflow runs link back: each carries ``airflow_run_url`` and says so in its description
-(:mod:`clv.lineage`). Heavy imports (MLflow) happen inside the requests.
+(:mod:`clv.data.lineage`). Heavy imports (MLflow) happen inside the requests.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from clv import lineage
+from clv.data import lineage
 
 PREFIX = lineage.PLUGIN_PREFIX
 
@@ -57,7 +57,7 @@ def _link(url: str, text: str, new_tab: bool = True) -> str:
 def mlflow_runs_of(airflow_run_id: str) -> list[dict[str, str]]:
     """The MLflow runs a DAG run logged: name, step, as-of date, link."""
     import mlflow
-    from clv import registry
+    from clv.models import registry
 
     if "'" in airflow_run_id:
         raise HTTPException(400, "a run id with a quote cannot be looked up")
@@ -74,7 +74,7 @@ def mlflow_runs_of(airflow_run_id: str) -> list[dict[str, str]]:
 
 def _champions() -> list[tuple[str, str | None]]:
     import mlflow
-    from clv import registry
+    from clv.models import registry
     from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
 
     registry.configure_mlflow()
@@ -104,7 +104,7 @@ def _run_page(dag_id: str, run_id: str) -> HTMLResponse:
 
 
 def _report_file(as_of_date: str) -> Path:
-    from clv import report
+    from clv.ops import report
 
     try:
         day = dt.date.fromisoformat(as_of_date)
@@ -150,7 +150,7 @@ def build_app() -> FastAPI:
 
     @router.get("/reports", response_class=HTMLResponse)
     def reports() -> HTMLResponse:
-        from clv import report
+        from clv.ops import report
 
         folder = report.report_path(dt.date(2000, 1, 1)).parent
         days = sorted((p.stem.removeprefix("clv-report-") for p in folder.glob("*.html")),

@@ -19,7 +19,7 @@ def spark(tmp_path_factory):
     os.environ["CLV_HOME"] = str(tmp_path_factory.mktemp("clv_session_home"))
     for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
         os.environ.pop(name, None)
-    from clv.spark import get_spark
+    from clv.data.spark import get_spark
 
     session = get_spark("clv-tests")
     yield session

@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from clv import alerts
-from clv.decisioning import CHURN_THRESHOLD
+from clv.decisions import alerts
+from clv.decisions.segments import CHURN_THRESHOLD
 
 
 def _scores(rows):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import linprog
 
-from clv.allocation import (
+from clv.decisions.allocation import (
     AllocationResult,
     _dp_tables,
     allocate,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import backtest
+from clv.models import backtest
 
 SCORED = dt.date(2021, 1, 1)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import integrate
 
-from clv import btyd
+from clv.models import btyd
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import closed_loop as cl
-from clv import synthetic
+from clv.decisions import closed_loop as cl
+from clv.data import synthetic
 
 PLAN_ID = "plan-2020-01-01"
 
@@ -236,10 +236,10 @@ MIN_HOLDOUT = 100
 
 def segment_difference_in_means(responses: pd.DataFrame) -> pd.DataFrame:
     """Default effect fit: per segment and action, treated - holdout means over every own
-    response so far (``clv.uplift.estimate_uplift``; periods pooled per action) of revenue
+    response so far (``clv.decisions.uplift.estimate_uplift``; periods pooled per action) of revenue
     (-> incr_revenue) and of staying active (-> incr_retention); a segment whose holdout
     has fewer than ``MIN_HOLDOUT`` customers takes the action's estimate over all segments."""
-    from clv.uplift import estimate_uplift
+    from clv.decisions.uplift import estimate_uplift
 
     pooled = responses.assign(campaign_id=responses["campaign_id"].str.split(":").str[-1])
     fits = []
@@ -287,7 +287,7 @@ def _plan_value(plan: pd.DataFrame, truth: pd.DataFrame) -> float:
 
 
 def _allocate(candidates: pd.DataFrame) -> pd.DataFrame:
-    from clv import allocation
+    from clv.decisions import allocation
 
     # the LP-rounded plan (within one candidate of the optimum): the exact MILP adds
     # nothing to what the loop shows and costs a minute on 200,000 candidates
@@ -403,7 +403,7 @@ def test_the_loop_learns_the_effects_and_its_plans_approach_the_best_plan():
 
 
 def test_mark_plan_sent_refuses_an_unknown_plan(clv_home, capsys):
-    from clv import cli
+    from clv.ops import cli
 
     assert cli.main(["mark-plan-sent", "--plan-id", "plan-1998-07-01"]) == 2
     assert "marts.campaign_plan: no plan plan-1998-07-01" in capsys.readouterr().err

@@ -5,7 +5,7 @@ Run 1 (as of D1): orders -> ``pipeline.build_features`` -> a scores partition ma
 hand (no model training: the scores only steer who is planned) -> ``pipeline.segment``
 -> ``pipeline.allocate`` (publishes ``marts.campaign_plan`` with its randomised
 holdout). Between the runs the planned customers respond as the generator's truth
-says (``clv.synthetic.simulate_campaign_outcomes``: the treated get baseline + their
+says (``clv.data.synthetic.simulate_campaign_outcomes``: the treated get baseline + their
 true effect, the holdout the baseline), and their orders are appended to
 ``raw.orders``. Run 2 (as of D2 = D1 + 35 days, past the 30-day response window):
 ``pipeline.measure_outcomes``.
@@ -22,7 +22,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from clv import closed_loop, pipeline, synthetic, warehouse
+from clv.decisions import closed_loop
+from clv import pipeline
+from clv.data import synthetic, warehouse
 from clv.features import period_columns
 
 N = 4_000

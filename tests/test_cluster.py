@@ -49,7 +49,7 @@ JOB_TIMEOUT_S = 300
 #: number of executors and the progress of the running Spark job on stdout.
 DRIVER = r"""
 import importlib.util, sys, threading, time
-from clv.spark import get_spark
+from clv.data.spark import get_spark
 
 spark = get_spark("clv-pipeline")
 sc = spark.sparkContext
@@ -176,7 +176,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def orders_home(spark, tmp_path_factory):
     """A CLV_HOME whose warehouse holds synthetic raw.orders (written by the local session)."""
-    from clv import synthetic, warehouse
+    from clv.data import synthetic, warehouse
     from clv.config import load_settings
 
     home = tmp_path_factory.mktemp("cluster_orders_home")
@@ -197,7 +197,7 @@ def _copy_home(src: Path, dst: Path) -> Path:
 
 
 def _outputs(spark, home: Path, as_of: dt.date) -> dict[str, pd.DataFrame]:
-    from clv import warehouse
+    from clv.data import warehouse
     from clv.config import load_settings
 
     saved = os.environ.get("CLV_HOME")

@@ -1,4 +1,4 @@
-"""Behavioural K-means (clv.clusters): on local Spark and over a Spark Connect server."""
+"""Behavioural K-means (clv.decisions.clusters): on local Spark and over a Spark Connect server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from clv import clusters
+from clv.decisions import clusters
 
 # Two groups a glance tells apart: 4 recent, frequent, big spenders and 6 lapsed one-off
 # buyers. Any K-means with k=2 must split them exactly so.
@@ -64,7 +64,7 @@ _CONNECT_CLIENT = r"""
 import gc, json, sys
 from pyspark.ml.wrapper import JavaWrapper
 from pyspark.sql import SparkSession
-from clv import clusters
+from clv.decisions import clusters
 
 spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
 features = spark.read.parquet(sys.argv[2])
@@ -84,7 +84,7 @@ print(json.dumps({"alive": alive, "still_disabled": still_disabled,
 
 @pytest.fixture(scope="module")
 def connect_url(tmp_path_factory):
-    from clv.spark import free_port, start_connect_server
+    from clv.data.spark import free_port, start_connect_server
 
     home = tmp_path_factory.mktemp("connect_home")
     log = open(home / "server.log", "w")  # noqa: SIM115

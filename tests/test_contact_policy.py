@@ -1,4 +1,4 @@
-"""The contact policy's rules (clv.contact_policy) and how the allocator honours them,
+"""The contact policy's rules (clv.decisions.contact_policy) and how the allocator honours them,
 on frames small enough to check by hand."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from clv import allocation, contact_policy
-from clv.contact_policy import ContactPolicy
-from clv.params import ParamError, validate_params
+from clv.decisions import allocation, contact_policy
+from clv.decisions.contact_policy import ContactPolicy
+from clv.pipeline.params import ParamError, validate_params
 
 D = dt.date(2024, 3, 1)
 

@@ -10,7 +10,8 @@ import itertools
 import pandas as pd
 import pytest
 
-from clv import ingest, pipeline, warehouse
+from clv import ingest, pipeline
+from clv.data import warehouse
 
 N = 40
 D1 = dt.date(2021, 1, 1)

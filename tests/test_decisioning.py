@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from clv.config import DEFAULT_ACTION_COSTS
-from clv.decisioning import (
+from clv.decisions.segments import (
     DEFAULT_ACTIONS,
     Action,
     EffectPrior,

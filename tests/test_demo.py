@@ -6,12 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from clv import demo
+from clv.ops import demo
 
 SCRIPT = """
 import os, subprocess, sys
 from pathlib import Path
-from clv import demo
+from clv.ops import demo
 print("before", flush=True)
 with demo._output_to(Path(sys.argv[1])):
     print("python stdout")

@@ -18,7 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clv import cli, ingest, warehouse
+from clv.ops import cli
+from clv import ingest
+from clv.data import warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +139,7 @@ def test_second_run_same_counts_no_duplicate_keys(pipeline_runs):
 
 def test_outputs_are_stamped_and_use_the_champion(pipeline_runs):
     import mlflow
-    from clv import registry
+    from clv.models import registry
 
     s = pipeline_runs["settings"]
     stamps = _query(s, "select distinct as_of_date, run_id, clv_model_version, "
@@ -151,7 +153,7 @@ def test_outputs_are_stamped_and_use_the_champion(pipeline_runs):
     assert churn_v == registry.champion_version(client, "clv_churn")
     # two runs x (XGBoost, TensorFlow ZILN, one version per BTYD model) registered
     # versions of each model, each logged with its family and the device it ran on
-    from clv.btyd_models import MODELS
+    from clv.models.btyd_pyfunc import MODELS
 
     for name in ("clv_spend", "clv_churn"):
         versions = client.search_model_versions(f"name = '{name}'")
@@ -165,7 +167,7 @@ def test_outputs_are_stamped_and_use_the_champion(pipeline_runs):
 
 def test_model_metrics_hold_every_model_and_baseline(pipeline_runs):
     import mlflow
-    from clv import registry
+    from clv.models import registry
 
     s = pipeline_runs["settings"]
     names = {r[0] for r in _query(s, "select distinct model_name from marts.model_metrics")}
@@ -232,7 +234,7 @@ def test_champions_learned_signal_out_of_time(pipeline_runs):
     so the bar is set well below that but far above random (Gini 0, AUC 0.5).
     """
     import mlflow
-    from clv import registry
+    from clv.models import registry
 
     registry.configure_mlflow(pipeline_runs["settings"])
     client = mlflow.MlflowClient()
@@ -259,7 +261,8 @@ def test_the_run_report_and_the_registry_trail(pipeline_runs):
     """#21: the summary task wrote the report and logged it to MLflow; every registered
     version says its horizon and carries a model card; run names do not repeat."""
     import mlflow
-    from clv import registry, report
+    from clv.models import registry
+    from clv.ops import report
 
     settings = pipeline_runs["settings"]
     page = report.report_path(AS_OF, settings).read_text()

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from conftest import SHARED_DATA
 
-from clv import effects
-from clv.allocation import allocate, build_candidates
-from clv.decisioning import Action, EffectPrior
+from clv.decisions import effects
+from clv.decisions.allocation import allocate, build_candidates
+from clv.decisions.segments import Action, EffectPrior
 
 HILLSTROM = SHARED_DATA / "hillstrom" / "hillstrom.csv.gz"
 
@@ -163,7 +163,7 @@ def test_allocator_finds_the_true_optimum_given_the_true_effects(lam):
 
 
 def test_hillstrom_held_out_qini_of_both_methods_and_the_better_one_is_used():
-    from clv.uplift import load_hillstrom
+    from clv.decisions.uplift import load_hillstrom
 
     if not HILLSTROM.exists():
         pytest.fail(f"reference data missing: {HILLSTROM}")

@@ -3,8 +3,8 @@
 The experiment lives in ``bench/bench_effects_truth.py`` (one home; the bench runs it
 at 200,000 customers and writes docs/effects_truth.md): a randomised campaign over
 60,000 ``sample_customer_features`` customers (a third e-mail, a third coupon, a
-third nothing), effects fitted by ``clv.effects.fit_action_effect`` as the shop's own
-experiment, compared with ``clv.synthetic.true_effects``. Pure pandas/numpy/XGBoost.
+third nothing), effects fitted by ``clv.decisions.effects.fit_action_effect`` as the shop's own
+experiment, compared with ``clv.data.synthetic.true_effects``. Pure pandas/numpy/XGBoost.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clv import effects
+from clv.decisions import effects
 
 _SPEC = importlib.util.spec_from_file_location(
     "bench_effects_truth", Path(__file__).resolve().parents[1] / "bench" / "bench_effects_truth.py")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from clv import ingest, warehouse
+from clv import ingest
+from clv.data import warehouse
 
 
 def test_cdnow_matches_the_published_counts(spark, cdnow_path):
@@ -238,7 +239,7 @@ def test_a_rejected_share_outside_0_1_is_refused(spark, clv_home, tmp_path, shar
 
 
 def test_the_cli_refuses_a_nan_share_before_reading(capsys, tmp_path):
-    from clv import cli
+    from clv.ops import cli
 
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["import-orders", str(tmp_path / "absent.csv"), "--max-rejected-share", "nan"])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from clv import intervals
+from clv.models import intervals
 from clv.features import FEATURE_COLUMNS
 
 
@@ -117,8 +117,8 @@ def test_the_true_ziln_distribution_covers_as_often_as_it_says():
 def test_xgboost_intervals_calibrated_on_one_half_cover_the_other_half():
     import xgboost as xgb
 
-    from clv.registry import ScoringModel
-    from clv.training import feature_matrix
+    from clv.models.registry import ScoringModel
+    from clv.models.training import feature_matrix
 
     learn, *_ = _ziln_customers(3000, seed=6)
     holdout, *_ = _ziln_customers(6000, seed=7)

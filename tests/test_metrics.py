@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from clv import metrics
+from clv.models import metrics
 
 # --------------------------------------------------------------------------- normalized Gini
 

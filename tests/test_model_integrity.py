@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from test_training import AS_OF, HORIZON, synthetic_examples
 
-from clv import cli, registry, scoring, training
+from clv.ops import cli
+from clv.models import registry, scoring, training
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from clv import cli, demo, pipeline, warehouse
+from clv.ops import cli, demo
+from clv import pipeline
+from clv.data import warehouse
 
 CSV = """OrderNo,Cust,When,Total
 A-1,c1,2024-03-01 10:00:00,20.5

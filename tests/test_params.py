@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clv import cli
+from clv.ops import cli
 from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
-from clv.params import ParamError, validate_params
+from clv.pipeline.params import ParamError, validate_params
 
 GOOD = {"as_of_date": "1998-07-01", "horizon_days": 180, "budget": 5000.0,
         "clv_weight": 0.5, "action_costs": {"winback_email": 0.5, "retention_coupon": 5},

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from clv import pipeline, warehouse
+from clv import pipeline
+from clv.data import warehouse
 
 
 def _load(spark, rows, batch):
@@ -102,7 +103,7 @@ def hand_scores(n: int):
 
 def test_segment_and_allocate_publish_every_decision_table(spark, clv_home):
     import mlflow
-    from clv import registry
+    from clv.models import registry
 
     as_of = dt.date(2021, 1, 1)
     _scored_customers(spark, 30, as_of)
@@ -233,7 +234,7 @@ def _hand_plan(n: int = 40):
 
 
 def test_closed_loop_steps_publish_plan_measure_outcomes_and_feed_responses(spark, clv_home):
-    from clv import closed_loop
+    from clv.decisions import closed_loop
 
     plan_day, sent, as_of = dt.date(2020, 1, 1), dt.date(2020, 1, 3), dt.date(2020, 3, 1)
     out = pipeline.publish_campaign_plan(plan_day, _hand_plan(), budget=18.0, run_id="r0")

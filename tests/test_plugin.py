@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from clv import lineage
+from clv.data import lineage
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 RUN = "manual__1998-07-01T00:00:00+00:00"
@@ -62,7 +62,8 @@ def test_airflow_loads_the_plugin(tmp_path):
 
 def test_the_run_tab_lists_the_runs_mlflow_runs_and_links_the_report(plugin, client):
     import mlflow
-    from clv import registry, report
+    from clv.models import registry
+    from clv.ops import report
 
     experiment_id = registry.configure_mlflow()
     with mlflow.start_run(experiment_id=experiment_id,

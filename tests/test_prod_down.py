@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from clv import prod_profile
+from clv.ops import prod
 
 #: A stand-in service: writes its pid file, and on SIGTERM takes ``delay`` seconds to shut
 #: down (like a scheduler finishing its loop), then logs its name. ``delay`` < 0: it
@@ -50,24 +50,24 @@ def _start(name: str, state: Path, log: Path, delay: float) -> int:
 def test_down_stops_airflow_then_mlflow_then_postgres_waiting_for_each(tmp_path, monkeypatch):
     state = tmp_path / ".state" / "prod"
     state.mkdir(parents=True)
-    (tmp_path / prod_profile.ENV_FILE).write_text("CLV_PG_LOCAL=1\n")
+    (tmp_path / prod.ENV_FILE).write_text("CLV_PG_LOCAL=1\n")
     log = tmp_path / "stopped.log"
     services = ["mlflow", "airflow-api-server", "airflow-triggerer", "airflow-scheduler",
                 "airflow-dag-processor"]
     pids = {name: _start(name, state, log, 0.3) for name in services}
 
     def pg_stop(root):  # PostgreSQL: only once nothing that uses it is alive
-        alive = [n for n, pid in pids.items() if prod_profile._alive(pid)]
+        alive = [n for n, pid in pids.items() if prod._alive(pid)]
         with open(log, "a") as f:
             f.write(f"postgres alive={','.join(alive)}\n")
         return True
 
-    monkeypatch.setattr(prod_profile, "pg_stop", pg_stop)
-    assert prod_profile.down(tmp_path) == 0
+    monkeypatch.setattr(prod, "pg_stop", pg_stop)
+    assert prod.down(tmp_path) == 0
     assert log.read_text().splitlines() == [
         "airflow-scheduler", "airflow-triggerer", "airflow-dag-processor",
         "airflow-api-server", "mlflow", "postgres alive="]
-    assert not [n for n, pid in pids.items() if prod_profile._alive(pid)]
+    assert not [n for n, pid in pids.items() if prod._alive(pid)]
     assert not list(state.glob("*.pid"))
 
 
@@ -75,12 +75,12 @@ def test_a_service_that_ignores_sigterm_is_killed_and_waited_for(tmp_path):
     state = tmp_path / ".state" / "prod"
     state.mkdir(parents=True)
     pid = _start("mlflow", state, tmp_path / "log", -1)
-    message = prod_profile.stop_service(state / "mlflow.pid", timeout_s=1.0)
+    message = prod.stop_service(state / "mlflow.pid", timeout_s=1.0)
     assert message == "stopped mlflow (killed after 1 s)"
-    assert not prod_profile._alive(pid)
+    assert not prod._alive(pid)
     assert not (state / "mlflow.pid").exists()
     (state / "gone.pid").write_text("999999999")
-    assert prod_profile.stop_service(state / "gone.pid") == "gone not running"
+    assert prod.stop_service(state / "gone.pid") == "gone not running"
 
 
 def test_dev_make_down_stops_airflow_first_and_waits_for_every_service(tmp_path):
@@ -100,10 +100,10 @@ def test_dev_make_down_stops_airflow_first_and_waits_for_every_service(tmp_path)
                               f"VENV={Path(sys.executable).parent.parent}"],
                              capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": str(repo / "src")})
-        alive = [n for n, pid in pids.items() if prod_profile._alive(pid)]
+        alive = [n for n, pid in pids.items() if prod._alive(pid)]
     finally:  # a failed make down leaves no stand-in behind
         for pid in pids.values():
-            if prod_profile._alive(pid):
+            if prod._alive(pid):
                 os.killpg(pid, signal.SIGKILL)
     assert out.returncode == 0, out.stderr
     assert alive == []  # every service had exited when make down returned

@@ -1,7 +1,7 @@
 """The production profile (issue #5) against live servers started here on 127.0.0.1.
 
 The configuration comes from the same functions ``make prod-env`` / ``make up PROFILE=prod``
-call (:mod:`clv.prod_profile`); the backing PostgreSQL is a throw-away one
+call (:mod:`clv.ops.prod`); the backing PostgreSQL is a throw-away one
 (tests/pg_server.py).
 """
 
@@ -22,7 +22,7 @@ from pg_server import pg_server  # noqa: F401  (session fixture)
 
 psycopg = pytest.importorskip("psycopg")
 
-from clv import prod_profile  # noqa: E402
+from clv.ops import prod  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,9 +31,9 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def prod_env(pg_server):  # noqa: F811
     """A generated env on the test server, its roles and databases set up like `make up`."""
-    env = prod_profile.generate_env(pg_port=pg_server.port)
+    env = prod.generate_env(pg_port=pg_server.port)
     env["CLV_PG_ADMIN_URI"] = pg_server.uri(database="clv")  # the test server's superuser
-    prod_profile.pg_setup(env)
+    prod.pg_setup(env)
     return env
 
 
@@ -52,35 +52,35 @@ def _status(url: str, auth: tuple[str, str] | None = None) -> int:
 
 
 def test_env_file_written_once_private_and_ignored(tmp_path):
-    path = tmp_path / prod_profile.ENV_FILE
-    assert prod_profile.write_env(path)
+    path = tmp_path / prod.ENV_FILE
+    assert prod.write_env(path)
     first = path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert not prod_profile.write_env(path)  # never overwrites
+    assert not prod.write_env(path)  # never overwrites
     assert path.read_text() == first
-    env = prod_profile.read_env(path)
+    env = prod.read_env(path)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://airflow:")
     assert env["CLV_MLFLOW_BACKEND_URI"].startswith("postgresql+psycopg://mlflow:")
     assert env["CLV_WAREHOUSE_URI"].startswith("postgresql://clv_writer:")
     pw = env["MLFLOW_TRACKING_PASSWORD"]
-    assert len(pw) >= 20 and pw != prod_profile.MLFLOW_LEGACY_DEFAULT_PASSWORD
-    assert pw != prod_profile.generate_env(pg_port=5432)["MLFLOW_TRACKING_PASSWORD"]
-    ignored = subprocess.run(["git", "check-ignore", "-q", prod_profile.ENV_FILE], cwd=REPO)
+    assert len(pw) >= 20 and pw != prod.MLFLOW_LEGACY_DEFAULT_PASSWORD
+    assert pw != prod.generate_env(pg_port=5432)["MLFLOW_TRACKING_PASSWORD"]
+    ignored = subprocess.run(["git", "check-ignore", "-q", prod.ENV_FILE], cwd=REPO)
     assert ignored.returncode == 0, ".env.prod must be git-ignored"
 
 
 def test_mlflow_basic_auth_server(prod_env, tmp_path, monkeypatch):
     """Unauthenticated: 401; admin with MLflow's old default password: 401; generated: 200.
     The clv package logs to it with MLFLOW_TRACKING_USERNAME/PASSWORD from the env file."""
-    ini = prod_profile.write_mlflow_auth_config(prod_env, tmp_path / "state" / "mlflow_auth.ini")
+    ini = prod.write_mlflow_auth_config(prod_env, tmp_path / "state" / "mlflow_auth.ini")
     assert stat.S_IMODE(ini.stat().st_mode) == 0o600
-    assert prod_profile.MLFLOW_LEGACY_DEFAULT_PASSWORD not in ini.read_text()
-    port = prod_profile._free_port()
+    assert prod.MLFLOW_LEGACY_DEFAULT_PASSWORD not in ini.read_text()
+    port = prod._free_port()
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
-    argv, extra = prod_profile.mlflow_server_command(prod_env, "127.0.0.1", port, artifacts, ini)
+    argv, extra = prod.mlflow_server_command(prod_env, "127.0.0.1", port, artifacts, ini)
     env = {**os.environ, **extra, "MLFLOW_ENABLE_TELEMETRY": "false"}
     for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(k, None)
@@ -97,18 +97,18 @@ def test_mlflow_basic_auth_server(prod_env, tmp_path, monkeypatch):
         api = f"{base}/api/2.0/mlflow/experiments/search?max_results=5"
         user, password = prod_env["MLFLOW_TRACKING_USERNAME"], prod_env["MLFLOW_TRACKING_PASSWORD"]
         assert _status(api) == 401
-        assert _status(api, (user, prod_profile.MLFLOW_LEGACY_DEFAULT_PASSWORD)) == 401
+        assert _status(api, (user, prod.MLFLOW_LEGACY_DEFAULT_PASSWORD)) == 401
         assert _status(api, (user, password + "x")) == 401
         assert _status(api, (user, password)) == 200
 
-        # the pipeline's client: clv.registry.configure_mlflow with the env file's credentials
+        # the pipeline's client: clv.models.registry.configure_mlflow with the env file's credentials
         monkeypatch.setenv("CLV_HOME", str(tmp_path))
         monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
         monkeypatch.setenv("CLV_MLFLOW_ARTIFACTS", str(artifacts))
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
         import mlflow
-        from clv.registry import configure_mlflow
+        from clv.models.registry import configure_mlflow
 
         exp_id = configure_mlflow()
         with mlflow.start_run(experiment_id=exp_id) as run:
@@ -119,7 +119,7 @@ def test_mlflow_basic_auth_server(prod_env, tmp_path, monkeypatch):
         with psycopg.connect(prod_env["CLV_MLFLOW_BACKEND_URI"].replace("+psycopg", "")) as c:
             assert c.execute("select count(*) from runs where run_uuid = %s",
                              [run.info.run_id]).fetchone()[0] == 1
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", prod_profile.MLFLOW_LEGACY_DEFAULT_PASSWORD)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", prod.MLFLOW_LEGACY_DEFAULT_PASSWORD)
         with pytest.raises(Exception, match="401|nauthori|credentials"):
             mlflow.MlflowClient().get_run(run.info.run_id)
     finally:
@@ -136,7 +136,7 @@ def test_airflow_metadata_on_postgres_with_local_executor(prod_env, tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({k: v for k, v in prod_env.items() if k.startswith("AIRFLOW")})
-    env.update(prod_profile.airflow_env(prod_env, tmp_path, "127.0.0.1", 8080))
+    env.update(prod.airflow_env(prod_env, tmp_path, "127.0.0.1", 8080))
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"), PATH=f"{BIN}:{env['PATH']}")
     airflow = str(BIN / "airflow")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from clv import prod_profile
+from clv.ops import prod
 
 
 def _secrets_only_setup_may_hold(env: dict[str, str]) -> dict[str, str]:
@@ -37,15 +37,15 @@ def _leaks(environ: dict[str, str], secrets: dict[str, str]) -> list[str]:
 
 
 def test_tasks_get_the_warehouse_writer_and_a_non_admin_mlflow_user_only():
-    env = prod_profile.generate_env(pg_port=5999)
+    env = prod.generate_env(pg_port=5999)
     # an operator who sourced .env.prod into the shell that runs `make up`
     operator_shell = {"PATH": "/usr/bin", "HOME": "/root", **env}
-    tasks = prod_profile.task_env(env, operator_shell)
+    tasks = prod.task_env(env, operator_shell)
     assert _leaks(tasks, _secrets_only_setup_may_hold(env)) == []
-    assert not set(prod_profile.SETUP_ONLY) & (set(tasks) - {"MLFLOW_TRACKING_USERNAME",
+    assert not set(prod.SETUP_ONLY) & (set(tasks) - {"MLFLOW_TRACKING_USERNAME",
                                                               "MLFLOW_TRACKING_PASSWORD"})
     assert tasks["CLV_WAREHOUSE_URI"].startswith("postgresql://clv_writer:")
-    assert tasks["MLFLOW_TRACKING_USERNAME"] == prod_profile.MLFLOW_PIPELINE_USER != "admin"
+    assert tasks["MLFLOW_TRACKING_USERNAME"] == prod.MLFLOW_PIPELINE_USER != "admin"
     assert tasks["MLFLOW_TRACKING_PASSWORD"] == env["CLV_MLFLOW_PIPELINE_PASSWORD"]
     # what Airflow itself needs stays, and the Spark and model-signing secrets
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__FERNET_KEY",
@@ -54,32 +54,32 @@ def test_tasks_get_the_warehouse_writer_and_a_non_admin_mlflow_user_only():
 
 
 def test_up_hands_each_service_only_its_own_secrets(tmp_path, monkeypatch):
-    env = prod_profile.generate_env(pg_port=5999)
+    env = prod.generate_env(pg_port=5999)
     del env["CLV_MLFLOW_PIPELINE_PASSWORD"]  # an env file from before: completed by up
-    prod_profile.write_env(tmp_path / prod_profile.ENV_FILE, env)
+    prod.write_env(tmp_path / prod.ENV_FILE, env)
     started: dict[str, dict[str, str]] = {}
     calls: list[str] = []
-    monkeypatch.setattr(prod_profile, "pg_start", lambda env, root: calls.append("pg_start"))
-    monkeypatch.setattr(prod_profile, "pg_setup", lambda env: calls.append("pg_setup"))
-    monkeypatch.setattr(prod_profile.subprocess, "run",
+    monkeypatch.setattr(prod, "pg_start", lambda env, root: calls.append("pg_start"))
+    monkeypatch.setattr(prod, "pg_setup", lambda env: calls.append("pg_setup"))
+    monkeypatch.setattr(prod.subprocess, "run",
                         lambda argv, env, **kw: started.setdefault(f"setup {argv[1]}", env))
     argvs: dict[str, list[str]] = {}
-    monkeypatch.setattr(prod_profile, "_start", lambda name, argv, env, state: (
+    monkeypatch.setattr(prod, "_start", lambda name, argv, env, state: (
         started.setdefault(name, env), argvs.setdefault(name, argv)))
-    monkeypatch.setattr(prod_profile, "_wait", lambda url, timeout=180: True)
-    monkeypatch.setattr(prod_profile, "ensure_mlflow_pipeline_user",
+    monkeypatch.setattr(prod, "_wait", lambda url, timeout=180: True)
+    monkeypatch.setattr(prod, "ensure_mlflow_pipeline_user",
                         lambda env, uri: calls.append("mlflow user"))
     for key, value in env.items():  # the operator sourced the env file
         monkeypatch.setenv(key, value)
-    assert prod_profile.up(tmp_path, "127.0.0.1", 8080, 5000) == 0
-    full = prod_profile.read_env(tmp_path / prod_profile.ENV_FILE)
+    assert prod.up(tmp_path, "127.0.0.1", 8080, 5000) == 0
+    full = prod.read_env(tmp_path / prod.ENV_FILE)
     assert len(full["CLV_MLFLOW_PIPELINE_PASSWORD"]) >= 20
     secrets = _secrets_only_setup_may_hold(full)
     assert calls == ["pg_start", "pg_setup", "mlflow user"]
     for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
                  "airflow-triggerer"):
         assert _leaks(started[name], secrets) == [], name
-        assert started[name]["MLFLOW_TRACKING_USERNAME"] == prod_profile.MLFLOW_PIPELINE_USER
+        assert started[name]["MLFLOW_TRACKING_USERNAME"] == prod.MLFLOW_PIPELINE_USER
     mlflow_env = started["mlflow"]
     assert mlflow_env["MLFLOW_BACKEND_STORE_URI"] == full["CLV_MLFLOW_BACKEND_URI"]
     for key in ("CLV_PG_ADMIN_URI", "AIRFLOW__CORE__FERNET_KEY", "CLV_WAREHOUSE_URI",
@@ -97,19 +97,19 @@ def test_up_hands_each_service_only_its_own_secrets(tmp_path, monkeypatch):
 
 
 def _free_port() -> int:
-    return prod_profile._free_port()
+    return prod._free_port()
 
 
 @pytest.fixture
 def mlflow_auth_server(tmp_path):
     """A basic-auth MLflow server on SQLite (users in a second SQLite file)."""
-    env = prod_profile.generate_env(pg_port=5999)
+    env = prod.generate_env(pg_port=5999)
     env["CLV_MLFLOW_AUTH_DB_URI"] = f"sqlite:///{tmp_path / 'auth.db'}"
     env["CLV_MLFLOW_BACKEND_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ini = prod_profile.write_mlflow_auth_config(env, tmp_path / "auth.ini")
+    ini = prod.write_mlflow_auth_config(env, tmp_path / "auth.ini")
     port = _free_port()
     (tmp_path / "artifacts").mkdir()
-    argv, extra = prod_profile.mlflow_server_command(env, "127.0.0.1", port,
+    argv, extra = prod.mlflow_server_command(env, "127.0.0.1", port,
                                                      tmp_path / "artifacts", ini)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     log = open(tmp_path / "mlflow.log", "wb")
@@ -118,7 +118,7 @@ def mlflow_auth_server(tmp_path):
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
-        while not prod_profile._wait(f"{uri}/health", timeout=2):
+        while not prod._wait(f"{uri}/health", timeout=2):
             assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-3000:]
             assert time.time() < deadline, "MLflow did not come up in 180 s"
         yield env, uri
@@ -174,11 +174,11 @@ def test_the_pipeline_user_works_on_the_pipelines_objects_and_is_no_admin(
     finally:
         for key in admin:
             os.environ.pop(key, None)
-    prod_profile.ensure_mlflow_pipeline_user(env, uri)
-    prod_profile.ensure_mlflow_pipeline_user(env, uri)  # idempotent (user exists)
+    prod.ensure_mlflow_pipeline_user(env, uri)
+    prod.ensure_mlflow_pipeline_user(env, uri)  # idempotent (user exists)
     as_pipeline = {**{k: v for k, v in os.environ.items()
                       if not k.startswith("MLFLOW_TRACKING")},
-                   "MLFLOW_TRACKING_USERNAME": prod_profile.MLFLOW_PIPELINE_USER,
+                   "MLFLOW_TRACKING_USERNAME": prod.MLFLOW_PIPELINE_USER,
                    "MLFLOW_TRACKING_PASSWORD": env["CLV_MLFLOW_PIPELINE_PASSWORD"]}
     out = subprocess.run([sys.executable, "-c", AS_USER, uri], env=as_pipeline,
                          capture_output=True, text=True, timeout=300)
@@ -211,7 +211,7 @@ def test_artifacts_go_through_the_server_with_auth_never_the_folder(
     the server proxies artifacts: a run logs them over HTTP with its credentials, the
     server alone writes its folder, and a request without credentials is refused."""
     import mlflow
-    from clv.registry import configure_mlflow
+    from clv.models.registry import configure_mlflow
 
     env, uri = mlflow_auth_server
     client_folder = tmp_path / "client_side_artifacts"  # what a task would have opened

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from clv import decisioning, warehouse
+from clv.decisions import segments
+from clv.data import warehouse
 from clv.quality import (
     DataQualityError,
     assert_row_count_sane,
@@ -71,7 +72,7 @@ def test_every_table_the_pipeline_reads_or_writes_has_a_suite():
 
 def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(spark):
     # what pipeline.segment publishes: the grid plus the behavioural cluster
-    segments = decisioning.assign_segments(SCORES).assign(
+    segments = segments.assign_segments(SCORES).assign(
         cluster=[1, 2, 2, 1, 1, 2], cluster_profile="profile in words")
     assert list(segments["segment"]) == [
         "promising", "lost", "needs_attention", "loyal", "at_risk_high_value",
@@ -111,10 +112,11 @@ def _allocation_plan(budget: float) -> pd.DataFrame:
     c1 0.02 * 10 / 0.9 = 0.222, c2 0.02 * 20 / 0.1 = 4, c3 0.02 * 30 / 0.4 = 1.5,
     c4 1.0, c5 3.333, c6 12; a budget of 1.0 buys the two best nets, c6 (11.5), c2 (3.5).
     """
-    from clv import allocation, effects, pipeline
-    from clv.decisioning import Action, EffectPrior
+    from clv.decisions import allocation, effects
+    from clv import pipeline
+    from clv.decisions.segments import Action, EffectPrior
 
-    scores = SCORES.assign(segment=decisioning.assign_segments(SCORES)["segment"],
+    scores = SCORES.assign(segment=segments.assign_segments(SCORES)["segment"],
                            expected_revenue_30d=0.0, clv_model_version="3",
                            churn_model_version="5")
     covariates = pd.DataFrame({"customer_id": SCORES["customer_id"], "recency_months": 1.0,
@@ -159,7 +161,7 @@ def test_allocation_suite_passes_on_the_published_plan_and_fails_on_bad_rows(spa
 
 
 def test_summary_and_frontier_suites_pass_on_real_output_and_fail_on_bad_rows(spark):
-    from clv import allocation
+    from clv.decisions import allocation
 
     plan = _allocation_plan(budget=1.0).rename(columns={
         "expected_incremental_clv": "incr_clv", "expected_incremental_revenue": "incr_revenue"})
@@ -174,8 +176,8 @@ def test_summary_and_frontier_suites_pass_on_real_output_and_fail_on_bad_rows(sp
     assert [(f.expectation_type, f.unexpected_count) for f in report.failures] == [
         ("unexpected_rows_expectation", 1)]
 
-    segments = decisioning.assign_segments(SCORES).assign(cluster=1, cluster_profile="all")
-    table = decisioning.segment_summary(segments, SCORES.assign(expected_revenue_30d=1.0))
+    segments = segments.assign_segments(SCORES).assign(cluster=1, cluster_profile="all")
+    table = segments.segment_summary(segments, SCORES.assign(expected_revenue_30d=1.0))
     assert validate_dataframe(spark.createDataFrame(table.assign(run_id="r")),
                               "segment_summary", "marts.segment_summary",
                               ["grouping", "segment"]).success

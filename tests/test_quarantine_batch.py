@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from clv import cli, ingest, pipeline, quality, warehouse
+from clv.ops import cli
+from clv import ingest, pipeline, quality
+from clv.data import warehouse
 
 BATCH_A, BATCH_B = dt.date(2020, 1, 1), dt.date(2020, 2, 1)
 COLUMNS = ("order_id string, customer_id string, order_ts string, amount string, "

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import reasons
+from clv.models import reasons
 from clv.features import FEATURE_COLUMNS
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import device, registry
+from clv.models import device, registry
 
 
 def _spend(*models):

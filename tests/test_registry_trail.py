@@ -10,7 +10,8 @@ import datetime as dt
 import pytest
 from test_training import AS_OF, HORIZON, synthetic_examples
 
-from clv import lineage, registry, training
+from clv.data import lineage
+from clv.models import registry, training
 from clv.features import FEATURE_COLUMNS
 
 
@@ -99,7 +100,7 @@ def test_a_hand_promotion_records_who_when_why_and_keeps_the_automatic_decision(
 
 
 def test_the_cli_wants_a_reason(capsys):
-    from clv import cli
+    from clv.ops import cli
 
     with pytest.raises(SystemExit):
         cli.main(["promote", "--model", "clv_spend", "--version", "1"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clv import report
+from clv.ops import report
 from clv.config import load_settings
 
 AS_OF = dt.date(1998, 7, 1)
@@ -190,7 +190,7 @@ def test_the_report_is_one_offline_file_with_the_chart_inside(small_run, tmp_pat
 def test_the_frontier_labels_each_distinct_point_once():
     """At a small budget every lambda gives the same plan: one label 'λ=0.0–1.0', not
     eleven printed over each other."""
-    from clv import allocation
+    from clv.decisions import allocation
 
     same = pd.DataFrame({"clv_weight": [i / 10 for i in range(11)],
                          "expected_incremental_revenue": [2.0] * 11,

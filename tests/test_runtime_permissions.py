@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from clv import registry, warehouse
+from clv.models import registry
+from clv.data import warehouse
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_mlflow_store_and_model_artifacts_are_private(clv_home, loose_umask):
 def test_spark_scratch_and_the_handoff_folder_are_private(spark, clv_home, loose_umask):
     import pandas as pd
 
-    from clv.spark import get_spark
+    from clv.data.spark import get_spark
 
     get_spark("clv-tests")  # the process's session: it creates the scratch folder
     frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(5)], "x": range(5)})

@@ -10,7 +10,7 @@ import sys
 
 import psutil
 
-from clv.spark import network_conf
+from clv.data.spark import network_conf
 
 
 def _listening(pids: list[int]) -> list[tuple[str, int]]:
@@ -40,7 +40,7 @@ def test_the_test_sessions_jvm_listens_on_loopback_only(spark):
 
 SESSION_WITH_UI = """
 import json, psutil
-from clv.spark import get_spark
+from clv.data.spark import get_spark
 spark = get_spark("listener-check")
 assert spark.range(10).count() == 10  # executors at work, the block manager up
 print("UI " + json.dumps(spark.sparkContext.uiWebUrl))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clv import spark as clv_spark
+from clv.data import spark as clv_spark
 
 AUTH = {"spark.authenticate": "true", "spark.network.crypto.enabled": "true",
         "spark.io.encryption.enabled": "true"}
@@ -53,7 +53,7 @@ def test_a_cluster_secret_travels_in_a_private_file_not_the_command_line(no_secr
 
 
 CHECK = """
-from clv.spark import get_spark
+from clv.data.spark import get_spark
 spark = get_spark("auth-check")
 conf = spark.sparkContext.getConf()
 print("AUTH", conf.get("spark.authenticate"), conf.get("spark.network.crypto.enabled"),

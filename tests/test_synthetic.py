@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import btyd, synthetic
+from clv.models import btyd
+from clv.data import synthetic
 
 N_RECOVERY = 5_000
 Z_MAX = 4.0
@@ -133,7 +134,7 @@ def test_seasonality_moves_orders_in_time_but_keeps_the_counts():
 
 
 def test_campaign_responses_contract_and_true_uplift(spark):
-    from clv.uplift import RESPONSE_COLUMNS, estimate_uplift
+    from clv.decisions.uplift import RESPONSE_COLUMNS, estimate_uplift
 
     campaign = synthetic.CampaignSpec(base_conversion=0.10, uplift_conversion=0.05)
     spec = synthetic.SyntheticSpec(n_customers=6_000, seed=8, campaign=campaign)
@@ -176,7 +177,7 @@ def test_generate_job_writes_parquet_and_truth(spark, tmp_path, capsys):
 
 
 def test_generate_job_loads_raw_orders_through_ingest(spark, clv_home, capsys):
-    from clv import warehouse
+    from clv.data import warehouse
 
     assert _job().main(["--orders", "1000", "--seed", "2", "--campaign"]) == 0
     out = capsys.readouterr().out
@@ -268,7 +269,8 @@ def test_campaign_outcomes_are_deterministic_and_independent_of_row_order():
 
 def test_randomised_campaign_loads_as_raw_campaign_responses(spark, clv_home):
     """The synthetic campaign passes the campaign_responses suite and lands in the table."""
-    from clv import ingest, warehouse
+    from clv import ingest
+    from clv.data import warehouse
 
     feats = synthetic.sample_customer_features(300, seed=4)
     resp = synthetic.randomised_campaign_responses(feats, dt.date(2024, 1, 1), seed=1)

@@ -1,4 +1,4 @@
-"""Returns in the synthetic orders (:func:`clv.synthetic.with_returns`), checked by hand."""
+"""Returns in the synthetic orders (:func:`clv.data.synthetic.with_returns`), checked by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.synthetic import (
+from clv.data.synthetic import (
     RETURN_MAX_DELAY_DAYS,
     RETURN_PARTIAL_RANGE,
     SyntheticSpec,

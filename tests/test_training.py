@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import metrics, registry, scoring, training, warehouse
+from clv.models import metrics, registry, scoring, training
+from clv.data import warehouse
 from clv.config import N_PERIODS
 from clv.features import FEATURE_COLUMNS, RFM_FEATURES, period_columns
 
@@ -72,7 +73,7 @@ def registry_home(clv_home, examples, monkeypatch):
 
 
 def _small_ziln():
-    from clv import ziln
+    from clv.models import ziln
 
     return ziln.ZilnConfig(static_units=16, gru_units=8, hidden_units=16, max_epochs=6,
                            patience=3, batch_size=64, learning_rate=5e-3)
@@ -152,7 +153,7 @@ def _alias_of(client, name, version):
 
 def _expected_champion(table, name, decile_ratio):
     """The best qualifying version by the rule of issue #15, written out independently
-    of clv.registry over the metric table (None: none qualifies)."""
+    of clv.models.registry over the metric table (None: none qualifies)."""
     rows = table[table["target"] == ("spend" if name == "clv_spend" else "churn")]
     wide = rows.pivot_table(index=["model_name", "model_version", "model_family"],
                             columns="metric", values="value").reset_index()
@@ -231,8 +232,8 @@ def test_evaluate_decides_aliases_on_rank_and_level(registry_home, examples, mon
 
 def test_btyd_version_round_trips_and_predicts_as_the_baseline(registry_home, examples):
     """A registered BG/NBD version, loaded from MLflow, predicts on the feature matrix
-    exactly what clv.btyd.BtydBaseline fitted on the same learning customers does."""
-    from clv import btyd
+    exactly what clv.models.btyd.BtydBaseline fitted on the same learning customers does."""
+    from clv.models import btyd
 
     learn, evaluate = examples
     spend, churn = training.train_btyd_models(AS_OF, HORIZON, "run-r", kinds=["bgnbd"])
@@ -257,7 +258,7 @@ def test_xgboost_spend_level_is_anchored_to_bgnbd_at_the_cutoff_it_predicts_from
     import json
 
     import mlflow
-    from clv import btyd
+    from clv.models import btyd
 
     learn, evaluate = examples
     result = training.train_clv_model(AS_OF, HORIZON, "run-l")
@@ -301,7 +302,8 @@ def test_static_features_are_the_rfm_then_period_columns():
 
 
 def test_evaluate_step_publishes_model_metrics(spark, registry_home, examples):
-    from clv import pipeline, warehouse
+    from clv import pipeline
+    from clv.data import warehouse
 
     training.train_clv_model(AS_OF, HORIZON, "run-e")
     training.train_churn_model(AS_OF, HORIZON, "run-e")
@@ -344,7 +346,7 @@ def test_balance_tweedie_matches_the_learning_total_and_survives_save_and_load(t
 def test_btyd_baseline_is_fitted_once_per_frame_content(examples):
     """The memo returns the fit of equal content, refits when an input changes, and
     callers get their own arrays (mutating one must not reach the next task)."""
-    from clv import btyd
+    from clv.models import btyd
 
     _, evaluate = examples
     b = training.BTYD_BASELINE

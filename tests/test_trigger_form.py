@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from clv.config import load_settings
-from clv.params import ParamError, validate_params
+from clv.pipeline.params import ParamError, validate_params
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "clv_pipeline.py"
 

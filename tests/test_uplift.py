@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.decisioning import DEFAULT_ACTIONS
-from clv.uplift import (
+from clv.decisions.segments import DEFAULT_ACTIONS
+from clv.decisions.uplift import (
     UPLIFT_COLUMNS,
     estimate_uplift,
     latest_campaign,

@@ -13,7 +13,7 @@ import time
 import duckdb
 import pytest
 
-from clv import warehouse
+from clv.data import warehouse
 
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 
@@ -91,8 +91,8 @@ def test_killed_writer_leaves_the_published_partition_intact(spark, clv_home, tm
     marker = tmp_path / "writing"
     script = textwrap.dedent(f"""
         import datetime as dt, os, pathlib
-        from clv import warehouse
-        from clv.spark import get_spark
+        from clv.data import warehouse
+        from clv.data.spark import get_spark
         import time
         from pyspark.sql import functions as F
         spark = get_spark("killed-writer")

@@ -27,7 +27,7 @@ if os.path.isfile(JDBC_JAR):
 
 psycopg = pytest.importorskip("psycopg")
 
-from clv import warehouse, warehouse_pg  # noqa: E402
+from clv.data import warehouse, postgres  # noqa: E402
 
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 SCORES = "marts.customer_scores"
@@ -67,7 +67,7 @@ def test_postgres_uri_selects_the_backend(clv_home, monkeypatch):
     with pytest.raises(ValueError, match="PostgreSQL"):
         _ = s.warehouse_root
     assert "secret" not in str(warehouse.catalog_path(s))
-    t = warehouse_pg.target(s)
+    t = postgres.target(s)
     assert (t.user, t.password, t.host, t.port, t.database) == (
         "w", "secret", "127.0.0.1", 5432, "clv")
     assert t.jdbc_url == "jdbc:postgresql://127.0.0.1:5432/clv"
@@ -75,7 +75,7 @@ def test_postgres_uri_selects_the_backend(clv_home, monkeypatch):
 
 
 def test_missing_jdbc_jar_is_a_clear_error(clv_home, tmp_path):
-    from clv.spark import _jdbc_jar
+    from clv.data.spark import _jdbc_jar
 
     s = dataclasses.replace(clv_home, warehouse_uri="postgresql://u:p@h/db",
                             jdbc_jar=tmp_path / "nope.jar")
@@ -139,12 +139,12 @@ def test_raw_orders_are_read_in_parallel_ranges(spark, pg_settings):
         (F.col("id") / 10).alias("amount"))
     warehouse.write_partition(orders, "raw.orders", D1, pg_settings)
     got = warehouse.read_table(spark, "raw.orders", settings=pg_settings)
-    assert got.rdd.getNumPartitions() == warehouse_pg.DEFAULT_READ_PARTITIONS
+    assert got.rdd.getNumPartitions() == postgres.DEFAULT_READ_PARTITIONS
     sizes = got.rdd.glom().map(len).collect()
     assert sum(sizes) == n and min(sizes) > 0  # every connection pulled a share
     assert got.select("order_id").distinct().count() == n
     one = warehouse.read_table(spark, "raw.orders", D1, pg_settings)
-    assert one.rdd.getNumPartitions() == warehouse_pg.DEFAULT_READ_PARTITIONS
+    assert one.rdd.getNumPartitions() == postgres.DEFAULT_READ_PARTITIONS
     assert one.count() == n
 
 
@@ -159,7 +159,7 @@ def test_rewrite_replaces_only_its_partition_without_duplicates(spark, pg_settin
         (D1, "c", 3.0), (D2, "a", 5.0)]
     assert _sql(pg_settings, "select table_name, as_of_date, row_count from clv_meta.partitions "
                              "order by 2") == [(SCORES, D1, 1), (SCORES, D2, 1)]
-    assert warehouse_pg.row_count(warehouse.get_table(SCORES), D1, pg_settings) == 1
+    assert postgres.row_count(warehouse.get_table(SCORES), D1, pg_settings) == 1
     assert _staging_tables(pg_settings) == []
     # an empty partition is a partition too
     warehouse.write_partition(_scores(spark, []), SCORES, D2, pg_settings)
@@ -203,8 +203,8 @@ def test_killed_spark_writer_leaves_the_published_partition_intact(spark, pg_set
     script = textwrap.dedent(f"""
         import datetime as dt, time
         from pyspark.sql import functions as F
-        from clv import warehouse
-        from clv.spark import get_spark
+        from clv.data import warehouse
+        from clv.data.spark import get_spark
         spark = get_spark("killed-pg-writer")
         # 8 tasks of 2,000 rows; task 0 is fast (commits its rows to staging), the others
         # sleep per row (~20 min in all), so the kill lands in the middle of the write.
@@ -217,7 +217,7 @@ def test_killed_spark_writer_leaves_the_published_partition_intact(spark, pg_set
            "CLV_WAREHOUSE_URI": pg_settings.warehouse_uri, "CLV_SPARK_MASTER": "local[2]"}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    staging = warehouse_pg.staging_name(warehouse.get_table(SCORES), D1)
+    staging = postgres.staging_name(warehouse.get_table(SCORES), D1)
     staged_rows = 0
     try:
         for _ in range(1200):  # until the staging table holds some committed rows
@@ -252,10 +252,10 @@ def test_readers_see_the_old_or_the_new_partition_never_a_mix(pg_settings):
     """Publish 3,000 then 5,000 rows of the same date repeatedly while a reader counts."""
     table = warehouse.get_table(SCORES)
     with psycopg.connect(pg_settings.warehouse_uri, autocommit=True) as conn:
-        warehouse_pg.ensure_meta(conn)
+        postgres.ensure_meta(conn)
         conn.execute("create schema if not exists marts")
     sizes = (3_000, 5_000)
-    staging = warehouse_pg.staging_name(table, D1)
+    staging = postgres.staging_name(table, D1)
 
     def publish(n):
         with psycopg.connect(pg_settings.warehouse_uri) as conn:
@@ -263,7 +263,7 @@ def test_readers_see_the_old_or_the_new_partition_never_a_mix(pg_settings):
                          "g::float8 as predicted_clv, date '2024-01-01' as as_of_date "
                          "from generate_series(1, %s) g", [n])
             conn.commit()
-            assert warehouse_pg.publish(conn, table, D1, staging, expected_rows=n) == n
+            assert postgres.publish(conn, table, D1, staging, expected_rows=n) == n
 
     publish(sizes[0])
     seen: list[int] = []
@@ -288,22 +288,22 @@ def test_readers_see_the_old_or_the_new_partition_never_a_mix(pg_settings):
 
 def test_staging_that_does_not_match_spark_is_not_published(pg_settings):
     table = warehouse.get_table(SCORES)
-    staging = warehouse_pg.staging_name(table, D1)
+    staging = postgres.staging_name(table, D1)
     with psycopg.connect(pg_settings.warehouse_uri) as conn:
-        warehouse_pg.ensure_meta(conn)
+        postgres.ensure_meta(conn)
         conn.execute("create schema if not exists marts")
         conn.execute(f"create table clv_meta.{staging} (customer_id text, as_of_date date)")
         conn.execute(f"insert into clv_meta.{staging} values ('a', '2024-01-01')")
         conn.commit()
         with pytest.raises(warehouse.WarehouseError, match="holds 1 rows, Spark wrote 2"):
-            warehouse_pg.publish(conn, table, D1, staging, expected_rows=2)
+            postgres.publish(conn, table, D1, staging, expected_rows=2)
     assert warehouse.list_partitions(SCORES, pg_settings) == []
 
 
 # --------------------------------------------------------------------------- least privilege
 
 def test_analyst_reads_marts_only_after_a_pipeline_rewrite(spark, pg_server, pg_settings):  # noqa: F811
-    from clv import cli
+    from clv.ops import cli
 
     admin_uri = pg_settings.warehouse_uri
     db = admin_uri.rsplit("/", 1)[1]

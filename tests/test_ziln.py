@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from clv import metrics, ziln
+from clv.models import metrics, ziln
 from clv.features import FEATURE_COLUMNS, period_columns
 
 pytest.importorskip("tensorflow")

@@ -18,7 +18,7 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 
 ``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
 ``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,
-:mod:`clv.warehouse_pg`).
+:mod:`clv.data.postgres`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ DEFAULT_CLV_WEIGHT = 0.5
 #: (planned, not contacted), so later runs can measure what the plan returned.
 DEFAULT_HOLDOUT_SHARE = 0.10
 #: The contact policy's default gap: at most one contact per customer per channel in
-#: 14 days (``contact_min_days``; clv.contact_policy).
+#: 14 days (``contact_min_days``; clv.decisions.contact_policy).
 DEFAULT_CONTACT_MIN_DAYS = 14
 #: Airflow asset the pipeline's churn_alerts task updates: a CRM DAG scheduled on
 #: ``Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)`` runs after each new
@@ -103,9 +103,13 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+#: The checkout this package runs from: src/clv/config.py -> root (an editable install
+#: keeps files in place). Suites, DAGs and docs that ship with the code live under it.
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+
+
 def _default_home() -> Path:
-    # src/clv/config.py -> checkout root (editable install keeps files in place)
-    return Path(__file__).resolve().parents[2]
+    return CHECKOUT_ROOT
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""clv.data: see README's layout section."""

@@ -1,0 +1,1 @@
+"""clv.decisions: see README's layout section."""

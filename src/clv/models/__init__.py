@@ -1,0 +1,1 @@
+"""clv.models: see README's layout section."""

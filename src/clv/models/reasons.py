@@ -1,0 +1,169 @@
+"""Why a customer's predicted CLV is what it is: the top three feature contributions.
+
+Contributions are exact TreeSHAP values of an XGBoost spend model (XGBoost's
+``pred_contribs``), in the model's margin: the log of spend for the Tweedie
+regressor. A customer's prediction is ``exp(bias + sum of contributions)`` (times the
+stored balance factor), so ``exp(contribution)`` is the factor by which that feature
+moves this customer's prediction away from the average customer's: +0.69 doubles
+it, -0.69 halves it. Reasons are ranked by the size of the contribution, either
+sign; features contributing exactly 0 are no reason and are left out.
+
+Which model explains (:func:`explaining_model`): the champion when it is XGBoost.
+The ZILN network (TensorFlow) has no exact, cheap attribution, so a ZILN champion is
+explained by the XGBoost ``challenger`` of ``clv_spend`` when there is one; the
+``explanation`` column says so, and ``model_version`` is the explaining version. With
+neither, no reasons are published and the step says why.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clv.config import CLV_MODEL_NAME, PERIOD_DAYS
+from clv.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+TOP_K = 3
+REASON_COLUMNS = ["customer_id", "rank", "feature", "description", "contribution",
+                  "feature_value", "model_version", "explanation"]
+_RFM_DESCRIPTIONS = {
+    "recency_days": "days since last purchase",
+    "tenure_days": "days since first purchase",
+    "n_orders": "number of orders",
+    "n_purchase_days": "number of days with a purchase",
+    "frequency": "number of repeat purchase days",
+    "total_spend": "total past spend",
+    "avg_order_value": "average order value",
+    "max_order_value": "largest order value",
+    "mean_ipt_days": "average days between purchases",
+    "std_ipt_days": "spread of days between purchases",
+}
+_PERIOD = re.compile(r"(spend|orders)_p(\d+)")
+#: Rows explained per TreeSHAP call (bounds the (rows x features) float32 output).
+SHAP_CHUNK_ROWS = 500_000
+
+
+def describe_feature(column: str) -> str:
+    """A phrase for a feature column, e.g. ``recency_days`` -> "days since last purchase",
+    ``spend_p02`` -> "spend 31-60 days before the as-of date"."""
+    if column in _RFM_DESCRIPTIONS:
+        return _RFM_DESCRIPTIONS[column]
+    match = _PERIOD.fullmatch(column)
+    if match is None:
+        raise ValueError(f"no description for feature column {column!r}")
+    what = "spend" if match[1] == "spend" else "orders"
+    k = int(match[2])
+    return f"{what} {PERIOD_DAYS * (k - 1) + 1}-{PERIOD_DAYS * k} days before the as-of date"
+
+
+#: Every model feature's phrase (one home: the feature list in clv.features).
+FEATURE_DESCRIPTIONS: dict[str, str] = {c: describe_feature(c) for c in FEATURE_COLUMNS}
+
+
+def top_reasons(contributions: Any, features: pd.DataFrame, model_version: str,
+                explanation: str, k: int = TOP_K) -> pd.DataFrame:
+    """The ``k`` largest |contributions| per customer, as rows.
+
+    Args:
+        contributions: (n, len(FEATURE_COLUMNS)) per-feature contributions (no bias).
+        features: the n customers' ``customer_id`` and feature columns, same row order.
+        model_version: the explaining model's version.
+        explanation: which model explains and why (e.g. "SHAP of the champion").
+        k: reasons per customer at most.
+
+    Returns:
+        REASON_COLUMNS, sorted by customer_id then rank (1 = largest); customers'
+        features with a 0 contribution are skipped, so some have fewer than ``k``.
+    """
+    import pandas as pd
+
+    contrib = np.asarray(contributions, dtype=float)
+    if contrib.shape != (len(features), len(FEATURE_COLUMNS)):
+        raise ValueError(f"contributions have shape {contrib.shape}; expected "
+                         f"({len(features)}, {len(FEATURE_COLUMNS)}): one per feature column")
+    k = min(k, contrib.shape[1])
+    # stable sort of -|c|: equal sizes keep the feature order, so ties are deterministic
+    order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+    rows = np.repeat(np.arange(len(features)), k)
+    cols = order.reshape(-1)
+    values = features[FEATURE_COLUMNS].to_numpy(dtype=float)
+    names = np.array(FEATURE_COLUMNS, dtype=object)
+    out = pd.DataFrame({
+        "customer_id": features["customer_id"].to_numpy()[rows],
+        "rank": np.tile(np.arange(1, k + 1), len(features)).astype("int32"),
+        "feature": names[cols],
+        "description": [FEATURE_DESCRIPTIONS[c] for c in names[cols]],
+        "contribution": contrib[rows, cols],
+        "feature_value": values[rows, cols],
+        "model_version": str(model_version),
+        "explanation": explanation,
+    })
+    out = out[out["contribution"] != 0]
+    return out.sort_values(["customer_id", "rank"], kind="mergesort").reset_index(drop=True)
+
+
+def shap_contributions(model: Any, x: pd.DataFrame) -> np.ndarray:
+    """Exact TreeSHAP per customer and feature of an XGBoost model (bias column dropped)."""
+    import xgboost as xgb
+
+    booster = model.get_booster()
+    parts = [booster.predict(xgb.DMatrix(x.iloc[s:s + SHAP_CHUNK_ROWS]),
+                             pred_contribs=True)[:, :-1]
+             for s in range(0, max(len(x), 1), SHAP_CHUNK_ROWS)]
+    return np.concatenate(parts)
+
+
+def explaining_model(champion: Any, settings: Any = None) -> tuple[Any | None, str]:
+    """(model whose SHAP explains ``champion``, why), or (None, why not).
+
+    ``champion`` is a :class:`clv.models.registry.ScoringModel` of ``clv_spend``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    import mlflow
+    from clv.models import registry
+
+    if champion.family == "xgboost":
+        return champion, f"SHAP of the champion (xgboost v{champion.version})"
+    registry.configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    try:
+        challenger = client.get_model_version_by_alias(CLV_MODEL_NAME, registry.CHALLENGER)
+    except MlflowException:
+        challenger = None
+    if challenger is not None and registry.model_family(
+            client, CLV_MODEL_NAME, challenger.version) == "xgboost":
+        model = registry.load_version(CLV_MODEL_NAME, str(challenger.version), settings)
+        return model, (f"SHAP of the xgboost challenger v{model.version}: the champion "
+                       f"v{champion.version} is {champion.family}, which has no exact "
+                       "tree attribution")
+    # No xgboost challenger (e.g. the rule refused it on level): the newest xgboost
+    # version of the same target still says which features drive a customer's spend.
+    newest = max((int(v.version) for v in client.search_model_versions(
+        f"name='{CLV_MODEL_NAME}'") if (v.tags or {}).get("model_family") == "xgboost"),
+        default=None)
+    if newest is not None:
+        model = registry.load_version(CLV_MODEL_NAME, str(newest), settings)
+        return model, (f"SHAP of the newest xgboost version v{newest} (no alias): the "
+                       f"champion v{champion.version} is {champion.family}, which has no "
+                       "exact tree attribution")
+    return None, (f"no reasons: the champion v{champion.version} is {champion.family} "
+                  "(no exact tree attribution) and no xgboost version is registered")
+
+
+def customer_reasons(features: pd.DataFrame, champion: Any, settings: Any = None
+                     ) -> tuple[pd.DataFrame | None, str]:
+    """Top reasons for every customer in ``features`` (customer_id + FEATURE_COLUMNS),
+    explaining ``champion``; (None, why) when no XGBoost model can explain it."""
+    from clv.models.training import feature_matrix
+
+    model, explanation = explaining_model(champion, settings)
+    if model is None:
+        return None, explanation
+    contrib = shap_contributions(model.model, feature_matrix(features, "float32"))
+    return top_reasons(contrib, features, model.version, explanation), explanation

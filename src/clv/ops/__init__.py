@@ -1,0 +1,1 @@
+"""clv.ops: see README's layout section."""
