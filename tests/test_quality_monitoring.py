@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from clv.decisions import segments
+from clv.decisions import segments as segment_rules
 from clv.data import warehouse
 from clv.quality import (
     DataQualityError,
@@ -72,7 +72,7 @@ def test_every_table_the_pipeline_reads_or_writes_has_a_suite():
 
 def test_segments_suite_passes_on_assign_segments_output_and_fails_on_bad_rows(spark):
     # what pipeline.segment publishes: the grid plus the behavioural cluster
-    segments = segments.assign_segments(SCORES).assign(
+    segments = segment_rules.assign_segments(SCORES).assign(
         cluster=[1, 2, 2, 1, 1, 2], cluster_profile="profile in words")
     assert list(segments["segment"]) == [
         "promising", "lost", "needs_attention", "loyal", "at_risk_high_value",
@@ -116,7 +116,7 @@ def _allocation_plan(budget: float) -> pd.DataFrame:
     from clv import pipeline
     from clv.decisions.segments import Action, EffectPrior
 
-    scores = SCORES.assign(segment=segments.assign_segments(SCORES)["segment"],
+    scores = SCORES.assign(segment=segment_rules.assign_segments(SCORES)["segment"],
                            expected_revenue_30d=0.0, clv_model_version="3",
                            churn_model_version="5")
     covariates = pd.DataFrame({"customer_id": SCORES["customer_id"], "recency_months": 1.0,
@@ -176,8 +176,8 @@ def test_summary_and_frontier_suites_pass_on_real_output_and_fail_on_bad_rows(sp
     assert [(f.expectation_type, f.unexpected_count) for f in report.failures] == [
         ("unexpected_rows_expectation", 1)]
 
-    segments = segments.assign_segments(SCORES).assign(cluster=1, cluster_profile="all")
-    table = segments.segment_summary(segments, SCORES.assign(expected_revenue_30d=1.0))
+    segments = segment_rules.assign_segments(SCORES).assign(cluster=1, cluster_profile="all")
+    table = segment_rules.segment_summary(segments, SCORES.assign(expected_revenue_30d=1.0))
     assert validate_dataframe(spark.createDataFrame(table.assign(run_id="r")),
                               "segment_summary", "marts.segment_summary",
                               ["grouping", "segment"]).success

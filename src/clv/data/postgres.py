@@ -38,21 +38,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from clv.data.catalog import PARTITION_COLUMN, RAW_ORDERS, WarehouseError
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import psycopg
     from pyspark.sql import DataFrame, SparkSession
 
     from clv.config import Settings
-    from clv.data.warehouse import Table
+    from clv.data.catalog import Table
 
 log = logging.getLogger(__name__)
 
-PARTITION_COLUMN = "as_of_date"
 META_SCHEMA = "clv_meta"
 PARTITIONS_TABLE = f"{META_SCHEMA}.partitions"
 #: Tables read with partitioned JDBC scans, and the column whose range is split.
-READ_PARTITION_COLUMNS: dict[str, str] = {"raw.orders": "order_ts"}
+READ_PARTITION_COLUMNS: dict[str, str] = {RAW_ORDERS: "order_ts"}
 DEFAULT_READ_PARTITIONS = 4
 #: Schemas the analyst role may read.
 ANALYST_SCHEMAS = ("marts",)
@@ -176,7 +177,6 @@ def write_partition(df: DataFrame, table: Table, as_of_date: dt.date,
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    from clv.data.warehouse import WarehouseError
 
     tgt = target(settings)
     staging = staging_name(table, as_of_date)
@@ -214,7 +214,6 @@ def publish(conn: psycopg.Connection, table: Table, as_of_date: dt.date, staging
     """
     from psycopg import sql
 
-    from clv.data.warehouse import WarehouseError
 
     pub = _ident(table.schema, table.name)
     stg = _ident(META_SCHEMA, staging)
@@ -305,7 +304,6 @@ def row_count(table: Table, as_of_date: dt.date, settings: Settings) -> int | No
 
 
 def _missing(table: Table, as_of_date: dt.date | None, settings: Settings):
-    from clv.data.warehouse import WarehouseError
 
     where = redact(settings.warehouse_uri)
     if as_of_date is None:
@@ -376,7 +374,6 @@ def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
             missing = [c for c in [*(columns or []), *(where or {}), *(order_by or [])]
                        if c not in cols]
             if missing:
-                from clv.data.warehouse import WarehouseError
 
                 raise WarehouseError(f"{table.qualified_name}: no column(s) {missing} "
                                      f"(has {cols})")
@@ -482,3 +479,40 @@ def setup_roles(admin_uri: str, schemas: list[str], writer: str = "clv_writer",
                 conn.execute(sql.SQL("revoke all on all tables in schema {} from {}")
                              .format(s, a))
     return RoleSetup(writer, analyst, out[writer], out[analyst])
+
+
+class PostgresBackend:
+    """:class:`clv.data.backend.Backend` over a PostgreSQL database (the functions above)."""
+
+    kind = "postgresql"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def location(self) -> str:
+        return redact(self.settings.warehouse_uri)
+
+    def list_partitions(self, table: Table) -> list[dt.date]:
+        return list_partitions(table, self.settings)
+
+    def row_count(self, table: Table, as_of_date: dt.date) -> int | None:
+        return row_count(table, as_of_date, self.settings)
+
+    def write_partition(self, df: DataFrame, table: Table, as_of_date: dt.date) -> str:
+        return write_partition(df, table, as_of_date, self.settings)
+
+    def drop_partition(self, table: Table, as_of_date: dt.date) -> bool:
+        return drop_partition(table, as_of_date, self.settings)
+
+    def read_table(self, spark: SparkSession, table: Table,
+                   as_of_date: dt.date | None) -> DataFrame:
+        return read_table(spark, table, as_of_date, self.settings)
+
+    def read_partition_pandas(
+        self, table: Table, as_of_date: dt.date, columns: Sequence[str] | None,
+        where: Mapping[str, Any] | None, order_by: Sequence[str] | None,
+    ) -> pd.DataFrame:
+        return read_partition_pandas(table, as_of_date, self.settings, columns, where, order_by)
+
+    def refresh_catalog(self, tables: Sequence[Table]) -> str:
+        return refresh_catalog(list(tables), self.settings)

@@ -229,7 +229,8 @@ def connect_server_command(port: int = 15002, settings: Settings | None = None) 
     :func:`get_spark` (the pip pyspark ships no ``sbin/start-connect-server.sh``)::
 
         PYSPARK_PYTHON=.venv/bin/python \
-          $(.venv/bin/python -c 'from clv.data.spark import connect_server_command as c; print(*c())') &
+          $(.venv/bin/python -c \
+            'from clv.data.spark import connect_server_command as c; print(*c())') &
         export CLV_SPARK_REMOTE=sc://127.0.0.1:15002
 
     ``PYSPARK_PYTHON`` in the server's environment is what makes its Python workers

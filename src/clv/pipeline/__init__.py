@@ -288,17 +288,18 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
 
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     """Value x risk segments and behavioural K-means clusters, with their summary."""
-    from clv.decisions import clusters, segments
+    from clv.decisions import clusters
+    from clv.decisions import segments as segment_rules
 
     spark = _spark()
     scores = warehouse.read_partition_pandas(SCORES, as_of_date)
     found = clusters.behaviour_clusters(warehouse.read_table(spark, FEATURES, as_of_date))
-    segments = segments.assign_segments(scores).merge(
+    segments = segment_rules.assign_segments(scores).merge(
         found.assignments, on="customer_id", how="left", validate="one_to_one")
     segments = segments.merge(
         scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
     )
-    summary = segments.segment_summary(segments, scores)
+    summary = segment_rules.segment_summary(segments, scores)
     docs = _publish_pandas(_stamp(segments, run_id), "customer_segments", SEGMENTS,
                            as_of_date, run_id)
     _publish_pandas(_stamp(summary, run_id), "segment_summary", SEGMENT_SUMMARY, as_of_date,
