@@ -9,9 +9,10 @@ VENV        := $(CURDIR)/.venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 AS_OF_DATE  ?= 1998-07-01
-HORIZON     ?= 180
-BUDGET      ?= 5000
-CLV_WEIGHT  ?= 0.5
+# Empty = the defaults in src/clv/config.py (180 days, 5000, 0.5).
+HORIZON     ?=
+BUDGET      ?=
+CLV_WEIGHT  ?=
 SHARED_DATA ?= $(or $(CLV_SHARED_DATA),$(CURDIR)/../shared/data)
 AIRFLOW_PORT ?= 8080
 MLFLOW_PORT ?= 5000
@@ -89,7 +90,8 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 airflow-init: install
 	@$(PRIVATE) mkdir -p $(AIRFLOW_HOME) && chmod 700 .state
 	@$(PRIVATE) $(BIN)/airflow db migrate >/dev/null
-	@$(PRIVATE) $(BIN)/airflow pools set spark 2 "Spark tasks: one local JVM each" >/dev/null
+	@$(PRIVATE) $(BIN)/python -c 'import subprocess, sys; from clv.config import SPARK_POOL_ARGS; \
+	  subprocess.run([sys.argv[1], *SPARK_POOL_ARGS], check=True)' $(BIN)/airflow >/dev/null
 
 load-cdnow: install
 	$(PRIVATE) $(BIN)/clv import-cdnow
@@ -115,8 +117,9 @@ RUN_DATA_ARGS = $(if $(ORDERS),--orders '$(abspath $(ORDERS))' $(if $(MAP),--map
 run: install
 	@$(PRIVATE) mkdir -p $(AIRFLOW_HOME) && chmod 700 .state
 	@$(PRIVATE) start=$$(date +%s); \
-	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo $(RUN_DATA_ARGS) --horizon-days $(HORIZON) \
-	  --budget $(BUDGET) --clv-weight $(CLV_WEIGHT) --log .state/last_run.log || exit 1; \
+	CLV_SHARED_DATA=$(SHARED_DATA) $(BIN)/clv demo $(RUN_DATA_ARGS) $(if $(HORIZON),--horizon-days $(HORIZON)) \
+	  $(if $(BUDGET),--budget $(BUDGET)) $(if $(CLV_WEIGHT),--clv-weight $(CLV_WEIGHT)) \
+	  --log .state/last_run.log || exit 1; \
 	echo "make run finished in $$(( $$(date +%s) - start )) s (DAG log: .state/last_run.log)"
 	@echo
 	@echo "Query the results:"

@@ -38,10 +38,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import features_at, read_orders, xgb_product  # noqa: E402
 
-from clv.models import btyd_pyfunc, registry, training  # noqa: E402
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME  # noqa: E402
-from clv.features import backtest_cutoffs  # noqa: E402
 from clv.data.synthetic import SyntheticSpec, simulate_orders, with_returns  # noqa: E402
+from clv.features import backtest_cutoffs  # noqa: E402
+from clv.models import btyd_pyfunc, registry, training  # noqa: E402
 
 #: The seasonal synthetic set: three years observed so that the learning cutoff
 #: (as_of - 2H, H = 180 days) already has two years of history behind it.

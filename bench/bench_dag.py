@@ -241,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.isolated:
         return run_isolated(args, home, name)
 
-    from clv.ops import demo
     from clv import ingest
     from clv.data.spark import get_spark
+    from clv.ops import demo
 
     log_path = home / "dag.log"
     log_path.write_text("")

@@ -33,8 +33,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from clv.decisions import allocation, effects
 from clv.data import synthetic
+from clv.decisions import allocation, effects
 
 COSTS = {"email": 0.5, "retention_coupon": 5.0}
 #: The outcome column each action is measured on (its channel in the generator).

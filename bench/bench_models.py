@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clv.models import btyd, metrics, training
 from clv.config import N_PERIODS, PERIOD_DAYS
 from clv.features import FEATURE_COLUMNS
+from clv.models import btyd, metrics, training
 
 REPO = Path(__file__).resolve().parents[1]
 CDNOW = Path(os.environ.get("CLV_SHARED_DATA", REPO.parent / "shared" / "data")) / "cdnow" / \

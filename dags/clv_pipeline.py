@@ -62,16 +62,20 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 # Plain constants only (clv.config imports nothing heavy): DAG parsing stays fast.
 from clv.config import (
-    CHURN_ALERTS_ASSET_NAME,
     CHURN_ALERTS_ASSET_URI,
     DEFAULT_ACTION_COSTS,
+    DEFAULT_BUDGET,
     DEFAULT_CLV_WEIGHT,
     DEFAULT_CONTACT_MIN_DAYS,
+    DEFAULT_HORIZON_DAYS,
+    SPARK_POOL,
 )
+from clv.data.catalog import CHURN_ALERTS as CHURN_ALERTS_TABLE
+from clv.data.catalog import RAW_ORDERS
 from clv.pipeline.params import HORIZON_DAYS_RANGE
 
 #: Updated by every churn_alerts run: schedule a CRM DAG on it (``schedule=[CHURN_ALERTS]``).
-CHURN_ALERTS = Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)
+CHURN_ALERTS = Asset(CHURN_ALERTS_TABLE, uri=CHURN_ALERTS_ASSET_URI)
 
 DEFAULT_ARGS = {
     "owner": "data-platform",
@@ -80,9 +84,6 @@ DEFAULT_ARGS = {
     "execution_timeout": dt.timedelta(minutes=30),
 }
 SHORT = dt.timedelta(minutes=10)
-#: Tasks that start or use Spark share this pool (`make airflow-init` creates it), so
-#: a backfill cannot start more JVMs than the machine holds.
-SPARK_POOL = "spark"
 
 
 def _as_of_date() -> dt.date:
@@ -157,12 +158,12 @@ def _horizon() -> int:
         # makes the form and the API refuse 1998-13-45. Numbers carry no schema bounds:
         # the form silently clamps to them; validate_params refuses, naming the param.
         "as_of_date": Param(None, type=["null", "string"], format="date",
-                            description="YYYY-MM-DD; empty = the newest load of raw.orders "
+                            description=f"YYYY-MM-DD; empty = the newest load of {RAW_ORDERS} "
                                         "(a backfill: the run's logical date)"),
-        "horizon_days": Param(180, type="integer",
+        "horizon_days": Param(DEFAULT_HORIZON_DAYS, type="integer",
                               description="prediction horizon in days, "
                                           "%d to %d" % HORIZON_DAYS_RANGE),
-        "budget": Param(5000.0, type="number",
+        "budget": Param(DEFAULT_BUDGET, type="number",
                         description="marketing budget for the allocation, >= 0"),
         "clv_weight": Param(DEFAULT_CLV_WEIGHT, type="number",
                             title="lambda: weight on lifetime value",

@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from clv.data import synthetic, warehouse
     from clv.config import load_settings
+    from clv.data import catalog, synthetic, warehouse
     from clv.data.spark import get_spark
 
     knobs = {"seed": args.seed, "weekly_amplitude": args.weekly_amplitude,
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = load_settings()
         if args.no_quarantine:
-            warehouse.write_partition(orders, "raw.orders", spec.as_of_date)
+            warehouse.write_partition(orders, catalog.RAW_ORDERS, spec.as_of_date)
         else:
             from clv import ingest
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
             from clv import quality
 
-            table = "raw.campaign_responses"
+            table = catalog.CAMPAIGN_RESPONSES
             responses = responses.withColumn("run_id", F.lit(args.run_id))
             quality.assert_valid(responses, "campaign_responses", table,
                                  ["campaign_id", "customer_id"], run_name=args.run_id)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(_effects_campaign(spark, spec, orders, args))
     # Counting re-reads what was written (Parquet footers): cheap, and nothing is collected.
     written = (spark.read.parquet(report["orders_path"]) if args.out is not None
-               else warehouse.read_table(spark, "raw.orders", spec.as_of_date))
+               else warehouse.read_table(spark, catalog.RAW_ORDERS, spec.as_of_date))
     report["orders"] = written.count()
     report["seconds"] = round(time.perf_counter() - started, 1)
     truth_dir.mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,8 @@ def _effects_campaign(spark, spec, orders, args) -> dict:
     import datetime as dt
 
     from clv import features, ingest
-    from clv.data import synthetic
     from clv.config import load_settings
+    from clv.data import synthetic
 
     sent = spec.as_of_date - dt.timedelta(days=args.effects_sent_days)
     needed = ["customer_id", "recency_days", "tenure_days",

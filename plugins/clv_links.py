@@ -74,8 +74,8 @@ def mlflow_runs_of(airflow_run_id: str) -> list[dict[str, str]]:
 
 def _champions() -> list[tuple[str, str | None]]:
     import mlflow
-    from clv.models import registry
     from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
+    from clv.models import registry
 
     registry.configure_mlflow()
     client = mlflow.MlflowClient()

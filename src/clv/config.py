@@ -52,17 +52,23 @@ DEFAULT_JDBC_JAR = "/usr/share/java/postgresql.jar"
 PG_URI_PREFIXES = ("postgresql://", "postgres://")
 #: Weight on lifetime value (vs short-term revenue) in the allocation objective.
 DEFAULT_CLV_WEIGHT = 0.5
+#: Marketing budget of one plan (the DAG's, the CLI's and ``make run``'s default).
+DEFAULT_BUDGET = 5000.0
 #: Share of each action's selected customers held out at random in every plan
 #: (planned, not contacted), so later runs can measure what the plan returned.
 DEFAULT_HOLDOUT_SHARE = 0.10
 #: The contact policy's default gap: at most one contact per customer per channel in
 #: 14 days (``contact_min_days``; clv.decisions.contact_policy).
 DEFAULT_CONTACT_MIN_DAYS = 14
-#: Airflow asset the pipeline's churn_alerts task updates: a CRM DAG scheduled on
-#: ``Asset(CHURN_ALERTS_ASSET_NAME, uri=CHURN_ALERTS_ASSET_URI)`` runs after each new
-#: marts.churn_alerts partition.
-CHURN_ALERTS_ASSET_NAME = "marts.churn_alerts"
+#: URI of the Airflow asset the pipeline's churn_alerts task updates: a CRM DAG
+#: scheduled on it runs after each new partition of the churn alerts table (the
+#: asset's name is the table's catalogue name).
 CHURN_ALERTS_ASSET_URI = "clv://marts/churn_alerts"
+#: Airflow pool shared by every task that starts or uses Spark, so a backfill cannot
+#: start more JVMs than the machine holds; ``airflow`` + these arguments creates it
+#: (``make airflow-init``, ``make run``, ``make up``).
+SPARK_POOL = "spark"
+SPARK_POOL_ARGS = ("pools", "set", SPARK_POOL, "2", "Spark tasks: one local JVM each")
 
 
 #: Run-time state (warehouse, MLflow store and model artifacts, Airflow home, Spark

@@ -28,6 +28,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from clv.config import DEFAULT_BUDGET, DEFAULT_CLV_WEIGHT, DEFAULT_HORIZON_DAYS
+
 
 def _parse_mapping(text: str | None) -> dict[str, str]:
     if not text:
@@ -79,9 +81,9 @@ def _import_campaign(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from clv import ingest
-    from clv.decisions import uplift
     from clv.data import warehouse
     from clv.data.spark import get_spark
+    from clv.decisions import uplift
 
     if args.hillstrom is not None:
         path = Path(args.hillstrom) if args.hillstrom else _shared_hillstrom()
@@ -261,7 +263,7 @@ def _catalog(args: argparse.Namespace) -> int:
 def _warehouse_roles(args: argparse.Namespace) -> int:
     import os
 
-    from clv.data import warehouse, postgres
+    from clv.data import postgres, warehouse
 
     done = postgres.setup_roles(
         args.admin_uri or os.environ.get("CLV_PG_ADMIN_URI") or "",
@@ -327,9 +329,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=["csv", "parquet"])
     s.add_argument("--timestamp-format", help="with --orders: Spark datetime pattern of "
                    "order_ts")
-    s.add_argument("--horizon-days", type=int, default=180)
-    s.add_argument("--budget", type=float, default=5000.0)
-    s.add_argument("--clv-weight", type=float, default=0.5)
+    s.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS)
+    s.add_argument("--budget", type=float, default=DEFAULT_BUDGET)
+    s.add_argument("--clv-weight", type=float, default=DEFAULT_CLV_WEIGHT)
     s.add_argument("--sent-date", default="1998-03-01",
                    help="when the Hillstrom campaign went out in CDNOW's timeline")
     s.add_argument("--no-campaign", action="store_true", help="skip the Hillstrom campaign")

@@ -1,6 +1,6 @@
 """``make run``: the whole CDNOW walk-through in one process (or the user's orders).
 
-    clv demo --as-of-date 1998-07-01 --horizon-days 180 --budget 5000 --clv-weight 0.5
+    clv demo [--as-of-date 1998-07-01] [--horizon-days N] [--budget B] [--clv-weight W]
     clv demo --orders my_orders.csv --map order_id=OrderNo,amount=Total   # own data
 
 Steps: Airflow metadata DB (``airflow db migrate``, the ``spark`` pool), CDNOW into
@@ -28,6 +28,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from clv.config import SPARK_POOL, SPARK_POOL_ARGS
 
 DAG_ID = "clv_pipeline"
 #: CDNOW ends on 1998-06-30: the as-of date of its walk-through.
@@ -131,11 +133,11 @@ def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight
     import pandas as pd
 
     from clv import ingest, pipeline
-    from clv.ops import report
-    from clv.decisions import uplift
-    from clv.data import warehouse
     from clv.config import load_settings, private_dir
+    from clv.data import warehouse
     from clv.data.spark import get_spark
+    from clv.decisions import uplift
+    from clv.ops import report
 
     if orders is not None:
         _refuse_mixing(orders)
@@ -143,10 +145,10 @@ def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
     steps = _Steps(4 if hillstrom else 3)
-    with steps.step("Airflow metadata DB (airflow db migrate, pool 'spark')"), \
+    with steps.step(f"Airflow metadata DB (airflow db migrate, pool {SPARK_POOL!r})"), \
             _output_to(log_path):
         _airflow("db", "migrate")
-        _airflow("pools", "set", "spark", "2", "Spark tasks: one local JVM each")
+        _airflow(*SPARK_POOL_ARGS)
     source = "CDNOW" if orders is None else str(orders.path)
     with steps.step(f"{source} -> raw.orders (validated, quarantine, atomic publish)"):
         with _output_to(log_path):

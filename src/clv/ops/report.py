@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv.data import lineage, warehouse
 from clv.config import Settings, load_settings
+from clv.data import catalog, lineage, warehouse
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -112,8 +112,8 @@ def _rows_and_quality(as_of_date: dt.date, run_id: str, s: Settings) -> str:
     rows.insert(0, (f"{RAW_ORDERS} (all loads)", sum(
         warehouse.row_count(RAW_ORDERS, d, s) or 0
         for d in warehouse.list_partitions(RAW_ORDERS, s))))
-    rejected = sum(warehouse.row_count("quality.rejected_orders", d, s) or 0
-                   for d in warehouse.list_partitions("quality.rejected_orders", s))
+    rejected = sum(warehouse.row_count(catalog.REJECTED_ORDERS, d, s) or 0
+                   for d in warehouse.list_partitions(catalog.REJECTED_ORDERS, s))
     rows.append(("quality.rejected_orders (all loads)", rejected))
     counts = _table(pd.DataFrame(rows, columns=["table", "rows"]), "row-counts")
     checks = _quality_results(run_id, s)
@@ -171,7 +171,7 @@ def model_table(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _model_table(as_of_date: dt.date, s: Settings) -> str:
-    metrics = _partition("marts.model_metrics", as_of_date, s)
+    metrics = _partition(catalog.MODEL_METRICS, as_of_date, s)
     if metrics is None or metrics.empty:
         return "<h2>Models</h2><p>No model metrics for this date.</p>"
     tables = "".join(f"<h3>{target}</h3>" + _table(frame, f"models-{target}", digits=4)
@@ -184,7 +184,7 @@ def _model_table(as_of_date: dt.date, s: Settings) -> str:
 
 
 def _segments(as_of_date: dt.date, s: Settings) -> str:
-    seg = _partition("marts.segment_summary", as_of_date, s)
+    seg = _partition(catalog.SEGMENT_SUMMARY, as_of_date, s)
     if seg is None:
         return "<h2>Segments</h2><p>No segments for this date.</p>"
     columns = [c for c in ("grouping", "segment", "customers", "share", "avg_predicted_clv",
@@ -194,7 +194,7 @@ def _segments(as_of_date: dt.date, s: Settings) -> str:
 
 
 def _plan(as_of_date: dt.date, s: Settings) -> str:
-    plan = _partition("marts.budget_summary", as_of_date, s)
+    plan = _partition(catalog.BUDGET_SUMMARY, as_of_date, s)
     if plan is None:
         return "<h2>Plan</h2><p>No plan for this date.</p>"
     columns = [c for c in ("segment", "action", "customers", "spent",
@@ -210,7 +210,7 @@ def _plan(as_of_date: dt.date, s: Settings) -> str:
 def _contact_policy(as_of_date: dt.date, s: Settings) -> str:
     import pandas as pd
 
-    policy = _partition("marts.contact_policy", as_of_date, s)
+    policy = _partition(catalog.CONTACT_POLICY, as_of_date, s)
     if policy is None or policy.empty:
         return "<h2>Contact policy</h2><p>No contact policy figures for this date.</p>"
     row = policy.iloc[0]
@@ -235,7 +235,7 @@ def _contact_policy(as_of_date: dt.date, s: Settings) -> str:
 def _frontier(as_of_date: dt.date, s: Settings) -> str:
     from clv.decisions import allocation
 
-    front = _partition("marts.allocation_frontier", as_of_date, s)
+    front = _partition(catalog.FRONTIER, as_of_date, s)
     if front is None or front.empty:
         return "<h2>Frontier</h2><p>No frontier for this date.</p>"
     front = front.sort_values("clv_weight")
@@ -251,7 +251,7 @@ def _frontier(as_of_date: dt.date, s: Settings) -> str:
 
 
 def _alerts(as_of_date: dt.date, s: Settings) -> str:
-    alerts = _partition("marts.churn_alerts", as_of_date, s)
+    alerts = _partition(catalog.CHURN_ALERTS, as_of_date, s)
     if alerts is None or alerts.empty:
         return "<h2>Churn alerts</h2><p>No customer crossed into churn risk.</p>"
     columns = [c for c in ("customer_id", "alert_type", "p_churn", "previous_p_churn",

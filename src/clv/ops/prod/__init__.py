@@ -41,7 +41,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from clv.config import apply_runtime_umask, private_dir
+from clv.config import SPARK_POOL_ARGS, apply_runtime_umask, private_dir
 
 ENV_FILE = ".env.prod"
 #: What MLflow's basic-auth app shipped as the admin password before 3.x; never ours.
@@ -405,7 +405,7 @@ def pg_setup(env: dict[str, str]) -> None:
                     sql.Identifier(db), sql.Identifier(owners[owner][0])))
                 conn.execute(sql.SQL("revoke all on database {} from public").format(
                     sql.Identifier(db)))
-    from clv.data import warehouse, postgres
+    from clv.data import postgres, warehouse
 
     postgres.setup_roles(env["CLV_PG_ADMIN_URI"],
                              sorted({t.schema for t in warehouse.TABLES.values()}),
@@ -466,7 +466,7 @@ def up(home: Path, host: str, airflow_port: int, mlflow_port: int) -> int:
     airflow = str(Path(sys.executable).parent / "airflow")
     Path(child.get("AIRFLOW_HOME", home / ".state" / "airflow")).mkdir(parents=True, exist_ok=True)
     subprocess.run([airflow, "db", "migrate"], env=setup, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([airflow, "pools", "set", "spark", "2", "Spark tasks: one local JVM each"],
+    subprocess.run([airflow, *SPARK_POOL_ARGS],
                    env=setup, check=True, stdout=subprocess.DEVNULL)
     auth_ini = write_mlflow_auth_config(env, state / "mlflow_auth.ini")
     artifacts = private_dir(home / ".state" / "mlflow" / "artifacts")
