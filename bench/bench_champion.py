@@ -38,7 +38,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import features_at, read_orders, xgb_product  # noqa: E402
 
-from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME  # noqa: E402
+from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, DEFAULT_HORIZON_DAYS  # noqa: E402
 from clv.data.synthetic import SyntheticSpec, simulate_orders, with_returns  # noqa: E402
 from clv.features import backtest_cutoffs  # noqa: E402
 from clv.models import btyd_pyfunc, registry, training  # noqa: E402
@@ -116,7 +116,7 @@ def _champion_vs_naive(wide: pd.DataFrame, table: pd.DataFrame, decisions: list)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(1998, 7, 1))
-    parser.add_argument("--horizon", type=int, default=180)
+    parser.add_argument("--horizon", type=int, default=DEFAULT_HORIZON_DAYS)
     parser.add_argument("--ziln", action="store_true", help="also the ZILN network (slow)")
     parser.add_argument("--synthetic", type=int, metavar="N",
                         help="N seasonal synthetic customers with returns instead of CDNOW")

@@ -36,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+from clv.config import DEFAULT_BUDGET, DEFAULT_HORIZON_DAYS, SPARK_POOL_ARGS
+
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".state" / "bench"
 
@@ -142,7 +144,7 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
     rows, steps, failed = [], {}, None
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
-        for argv in (["db", "migrate"], ["pools", "set", "spark", "2", "Spark tasks"]):
+        for argv in (["db", "migrate"], list(SPARK_POOL_ARGS)):
             subprocess.run([str(bin_dir / "airflow"), *argv], stdout=log,
                            stderr=subprocess.STDOUT, check=True)
         steps["airflow_db_s"] = time.perf_counter() - t0
@@ -224,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--cdnow", action="store_true", help="CDNOW (69,659 orders)")
     src.add_argument("--orders", type=Path, help="a Parquet folder of orders in the contract")
     parser.add_argument("--as-of-date", default="1998-07-01")
-    parser.add_argument("--horizon-days", type=int, default=180)
-    parser.add_argument("--budget", type=float, default=5000.0)
+    parser.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS)
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET)
     parser.add_argument("--home", type=Path)
     parser.add_argument("--isolated", action="store_true",
                         help="each task in its own process on one Spark Connect server")
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with demo._output_to(log_path):
         demo._airflow("db", "migrate")
-        demo._airflow("pools", "set", "spark", "2", "Spark tasks")
+        demo._airflow(*SPARK_POOL_ARGS)
     steps["airflow_db_s"] = time.perf_counter() - t0
     print(f"airflow DB: {steps['airflow_db_s']:.1f} s", flush=True)
     t0 = time.perf_counter()

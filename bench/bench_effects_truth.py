@@ -73,7 +73,7 @@ def fit_effects(feats: pd.DataFrame, seed: int) -> dict[str, effects.ActionEffec
 
 def _effect_rows(ids: np.ndarray, revenue: dict[str, np.ndarray],
                  retention: dict[str, np.ndarray], method: str) -> pd.DataFrame:
-    """``clv.decisions.effects.EFFECT_COLUMNS`` (customer-major, actions sorted) from per-action arrays."""
+    """``clv.decisions.effects.EFFECT_COLUMNS`` (customer-major, actions sorted) from arrays."""
     names = sorted(COSTS)
     n, k = len(ids), len(names)
 

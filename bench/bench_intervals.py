@@ -19,6 +19,7 @@ import time
 import numpy as np
 from bench_models import features_at, read_orders
 
+from clv.config import DEFAULT_HORIZON_DAYS
 from clv.models import btyd, intervals, reasons, training
 from clv.models.registry import ScoringModel
 
@@ -50,7 +51,7 @@ def main() -> None:
     import xgboost as xgb
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--horizon", type=int, default=180)
+    parser.add_argument("--horizon", type=int, default=DEFAULT_HORIZON_DAYS)
     parser.add_argument("--no-ziln", action="store_true")
     args = parser.parse_args()
     h = dt.timedelta(days=args.horizon)
