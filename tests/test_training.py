@@ -183,7 +183,7 @@ def test_evaluate_decides_aliases_on_rank_and_level(registry_home, examples, mon
 
     # deciles of 25 customers are noisy: a looser decile bound lets the level rule turn
     # on the aggregate error here (the bound itself is tested in test_registry.py)
-    monkeypatch.setattr(registry, "DECILE_MAPE_RATIO", 3.0)
+    monkeypatch.setattr(registry.policy, "DECILE_MAPE_RATIO", 3.0)
     training.train_clv_model(AS_OF, HORIZON, "run-a")
     training.train_churn_model(AS_OF, HORIZON, "run-a")
     btyd_results = training.train_btyd_models(AS_OF, HORIZON, "run-a", kinds=["bgnbd"])
