@@ -64,8 +64,9 @@ def examples():
 def registry_home(clv_home, examples, monkeypatch):
     """An empty MLflow store; the training examples come from memory, not Spark."""
     by_split = dict(zip(("train", "eval"), examples, strict=True))
-    monkeypatch.setattr(training, "load_split",
-                        lambda as_of, split, settings=None: by_split[split])
+    for where in (training.splits, training):  # read by the trainers / by clv.pipeline
+        monkeypatch.setattr(where, "load_split",
+                            lambda as_of, split, settings=None: by_split[split])
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)  # tiny data: threads only contend
