@@ -521,7 +521,7 @@ def test_spend_quantiles_are_chunked_and_seeded(monkeypatch):
     again = btyd.btyd_spend_quantiles(model, gg, 39.0, x, t_x, T, m, n_sims=1_000, seed=9)
     np.testing.assert_array_equal(whole, again)
     # one customer per chunk: the same as one customer at a time with one generator
-    monkeypatch.setattr(btyd, "SIM_CELLS", 1_000)
+    monkeypatch.setattr(btyd.simulation, "SIM_CELLS", 1_000)
     chunked = btyd.btyd_spend_quantiles(model, gg, 39.0, x, t_x, T, m, n_sims=1_000, seed=9)
     rng = np.random.default_rng(9)
     for i in range(4):

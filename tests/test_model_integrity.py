@@ -22,7 +22,7 @@ def champions(clv_home, monkeypatch):
     learn = synthetic_examples(200, 1, AS_OF - dt.timedelta(days=2 * HORIZON), "train")
     evaluate = synthetic_examples(150, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     by_split = {"train": learn, "eval": evaluate}
-    monkeypatch.setattr(training, "load_split",
+    monkeypatch.setattr(training.splits, "load_split",
                         lambda as_of, split, settings=None: by_split[split])
     monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",
                         lambda table, as_of, settings=None, columns=None: evaluate)

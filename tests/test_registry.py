@@ -58,7 +58,7 @@ def test_each_gate_on_its_own():
 
 
 def test_incumbent_kept_within_the_margin_and_beaten_beyond_it(monkeypatch):
-    monkeypatch.setattr(registry, "PROMOTION_MARGIN", 0.01)
+    monkeypatch.setattr(registry.policy, "PROMOTION_MARGIN", 0.01)
     table = _spend(("clv_spend", "1", "tensorflow", 0.700, 0.05, 0.20),
                    ("clv_spend", "2", "xgboost", 0.705, 0.02, 0.20), *BASELINES)
     d = registry.decide_aliases("clv_spend", table, "1")
@@ -130,7 +130,7 @@ def test_churn_level_is_brier_against_the_probability_baseline_only():
 
 
 def test_selection_rule_records_the_bounds(monkeypatch):
-    monkeypatch.setattr(registry, "MAX_AGGREGATE_ERROR", 0.1)
+    monkeypatch.setattr(registry.policy, "MAX_AGGREGATE_ERROR", 0.1)
     rule = registry.selection_rule("clv_spend")
     assert rule["max_abs_aggregate_error"] == 0.1 and rule["decile_mape_ratio"] == 1.2
     assert rule["primary_metric"] == "normalized_gini"

@@ -20,7 +20,7 @@ def trained(clv_home, monkeypatch):
     learn = synthetic_examples(200, 1, AS_OF - dt.timedelta(days=2 * HORIZON), "train")
     evaluate = synthetic_examples(200, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     by_split = {"train": learn, "eval": evaluate}
-    monkeypatch.setattr(training, "load_split",
+    monkeypatch.setattr(training.splits, "load_split",
                         lambda as_of, split, settings=None: by_split[split])
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setenv("CLV_AIRFLOW_UI_URL", "http://airflow.example:8080/")

@@ -22,8 +22,9 @@ def trained_home(spark, clv_home, monkeypatch):
     learn = synthetic_examples(300, 1, AS_OF - dt.timedelta(days=2 * HORIZON), "train")
     evaluate = synthetic_examples(400, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     by_split = {"train": learn, "eval": evaluate}
-    monkeypatch.setattr(training, "load_split",
-                        lambda as_of, split, settings=None: by_split[split])
+    for where in (training.splits, training):  # read by the trainers / by clv.pipeline
+        monkeypatch.setattr(where, "load_split",
+                            lambda as_of, split, settings=None: by_split[split])
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)

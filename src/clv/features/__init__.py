@@ -16,6 +16,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from clv.config import N_PERIODS, PERIOD_DAYS
+from clv.features.matrix import feature_matrix as feature_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame

@@ -209,7 +209,7 @@ class SpendIntervals:
 def fit_intervals(model: Any, holdout: Any) -> SpendIntervals:
     """The interval method for ``model`` (a :class:`clv.models.registry.ScoringModel`), calibrated
     on the calibration half of ``holdout`` (``eval`` training examples) when needed."""
-    from clv.models.training import feature_matrix
+    from clv.features import feature_matrix
 
     if distribution_source(model) is not None:
         return SpendIntervals(ZILN_METHOD)
@@ -224,7 +224,7 @@ def fit_intervals(model: Any, holdout: Any) -> SpendIntervals:
 def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
     """Coverage of the 80 % interval on the measurement half of the holdout, and what the
     method itself expects (:data:`NOMINAL_METRIC`, see the module notes)."""
-    from clv.models.training import feature_matrix
+    from clv.features import feature_matrix
 
     method = fit_intervals(model, holdout)
     measure = holdout[~calibration_half(holdout["customer_id"])]

@@ -160,7 +160,7 @@ def customer_reasons(features: pd.DataFrame, champion: Any, settings: Any = None
                      ) -> tuple[pd.DataFrame | None, str]:
     """Top reasons for every customer in ``features`` (customer_id + FEATURE_COLUMNS),
     explaining ``champion``; (None, why) when no XGBoost model can explain it."""
-    from clv.models.training import feature_matrix
+    from clv.features import feature_matrix
 
     model, explanation = explaining_model(champion, settings)
     if model is None:

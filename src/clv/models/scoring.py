@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clv.models import intervals, registry
-from clv.data import warehouse
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, PERIOD_DAYS, Settings
-from clv.features import FEATURE_COLUMNS
-from clv.models.training import feature_matrix
+from clv.data import warehouse
+from clv.features import FEATURE_COLUMNS, feature_matrix
+from clv.models import intervals, registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -76,13 +75,13 @@ def _spend_quantiles(model, x: pd.DataFrame, predicted: np.ndarray, as_of_date: 
                      settings: Settings | None) -> np.ndarray:
     """(n, 3) P10/P50/P90 of spend: the ZILN's own distribution, or (other families) a
     calibration on this run's out-of-time holdout (:func:`clv.models.intervals.fit_intervals`)."""
-    from clv.models import training
+    from clv.models.training import splits
 
     holdout = None
     if intervals.distribution_source(model) is None:  # only calibrated methods need it
-        holdout = training.load_split(as_of_date, "eval", settings)
+        holdout = splits.load_split(as_of_date, "eval", settings)
         if holdout.empty:
-            raise ValueError(f"{training.TRAINING_TABLE} as_of_date={as_of_date}: no eval "
+            raise ValueError(f"{splits.TRAINING_TABLE} as_of_date={as_of_date}: no eval "
                              "rows to calibrate the spend intervals on")
     method = intervals.fit_intervals(model, holdout)
     # P50 <= P90 always; the mean may lie above P90 for a long-tailed customer
