@@ -17,7 +17,7 @@ The model input, :func:`clv.features.feature_matrix`, is re-exported here for ol
 """
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
-from clv.features.matrix import feature_matrix
+from clv.features.columns import feature_matrix
 from clv.models.training.baselines import (
     BTYD_BASELINE,
     NAIVE_CHURN_BASELINE,

@@ -23,7 +23,7 @@ import numpy as np
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, Settings
 from clv.data import lineage
-from clv.features.matrix import feature_matrix
+from clv.features.columns import feature_matrix
 from clv.models import metrics, registry
 from clv.models.training.baselines import BTYD_BASELINE, baseline_predictions, report, truth
 from clv.models.training.splits import _holdout

@@ -44,7 +44,7 @@ import numpy as np
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, Settings
 from clv.data import lineage
-from clv.features.matrix import feature_matrix
+from clv.features.columns import feature_matrix
 from clv.models import metrics, registry
 from clv.models.device import xgboost_device
 from clv.models.training.baselines import baseline_predictions, truth
