@@ -35,6 +35,9 @@ import pandas as pd
 
 from clv.config import DEFAULT_CONTACT_MIN_DAYS
 
+# The preference rules belong to the import (clv.ingest.feedback); re-exported here.
+from clv.ingest import PREFERENCE_COLUMNS, split_preferences
+
 __all__ = [
     "ALL_CHANNELS",
     "PREFERENCE_COLUMNS",
@@ -47,8 +50,6 @@ __all__ = [
     "suppressed",
 ]
 
-#: ``raw.contact_preferences``: one row per (customer_id, channel, updated_at).
-PREFERENCE_COLUMNS = ("customer_id", "channel", "opted_out", "updated_at")
 #: A preference for this channel applies to every channel.
 ALL_CHANNELS = "all"
 #: The channel of an action that neither the catalogue nor ``action_channels`` names:
@@ -56,9 +57,6 @@ ALL_CHANNELS = "all"
 DEFAULT_CHANNEL = "email"
 #: The rules, in the order they are checked ("" = eligible).
 RULES = ("opted_out", "frequency_cap", "min_net_value")
-#: Spellings of opted_out accepted by the import (case-insensitive).
-_TRUE = frozenset({"1", "true", "t", "yes", "y", "opted_out", "opt_out", "unsubscribed"})
-_FALSE = frozenset({"0", "false", "f", "no", "n", "opted_in", "opt_in", "subscribed"})
 
 
 @dataclass(frozen=True)
@@ -104,61 +102,6 @@ def channel_of(action: str, overrides: Mapping[str, str] | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- preferences
-
-
-def _opted_out(value) -> bool | None:
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower() if value is not None else ""
-    return True if text in _TRUE else False if text in _FALSE else None
-
-
-def split_preferences(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Valid preference rows and the rejected ones (with the rule each broke).
-
-    Rules: ``customer_id`` present; ``channel`` present (lower-cased, trimmed);
-    ``opted_out`` one of true/false, 1/0, yes/no, opted_out/opted_in (any case);
-    ``updated_at`` a date or timestamp.
-
-    Args:
-        frame: The file's rows, with :data:`PREFERENCE_COLUMNS`.
-        source: The file's name, for messages.
-
-    Returns:
-        (valid: customer_id str, channel str, opted_out bool, updated_at datetime64[us];
-        rejected: the raw values as text plus ``row`` (1-based data row of the file),
-        ``rule`` and ``source``).
-
-    Raises:
-        ValueError: a required column is missing (naming the file and the columns).
-    """
-    missing = [c for c in PREFERENCE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{source}: raw.contact_preferences needs column(s) {missing}; "
-                         f"the file has {list(frame.columns)}")
-    raw = frame.loc[:, list(PREFERENCE_COLUMNS)].reset_index(drop=True)
-    customer = raw["customer_id"].astype("string").str.strip()
-    channel = raw["channel"].astype("string").str.strip().str.lower()
-    opted = raw["opted_out"].map(_opted_out)
-    updated = pd.to_datetime(raw["updated_at"], errors="coerce", format="mixed")
-    rule = pd.Series("", index=raw.index, dtype=object)
-    checks = (("customer_id_missing", customer.isna() | (customer == "")),
-              ("channel_missing", channel.isna() | (channel == "")),
-              ("opted_out_not_boolean", opted.isna()),
-              ("updated_at_not_a_date", updated.isna()))
-    for name, broken in reversed(checks):  # the first rule broken is the one reported
-        rule[broken.fillna(True).to_numpy(bool)] = name
-    ok = (rule == "").to_numpy()
-    valid = pd.DataFrame({"customer_id": customer[ok].astype(str).to_numpy(),
-                          "channel": channel[ok].astype(str).to_numpy(),
-                          "opted_out": opted[ok].astype(bool).to_numpy(),
-                          "updated_at": updated[ok].astype("datetime64[us]").to_numpy()})
-    rejected = raw[~ok].astype("string").astype(object).where(raw[~ok].notna(), None)
-    rejected = rejected.assign(row=np.flatnonzero(~ok) + 1, rule=rule[~ok].to_numpy(),
-                               source=source).reset_index(drop=True)
-    return valid, rejected
 
 
 def suppressed(preferences: pd.DataFrame | None, as_of_date: dt.date) -> pd.DataFrame:

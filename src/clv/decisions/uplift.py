@@ -29,6 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+# The contract of raw.campaign_responses belongs to the import (clv.ingest.feedback);
+# re-exported here.
+from clv.ingest import COVARIATE_COLUMNS, RESPONSE_COLUMNS
+
 __all__ = [
     "ALL_SEGMENTS",
     "CONTROL_ACTION",
@@ -43,13 +47,6 @@ __all__ = [
     "load_hillstrom",
 ]
 
-RESPONSE_COLUMNS = (
-    "customer_id", "campaign_id", "sent_date", "treatment", "action", "converted", "revenue",
-)
-#: Optional pre-treatment covariates of a campaign's customers (see clv.decisions.effects): kept
-#: when a campaign file has them (an external experiment must: the shop's features do
-#: not describe its customers).
-COVARIATE_COLUMNS = ("recency_months", "history", "newbie")
 UPLIFT_COLUMNS = (
     "campaign_id", "segment", "action", "n_treated", "n_control",
     "conversion_treated", "conversion_control", "uplift_conversion",
