@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clv.data import warehouse
+from clv.data.catalog import QUARANTINED_ORDERS
 from clv.ingest.files import IngestError
 from clv.ingest.orders import RAW_ORDERS, _published_ids
 
@@ -18,7 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("clv.ingest")  # the package's logger, as before the split
 
-QUARANTINED_ORDERS = "quality.quarantined_orders"
 
 
 @dataclass(frozen=True)

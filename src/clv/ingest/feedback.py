@@ -13,6 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from clv.data import warehouse
+from clv.data.catalog import CAMPAIGN_RESPONSES, CONTACT_PREFERENCES, REJECTED_CONTACT_PREFERENCES
 from clv.ingest.files import IngestError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # --------------------------------------------------------------------------- campaigns
 
-CAMPAIGN_RESPONSES = "raw.campaign_responses"
 RESPONSE_COLUMNS = (
     "customer_id", "campaign_id", "sent_date", "treatment", "action", "converted", "revenue",
 )
@@ -84,8 +84,6 @@ def load_campaign_responses(
 
 # --------------------------------------------------------------------------- contact preferences
 
-CONTACT_PREFERENCES = "raw.contact_preferences"
-REJECTED_CONTACT_PREFERENCES = "quality.rejected_contact_preferences"
 _PREFERENCE_SCHEMA = ("customer_id string, channel string, opted_out boolean, "
                       "updated_at timestamp, source string, run_id string")
 _REJECTED_PREFERENCE_SCHEMA = ("row long, customer_id string, channel string, opted_out string, "

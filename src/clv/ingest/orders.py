@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from clv.data import warehouse
+from clv.data.catalog import FAILED_LOAD_REJECTS, RAW_ORDERS, REJECTED_ORDERS
 from clv.ingest.files import CORRUPT_COLUMN, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, IngestError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,9 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("clv.ingest")  # the package's logger, as before the split
 
-RAW_ORDERS = "raw.orders"
-REJECTED_ORDERS = "quality.rejected_orders"
-FAILED_LOAD_REJECTS = "quality.failed_load_rejects"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, PERIOD_DAYS, Settings
 from clv.data import warehouse
+from clv.data.catalog import FEATURES as FEATURES_TABLE
 from clv.features import FEATURE_COLUMNS, feature_matrix
 from clv.models import intervals, registry
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-FEATURES_TABLE = "features.customer_features"
 SCORE_COLUMNS = [
     "customer_id", "predicted_clv", "p_churn", "expected_revenue_30d",
     "clv_p10", "clv_p50", "clv_p90", "p_alive", "horizon_days",

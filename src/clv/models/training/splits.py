@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from clv.config import Settings
 from clv.data import warehouse
+from clv.data.catalog import EXAMPLES as TRAINING_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-TRAINING_TABLE = "features.training_examples"
 
 
 def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
