@@ -171,9 +171,8 @@ ifeq ($(PROFILE),prod)
 else
 	@$(PRIVATE) mkdir -p .state/mlflow/artifacts && chmod 700 .state
 	@$(PRIVATE) if [ -f .state/mlflow.pid ] && kill -0 $$(cat .state/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
-	  setsid nohup $(BIN)/mlflow server --host $(HOST) --port $(MLFLOW_PORT) \
-	    --backend-store-uri sqlite:///$(CURDIR)/.state/mlflow/mlflow.db \
-	    --default-artifact-root $(CURDIR)/.state/mlflow/artifacts > .state/mlflow.log 2>&1 & echo $$! > .state/mlflow.pid; fi
+	  setsid nohup $(BIN)/python mlflow/server.py --host $(HOST) --port $(MLFLOW_PORT) \
+	    > .state/mlflow.log 2>&1 & echo $$! > .state/mlflow.pid; fi
 	@# One long-lived Spark JVM that every task attaches to (CLV_SPARK_REMOTE): a task pays
 	@# ~1 s to connect instead of ~9 s to start its own driver. SPARK_CONNECT_PORT= disables it.
 	@$(PRIVATE) if [ -n "$(SPARK_CONNECT_PORT)" ]; then \

@@ -44,6 +44,22 @@ CHURN_ALERTS = "marts.churn_alerts"
 SCORE_BACKTEST = "marts.score_backtest"
 
 
+# --------------------------------------------------------------------------- contracts
+# Columns of the input tables, in order: what an import must deliver (clv.ingest) and
+# what the synthetic generator writes (clv.data.synthetic).
+#: ``raw.orders``; quantity and currency are optional in an import.
+ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "amount", "quantity", "currency")
+#: ``raw.campaign_responses``.
+RESPONSE_COLUMNS = (
+    "customer_id", "campaign_id", "sent_date", "treatment", "action", "converted", "revenue",
+)
+#: ``raw.contact_preferences``.
+PREFERENCE_COLUMNS = ("customer_id", "channel", "opted_out", "updated_at")
+#: The ``action`` of a customer who is not contacted: the control arm of a campaign, a
+#: plan's unselected customers, an allocation's "do nothing".
+NO_ACTION = "none"
+
+
 class WarehouseError(RuntimeError):
     """A table is missing, unknown or cannot be written."""
 

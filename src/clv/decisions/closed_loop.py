@@ -39,9 +39,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from clv.config import DEFAULT_HOLDOUT_SHARE, PERIOD_DAYS
-from clv.data.synthetic import customer_keys, uniforms
+from clv.data.catalog import NO_ACTION, RESPONSE_COLUMNS
+from clv.data.synthetic.hashing import customer_keys, uniforms
 
-NO_ACTION = "none"
 TREATED, HOLDOUT = "treated", "holdout"
 #: Segment label of a measurement over every customer of a plan's action.
 ALL_SEGMENTS = "all"
@@ -57,8 +57,6 @@ OUTCOME_COLUMNS = ("plan_id", "plan_date", "sent_date", "action", "segment", "me
                    "status", "window_end", "n_treated", "n_holdout", "treated_mean",
                    "holdout_mean", "effect", "effect_low", "effect_high", "expected_effect",
                    "realised_to_expected", "incremental_total", "treated_cost")
-RESPONSE_COLUMNS = ("customer_id", "campaign_id", "sent_date", "treatment", "action",
-                    "converted", "revenue")
 _S_HOLDOUT, _S_TRIM = 50, 51
 _Z95 = float(norm.ppf(0.975))
 

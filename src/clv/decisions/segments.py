@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from clv.config import DEFAULT_ACTION_COSTS
+from clv.data.catalog import NO_ACTION
 
 __all__ = [
     "Action",
@@ -40,7 +41,6 @@ SEGMENTS: dict[tuple[str, str], str] = {
     ("low", "high"): "hibernating",
 }
 LOST_SEGMENT = "lost"
-NO_ACTION = "none"
 #: Churn probability from which a customer's churn risk is "high" (at risk); the churn
 #: alerts (:mod:`clv.decisions.alerts`) use the same line.
 CHURN_THRESHOLD = 0.5

@@ -31,6 +31,7 @@ from scipy.stats import norm
 
 # The contract of raw.campaign_responses belongs to the import (clv.ingest.feedback);
 # re-exported here.
+from clv.data.catalog import NO_ACTION as CONTROL_ACTION
 from clv.ingest import COVARIATE_COLUMNS, RESPONSE_COLUMNS
 
 __all__ = [
@@ -62,7 +63,6 @@ MIN_ARM_SIZE = 2_000
 #: Segment label of rows estimated over every customer (``by=None``).
 ALL_SEGMENTS = "all"
 #: Action label of held-out customers in the Hillstrom mapping.
-CONTROL_ACTION = "none"
 HILLSTROM_CAMPAIGN = "hillstrom_2008"
 #: Nominal: the data set does not say when the e-mails went out, only that the
 #: outcomes cover the two weeks after; the challenge was published in March 2008.

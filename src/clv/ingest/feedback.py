@@ -13,7 +13,13 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from clv.data import warehouse
-from clv.data.catalog import CAMPAIGN_RESPONSES, CONTACT_PREFERENCES, REJECTED_CONTACT_PREFERENCES
+from clv.data.catalog import (
+    CAMPAIGN_RESPONSES,
+    CONTACT_PREFERENCES,
+    PREFERENCE_COLUMNS,
+    REJECTED_CONTACT_PREFERENCES,
+    RESPONSE_COLUMNS,
+)
 from clv.ingest.files import IngestError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,9 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # --------------------------------------------------------------------------- campaigns
 
-RESPONSE_COLUMNS = (
-    "customer_id", "campaign_id", "sent_date", "treatment", "action", "converted", "revenue",
-)
 #: Optional pre-treatment covariates of a campaign's customers (see clv.decisions.effects): kept
 #: when a campaign file has them (an external experiment must: the shop's features do
 #: not describe its customers).
@@ -90,7 +93,6 @@ _REJECTED_PREFERENCE_SCHEMA = ("row long, customer_id string, channel string, op
                                "updated_at string, rule string, source string, run_id string")
 
 #: ``raw.contact_preferences``: one row per (customer_id, channel, updated_at).
-PREFERENCE_COLUMNS = ("customer_id", "channel", "opted_out", "updated_at")
 #: Spellings of opted_out accepted by the import (case-insensitive).
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "opted_out", "opt_out", "unsubscribed"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "opted_in", "opt_in", "subscribed"})

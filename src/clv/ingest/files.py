@@ -17,13 +17,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clv.data.catalog import ORDER_COLUMNS
+
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("clv.ingest")  # the package's logger, as before the split
 
-REQUIRED_COLUMNS = ("order_id", "customer_id", "order_ts", "amount")
-OPTIONAL_COLUMNS = ("quantity", "currency")
+REQUIRED_COLUMNS = ORDER_COLUMNS[:4]
+OPTIONAL_COLUMNS = ORDER_COLUMNS[4:]
 CORRUPT_COLUMN = "_corrupt_record"
 
 
