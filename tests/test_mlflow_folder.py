@@ -38,3 +38,18 @@ def test_dev_server_refuses_when_the_pipeline_already_talks_to_a_server(tmp_path
                          env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "is a server already" in out.stderr
+
+
+def test_versions_pickled_under_the_old_module_paths_still_load():
+    """A pickle written before the stage folders names clv.btyd_models.BtydModel."""
+    import pickle
+
+    from clv.models.btyd_pyfunc import BtydModel
+
+    payload = pickle.dumps(BtydModel.__new__(BtydModel), protocol=0)  # names as text
+    old = payload.replace(b"clv.models.btyd_pyfunc", b"clv.btyd_models")
+    assert b"clv.btyd_models" in old and b"clv.models.btyd_pyfunc" not in old
+    assert type(pickle.loads(old)) is BtydModel
+    import clv.ziln  # noqa: F401  (the old path of the ZILN pyfunc)
+    from clv.models import ziln
+    assert sys.modules["clv.ziln"] is ziln

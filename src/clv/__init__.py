@@ -12,3 +12,9 @@ __version__ = "0.1.0"
 from clv import log_noise as _log_noise  # noqa: E402
 
 _log_noise.install()
+
+# Model versions pickled before the stage folders name their classes by the old module
+# paths (clv.ziln, clv.btyd_models, ...): those names import as the new modules.
+from clv import legacy_modules as _legacy_modules  # noqa: E402
+
+_legacy_modules.install()
