@@ -189,19 +189,28 @@ def test_alias_lock_serialises_two_runs(clv_home):
     import time
 
     order = []
+    a_inside, b_trying = threading.Event(), threading.Event()
 
-    def run(tag):
+    def run_a():
         with registry.alias_lock("clv_spend", clv_home):
-            order.append(f"{tag}-in")
-            time.sleep(0.2)
-            order.append(f"{tag}-out")
+            order.append("a-in")
+            a_inside.set()
+            assert b_trying.wait(30)  # b is now asking for the lock a holds
+            time.sleep(0.3)
+            order.append("a-out")
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in "ab"]
+    def run_b():
+        assert a_inside.wait(30)  # a holds the lock first, whatever the scheduler does
+        b_trying.set()
+        with registry.alias_lock("clv_spend", clv_home):
+            order.append("b-in")
+            order.append("b-out")
+
+    threads = [threading.Thread(target=run_a), threading.Thread(target=run_b)]
     for t in threads:
         t.start()
-        time.sleep(0.05)
     for t in threads:
-        t.join()
+        t.join(60)
     assert order == ["a-in", "a-out", "b-in", "b-out"]
 
 

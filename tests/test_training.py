@@ -299,7 +299,19 @@ def test_shap_importance_ranks_the_only_informative_feature_first():
 
 
 def test_static_features_are_the_rfm_then_period_columns():
-    assert FEATURE_COLUMNS == RFM_FEATURES + period_columns()
+    # Written out by hand: the order every registered version was trained on.
+    assert FEATURE_COLUMNS[:10] == [
+        "recency_days", "tenure_days", "n_orders", "n_purchase_days", "frequency",
+        "total_spend", "avg_order_value", "max_order_value", "mean_ipt_days", "std_ipt_days"]
+    assert len(FEATURE_COLUMNS) == 10 + 2 * 12
+    assert FEATURE_COLUMNS[10] == "spend_p01" and FEATURE_COLUMNS[21] == "spend_p12"
+    assert FEATURE_COLUMNS[22] == "orders_p01" and FEATURE_COLUMNS[33] == "orders_p12"
+    assert RFM_FEATURES + period_columns() == FEATURE_COLUMNS
+    # the model input takes them in that order from a frame in any order, or names the gap
+    frame = pd.DataFrame({c: [1.0] for c in reversed(FEATURE_COLUMNS)} | {"customer_id": ["c"]})
+    assert list(training.feature_matrix(frame).columns) == FEATURE_COLUMNS
+    with pytest.raises(ValueError, match="recency_days"):
+        training.feature_matrix(frame.drop(columns="recency_days"))
 
 
 def test_evaluate_step_publishes_model_metrics(spark, registry_home, examples):
