@@ -36,7 +36,7 @@ class AllocationParams:
 
     Attributes:
         budget: Total marketing spend allowed.
-        clv_weight: lambda, the weight on incremental lifetime value; 1 - lambda
+        clv_weight: The weight on incremental lifetime value (λ); 1 - clv_weight
             weighs incremental short-term (30-day) revenue.
         action_costs: Action -> cost per customer (the actions on offer).
         segment_share_bounds: Segment -> [min_share, max_share] of the amount spent
