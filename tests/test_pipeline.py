@@ -8,6 +8,7 @@ import pytest
 
 from clv import pipeline
 from clv.data import warehouse
+from clv.decisions import allocation
 
 
 def _load(spark, rows, batch):
@@ -163,7 +164,7 @@ def test_allocation_params_reject_a_malformed_share_bound_and_an_unknown_segment
         pipeline.AllocationParams.from_params({"budget": 1.0,
                                                "segment_share_bounds": {"lost": 0.2}})
     with pytest.raises(ValueError, match=r"unknown segment\(s\) \['lsot'\]"):
-        pipeline._present_segments({"lsot": (None, 0.2)}, {"lost"})
+        allocation.present_share_bounds({"lsot": (None, 0.2)}, {"lost"})
 
 
 def test_an_own_campaign_is_fitted_on_covariates_as_of_its_send_date(spark, clv_home):

@@ -113,7 +113,6 @@ def _allocation_plan(budget: float) -> pd.DataFrame:
     c4 1.0, c5 3.333, c6 12; a budget of 1.0 buys the two best nets, c6 (11.5), c2 (3.5).
     """
     from clv.decisions import allocation, effects
-    from clv import pipeline
     from clv.decisions.segments import Action, EffectPrior
 
     scores = SCORES.assign(segment=segment_rules.assign_segments(SCORES)["segment"],
@@ -124,7 +123,7 @@ def _allocation_plan(budget: float) -> pd.DataFrame:
     email = Action("email", 0.5, retention=EffectPrior(0.02, 0.02, 0.02))
     per_customer = effects.customer_effects(covariates, ["email"], catalogue=[email])
     cands = allocation.build_candidates(scores, per_customer, {"email": 0.5})
-    return pipeline._allocation_plan(allocation.allocate(cands, budget, 1.0).plan, scores)
+    return allocation.published_plan(allocation.allocate(cands, budget, 1.0).plan, scores)
 
 
 def test_allocation_suite_passes_on_the_published_plan_and_fails_on_bad_rows(spark):
