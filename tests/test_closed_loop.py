@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.decisions import closed_loop as cl
 from clv.data import synthetic
+from clv.decisions import closed_loop as cl
 
 PLAN_ID = "plan-2020-01-01"
 

@@ -22,9 +22,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from clv.decisions import closed_loop
 from clv import pipeline
 from clv.data import synthetic, warehouse
+from clv.decisions import closed_loop
 from clv.features import period_columns
 
 N = 4_000

@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clv.ops import cli
 from clv import ingest
 from clv.data import warehouse
+from clv.ops import cli
 
 pytestmark = pytest.mark.e2e
 

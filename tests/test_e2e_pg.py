@@ -30,8 +30,8 @@ from test_e2e import (  # noqa: E402
     _slice_cdnow,
 )
 
-from clv.ops import cli
 from clv import ingest  # noqa: E402
+from clv.ops import cli  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

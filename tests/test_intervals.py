@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from clv.models import intervals
 from clv.features import FEATURE_COLUMNS
+from clv.models import intervals
 
 
 def test_ziln_quantiles_are_zero_inside_the_atom_and_lognormal_quantiles_above_it():

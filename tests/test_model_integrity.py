@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_training import AS_OF, HORIZON, synthetic_examples
 
-from clv.ops import cli
 from clv.models import registry, scoring, training
+from clv.ops import cli
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from clv.ops import cli, demo
 from clv import pipeline
 from clv.data import warehouse
+from clv.ops import cli, demo
 
 CSV = """OrderNo,Cust,When,Total
 A-1,c1,2024-03-01 10:00:00,20.5

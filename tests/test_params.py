@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clv.ops import cli
 from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
+from clv.ops import cli
 from clv.pipeline.params import ParamError, validate_params
 
 GOOD = {"as_of_date": "1998-07-01", "horizon_days": 180, "budget": 5000.0,

@@ -101,7 +101,7 @@ def test_mlflow_basic_auth_server(prod_env, tmp_path, monkeypatch):
         assert _status(api, (user, password + "x")) == 401
         assert _status(api, (user, password)) == 200
 
-        # the pipeline's client: clv.models.registry.configure_mlflow with the env file's credentials
+        # the pipeline's client: registry.configure_mlflow with the env file's credentials
         monkeypatch.setenv("CLV_HOME", str(tmp_path))
         monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
         monkeypatch.setenv("CLV_MLFLOW_ARTIFACTS", str(artifacts))

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from clv.decisions import segments as segment_rules
 from clv.data import warehouse
+from clv.decisions import segments as segment_rules
 from clv.quality import (
     DataQualityError,
     assert_row_count_sane,

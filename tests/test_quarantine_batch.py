@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from clv.ops import cli
 from clv import ingest, pipeline, quality
 from clv.data import warehouse
+from clv.ops import cli
 
 BATCH_A, BATCH_B = dt.date(2020, 1, 1), dt.date(2020, 2, 1)
 COLUMNS = ("order_id string, customer_id string, order_ts string, amount string, "

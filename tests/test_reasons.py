@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.models import reasons
 from clv.features import FEATURE_COLUMNS
+from clv.models import reasons
 
 
 def test_every_feature_has_a_readable_description():

@@ -11,8 +11,8 @@ import pytest
 from test_training import AS_OF, HORIZON, synthetic_examples
 
 from clv.data import lineage
-from clv.models import registry, training
 from clv.features import FEATURE_COLUMNS
+from clv.models import registry, training
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clv.ops import report
 from clv.config import load_settings
+from clv.ops import report
 
 AS_OF = dt.date(1998, 7, 1)
 RUN = "manual__1998-07-01T00:00:00+00:00"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from clv.models import registry
 from clv.data import warehouse
+from clv.models import registry
 
 
 @pytest.fixture

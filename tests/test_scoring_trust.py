@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from test_training import AS_OF, HORIZON, _small_ziln, synthetic_examples
 
-from clv.models import intervals, registry, training
 from clv import pipeline
 from clv.data import warehouse
 from clv.features import FEATURE_COLUMNS
+from clv.models import intervals, registry, training
 
 
 @pytest.fixture

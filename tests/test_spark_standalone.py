@@ -176,8 +176,8 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def orders_home(spark, tmp_path_factory):
     """A CLV_HOME whose warehouse holds synthetic raw.orders (written by the local session)."""
-    from clv.data import synthetic, warehouse
     from clv.config import load_settings
+    from clv.data import synthetic, warehouse
 
     home = tmp_path_factory.mktemp("cluster_orders_home")
     spec = synthetic.SyntheticSpec(N_CUSTOMERS, seed=SEED)
@@ -197,8 +197,8 @@ def _copy_home(src: Path, dst: Path) -> Path:
 
 
 def _outputs(spark, home: Path, as_of: dt.date) -> dict[str, pd.DataFrame]:
-    from clv.data import warehouse
     from clv.config import load_settings
+    from clv.data import warehouse
 
     saved = os.environ.get("CLV_HOME")
     os.environ["CLV_HOME"] = str(home)

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.models import btyd
 from clv.data import synthetic
+from clv.models import btyd
 
 N_RECOVERY = 5_000
 Z_MAX = 4.0

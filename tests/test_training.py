@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.models import metrics, registry, scoring, training
-from clv.data import warehouse
 from clv.config import N_PERIODS
+from clv.data import warehouse
 from clv.features import FEATURE_COLUMNS, RFM_FEATURES, period_columns
+from clv.models import metrics, registry, scoring, training
 
 AS_OF = dt.date(2020, 1, 1)
 HORIZON = 90

@@ -27,7 +27,7 @@ if os.path.isfile(JDBC_JAR):
 
 psycopg = pytest.importorskip("psycopg")
 
-from clv.data import warehouse, postgres  # noqa: E402
+from clv.data import postgres, warehouse  # noqa: E402
 
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 SCORES = "marts.customer_scores"

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from clv.models import metrics, ziln
 from clv.features import FEATURE_COLUMNS, period_columns
+from clv.models import metrics, ziln
 
 pytest.importorskip("tensorflow")
 

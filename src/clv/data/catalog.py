@@ -44,6 +44,29 @@ CHURN_ALERTS = "marts.churn_alerts"
 SCORE_BACKTEST = "marts.score_backtest"
 
 
+# --------------------------------------------------------------------------- schemas
+# Explicit Spark schemas of the tables whose frames may be empty or hold all-null columns.
+#: Explicit schema of marts.model_metrics (model_alias is null for most rows).
+MODEL_METRICS_SCHEMA = (
+    "model_name string, model_version string, model_alias string, model_family string, "
+    "target string, metric string, value double, cutoff_date date, horizon_days int, "
+    "n_customers int, run_id string"
+)
+#: Explicit Spark schemas of the tables whose frames may be empty or hold all-null columns.
+CHURN_ALERTS_SCHEMA = (
+    "customer_id string, alert_type string, p_churn double, previous_p_churn double, "
+    "predicted_clv double, value_at_risk double, reason_1 string, reason_2 string, "
+    "reason_3 string, suggested_action string, previous_as_of_date date, "
+    "clv_model_version string, churn_model_version string, run_id string"
+)
+SCORE_BACKTEST_SCHEMA = (
+    "scored_as_of_date date, clv_model_version string, horizon_days int, window_end date, "
+    "n_customers int, n_buyers int, normalized_gini double, aggregate_error double, "
+    "decile_mape double, interval_coverage_80 double, predicted_total double, "
+    "realised_total double, alert boolean, alert_reason string, run_id string"
+)
+
+
 # --------------------------------------------------------------------------- contracts
 # Columns of the input tables, in order: what an import must deliver (clv.ingest) and
 # what the synthetic generator writes (clv.data.synthetic).

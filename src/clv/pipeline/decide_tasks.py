@@ -10,6 +10,7 @@ from typing import Any
 
 from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
 from clv.data import lineage, warehouse
+from clv.data.catalog import NO_ACTION
 from clv.decisions.contact_policy import ContactPolicy
 from clv.pipeline.effect_inputs import _measured_effects, _shop_covariates
 from clv.pipeline.loop_tasks import evaluate_plan_policy, publish_campaign_plan
@@ -150,7 +151,7 @@ def _allocation_summary(run, plan, params: AllocationParams, measured: dict[str,
                         docs: str | None) -> dict[str, Any]:
     """The allocate step's XCom summary (without its MLflow run and closed-loop parts)."""
     result, front = run.result, run.frontier
-    treated = plan["action"] != "none"
+    treated = plan["action"] != NO_ACTION
     return {"customers": len(plan), "treated": int(treated.sum()),
             "spent": round(result.spent, 2), "budget": params.budget,
             "clv_weight": params.clv_weight, "objective": round(result.objective, 2),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clv.data.catalog import NO_ACTION
 from clv.decisions.segments import select_customer_columns
 
 CANDIDATE_COLUMNS = ("customer_id", "segment", "action", "cost", "incr_clv", "incr_revenue")
@@ -25,7 +26,6 @@ SCORE_COLUMNS = ("customer_id", "segment", "predicted_clv", "p_churn")
 #: Floor on P(active) when a customer's value if retained is derived from their
 #: churn-weighted prediction (:func:`value_if_retained`): at most 10x predicted_clv.
 MIN_P_ACTIVE = 0.1
-NO_ACTION = "none"
 #: Optional boolean candidate column: False = the contact policy forbids the candidate.
 ELIGIBLE_COLUMN = "eligible"
 

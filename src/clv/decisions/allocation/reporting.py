@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clv.data.catalog import NO_ACTION
 from clv.decisions import effects
 from clv.decisions.contact_policy import RULES
 from clv.decisions.segments import DEFAULT_ACTIONS
@@ -81,7 +82,7 @@ def published_plan(plan: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """
     plan = plan.rename(columns=INCREMENT_NAMES)
     for column in ("uplift_source", "effect_method"):
-        plan[column] = plan[column].fillna("none")
+        plan[column] = plan[column].fillna(NO_ACTION)
     return plan.merge(scores[["customer_id", "clv_model_version", "churn_model_version"]],
                       on="customer_id", validate="one_to_one")
 
