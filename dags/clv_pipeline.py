@@ -48,7 +48,7 @@ in a run someone asked for fail their task once, naming the param or the table, 
 retries.
 
 Re-running a date replaces its partitions atomically; backfills are safe.
-Logic lives in the `clv` package (`src/clv/pipeline.py`); this file only wires it.
+Logic lives in the `clv` package (`src/clv/pipeline/`); this file only wires it.
 """
 
 from __future__ import annotations
