@@ -117,6 +117,24 @@ _TABLE_LIST = [
           "Customers newly at churn risk since the previous scores, by value at risk."),
     Table("marts", "score_backtest", ("scored_as_of_date", "clv_model_version"),
           "Earlier scores whose horizon has passed vs the spend realised in it."),
+    Table("raw", "order_lines", ("order_id", "line_id"),
+          "Order lines (product, category, quantity, unit price); a return or cancellation "
+          "is a negative quantity on the order it reverses. Partitions are load batches."),
+    Table("quality", "rejected_order_lines", ("source", "row"),
+          "Order line rows that were not accepted, with the rule they broke and their row."),
+    Table("raw", "reviews", ("review_id", "order_id"),
+          "Reviews: score 1-5, free text, when written. Partitions are load batches."),
+    Table("quality", "rejected_reviews", ("source", "row"),
+          "Review rows that were not accepted, with the rule they broke and their row."),
+    Table("raw", "customers", ("customer_id",),
+          "Customer attributes (region, acquisition channel, signup date). Partitions are "
+          "load batches; a customer's row in the newest batch wins."),
+    Table("quality", "rejected_customers", ("source", "row"),
+          "Customer rows that were not accepted, with the rule they broke and their row."),
+    Table("raw", "events", ("customer_id", "event_ts", "event_type", "session_id", "product_id"),
+          "Browsing events: view, add_to_cart, purchase. Partitions are load batches."),
+    Table("quality", "rejected_events", ("source", "row"),
+          "Event rows that were not accepted, with the rule they broke and their row."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 
