@@ -10,7 +10,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from clv import order_lines, sources_ingest as si, warehouse
+from clv import order_lines, warehouse
+from clv import sources_ingest as si
 from clv.ingest import IngestError
 
 AS_OF = dt.date(2024, 3, 1)
@@ -59,7 +60,7 @@ def test_split_names_the_first_broken_rule_and_the_row():
     frame = _frame(GOOD + [r for r, _ in BAD])
     accepted, rejected = si.split_source(frame, si.ORDER_LINES, AS_OF, "lines.csv", "run-1")
     assert len(accepted) == len(GOOD) and len(rejected) == len(BAD)
-    assert list(zip(rejected["row"], rejected["rule"])) == [
+    assert list(zip(rejected["row"], rejected["rule"], strict=True)) == [
         (len(GOOD) + i + 1, rule) for i, (_, rule) in enumerate(BAD)]
     assert set(rejected["source"]) == {"lines.csv"} and set(rejected["run_id"]) == {"run-1"}
     # rejected rows keep the file's text as it was
@@ -99,7 +100,7 @@ def test_load_publishes_lines_and_quarantine_and_orders_net_by_the_rule(spark, c
     lines = warehouse.read_table(spark, "raw.order_lines", AS_OF)
     assert lines.count() == 6
     rejected = warehouse.read_table(spark, "quality.rejected_order_lines", AS_OF).toPandas()
-    assert sorted(zip(rejected["row"], rejected["rule"])) == [
+    assert sorted(zip(rejected["row"], rejected["rule"], strict=True)) == [
         (len(GOOD) + i + 1, rule) for i, (_, rule) in enumerate(BAD)]
 
     orders = order_lines.orders_from_lines(lines).orderBy("order_id").toPandas()
@@ -213,7 +214,7 @@ def test_events_rules_and_publish(spark, clv_home, tmp_path):
     assert (result.rows_accepted, result.rejected_by_rule) == (
         3, {"event_unique": 1, "event_type_known": 1, "event_ts_parseable": 1})
     rejected = warehouse.read_table(spark, "quality.rejected_events", AS_OF).toPandas()
-    assert sorted(zip(rejected["row"], rejected["rule"])) == [
+    assert sorted(zip(rejected["row"], rejected["rule"], strict=True)) == [
         (3, "event_unique"), (4, "event_type_known"), (5, "event_ts_parseable")]
     events = warehouse.read_table(spark, "raw.events", AS_OF).toPandas()
     assert sorted(events["event_type"]) == ["add_to_cart", "purchase", "view"]

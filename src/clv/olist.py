@@ -123,7 +123,8 @@ def customers_frame(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """
     c = t["customers"].merge(t["orders"][["customer_id", "order_purchase_timestamp"]],
                              on="customer_id", how="left")
-    c = c.assign(_ts=pd.to_datetime(c["order_purchase_timestamp"], errors="coerce"))
+    c = c.assign(_ts=pd.to_datetime(c["order_purchase_timestamp"], errors="coerce",
+                                    format="mixed"))
     first = c.sort_values(["_ts", "row"], kind="stable", na_position="last").drop_duplicates(
         "customer_unique_id").sort_values("row")
     return pd.DataFrame({
@@ -153,16 +154,16 @@ def load_olist(spark: SparkSession, directory: Path, as_of_date: dt.date | None 
     tables = read_olist(directory)
     lines, no_items = order_lines_frame(tables)
     as_of = as_of_date or _batch_date(tables["orders"])
-    loaded = si.load_order_lines(spark, lines, FILES["items"], run_id, as_of,
-                                 max_rejected_share, extra_rejected=no_items)
+    loaded = si.load_source(spark, lines, si.ORDER_LINES, _name(tables, "items"), run_id, as_of,
+                            max_rejected_share, extra_rejected=no_items)
     published = warehouse.read_table(spark, si.ORDER_LINES.table, as_of)
     outcomes = order_lines.order_outcomes(published)
     orders = ingest.load_orders(spark, order_lines.orders_from_lines(published), as_of, run_id,
                                 max_rejected_share, source=f"{si.ORDER_LINES.table} (netted)")
-    reviews = si.load_reviews(spark, reviews_frame(tables), FILES["reviews"], run_id, as_of,
-                              max_rejected_share)
-    customers = si.load_customers(spark, customers_frame(tables), FILES["customers"], run_id,
-                                  as_of, max_rejected_share)
+    reviews = si.load_reviews(spark, reviews_frame(tables), _name(tables, "reviews"), run_id,
+                              as_of, max_rejected_share)
+    customers = si.load_customers(spark, customers_frame(tables), _name(tables, "customers"),
+                                  run_id, as_of, max_rejected_share)
     statuses = tables["orders"].loc[~tables["orders"]["order_id"].isin(
         tables["items"]["order_id"]), "order_status"].value_counts()
     return {
@@ -180,8 +181,13 @@ def load_olist(spark: SparkSession, directory: Path, as_of_date: dt.date | None 
     }
 
 
+def _name(tables: dict[str, pd.DataFrame], key: str) -> str:
+    return str(tables[key]["source"].iloc[0]) if len(tables[key]) else FILES[key]
+
+
 def _batch_date(orders: pd.DataFrame) -> dt.date:
-    newest = pd.to_datetime(orders["order_purchase_timestamp"], errors="coerce").max()
+    newest = pd.to_datetime(orders["order_purchase_timestamp"], errors="coerce",
+                            format="mixed").max()
     if pd.isna(newest):
         raise IngestError("Olist orders: no parseable order_purchase_timestamp; pass as_of_date")
     return newest.date() + dt.timedelta(days=1)

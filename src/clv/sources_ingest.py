@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from clv import warehouse
-from clv.ingest import IngestError, _env_tokens, check_rejected_share, DEFAULT_NULL_TOKENS
+from clv.ingest import DEFAULT_NULL_TOKENS, IngestError, _env_tokens, check_rejected_share
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
