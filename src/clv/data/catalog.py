@@ -42,6 +42,15 @@ CONTACT_POLICY = "marts.contact_policy"
 REASONS = "marts.score_reasons"
 CHURN_ALERTS = "marts.churn_alerts"
 SCORE_BACKTEST = "marts.score_backtest"
+# optional sources (#18): each adds its features and its suite when present
+ORDER_LINES = "raw.order_lines"
+REJECTED_ORDER_LINES = "quality.rejected_order_lines"
+REVIEWS = "raw.reviews"
+REJECTED_REVIEWS = "quality.rejected_reviews"
+CUSTOMERS = "raw.customers"
+REJECTED_CUSTOMERS = "quality.rejected_customers"
+EVENTS = "raw.events"
+REJECTED_EVENTS = "quality.rejected_events"
 
 
 # --------------------------------------------------------------------------- schemas
@@ -163,6 +172,24 @@ TABLE_LIST: list[Table] = [
           "Customers newly at churn risk since the previous scores, by value at risk."),
     Table(SCORE_BACKTEST, ("scored_as_of_date", "clv_model_version"),
           "Earlier scores whose horizon has passed vs the spend realised in it."),
+    Table(ORDER_LINES, ("order_id", "line_id"),
+          "Order lines (product, category, quantity, unit price); a return or cancellation "
+          "is a negative quantity on the order it reverses. Partitions are load batches."),
+    Table(REJECTED_ORDER_LINES, ("source", "row"),
+          "Order line rows that were not accepted, with the rule they broke and their row."),
+    Table(REVIEWS, ("review_id", "order_id"),
+          "Reviews: score 1-5, free text, when written. Partitions are load batches."),
+    Table(REJECTED_REVIEWS, ("source", "row"),
+          "Review rows that were not accepted, with the rule they broke and their row."),
+    Table(CUSTOMERS, ("customer_id",),
+          "Customer attributes (region, acquisition channel, signup date). Partitions are "
+          "load batches; a customer's row in the newest batch wins."),
+    Table(REJECTED_CUSTOMERS, ("source", "row"),
+          "Customer rows that were not accepted, with the rule they broke and their row."),
+    Table(EVENTS, ("customer_id", "event_ts", "event_type", "session_id", "product_id"),
+          "Browsing events: view, add_to_cart, purchase. Partitions are load batches."),
+    Table(REJECTED_EVENTS, ("source", "row"),
+          "Event rows that were not accepted, with the rule they broke and their row."),
 ]
 #: Qualified name -> table.
 TABLES: dict[str, Table] = {t.qualified_name: t for t in TABLE_LIST}

@@ -16,6 +16,8 @@
     clv restore-batch --as-of-date 2020-02-01      and put it back as it was
     clv mark-plan-sent --plan-id plan-1998-07-01 [--sent-date 1998-07-03]   outcomes from then
     clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
+    clv import-olist DIR [--as-of-date 2018-10-18]  Olist export -> order lines, orders, reviews,
+                                                   customers
 """
 
 from __future__ import annotations
@@ -278,6 +280,20 @@ def _warehouse_roles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_olist(args: argparse.Namespace) -> int:
+    from clv.data import warehouse
+    from clv.ingest import olist
+    from clv.spark import get_spark
+
+    as_of = dt.date.fromisoformat(args.as_of_date) if args.as_of_date else None
+    print(f"loading the Olist export in {args.directory} ...", flush=True)
+    result = olist.load_olist(get_spark("clv-import"), Path(args.directory), as_of,
+                              args.run_id, args.max_rejected_share)
+    warehouse.refresh_catalog()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -381,6 +397,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--writer", default="clv_writer")
     s.add_argument("--analyst", default="clv_analyst")
     s.set_defaults(fn=_warehouse_roles)
+    s = sub.add_parser("import-olist", help="an Olist export (orders, items, products, "
+                       "reviews, customers) -> raw.order_lines, raw.orders, raw.reviews, "
+                       "raw.customers, each with its quarantine")
+    s.add_argument("directory", help="folder of the olist_*.csv[.gz] files")
+    s.add_argument("--as-of-date", help="batch date; default: the day after the newest order")
+    s.add_argument("--run-id")
+    s.add_argument("--max-rejected-share", type=_share, default=0.01,
+                   help="refuse a table when more than this share of its rows is rejected")
+    s.set_defaults(fn=_import_olist)
     return p
 
 
