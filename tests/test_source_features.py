@@ -230,10 +230,12 @@ def test_synthetic_reviews_follow_dissatisfaction_only_when_informative():
 
 # --------------------------------------------------------------------------- evidence
 
-#: Measured by bench/bench_sources.py (3000 customers, 90-day horizon, seeds 0-4):
-#: informative gain of all sources +0.037 (std over seeds 0.004), events +0.030,
-#: reviews +0.014; noise gains within +-0.003 (std 0.002).
-MIN_GAIN_INFORMATIVE = 0.02
+#: Measured by bench/bench_sources.py (3000 customers, 90-day horizon, seeds 0-3), gain in
+#: churn ROC AUC over orders only, mean (min..max; std over seeds):
+#: informative: all +0.032 (+0.028..+0.038; 0.005), events +0.027 (+0.022..; 0.007),
+#: reviews +0.012 (+0.008..; 0.005); noise: all -0.001 (-0.002..+0.000; 0.001),
+#: each source alone within -0.005..+0.001 (std at most 0.002).
+MIN_GAIN = {"all": 0.02, "events": 0.015, "reviews": 0.005}
 MAX_LOSS_NOISE = 0.006
 
 
@@ -241,10 +243,12 @@ def test_sources_raise_churn_auc_only_when_informative(spark):
     from clv.source_evidence import churn_auc_by_variant
 
     spec = syn.SyntheticSpec(n_customers=3000, seed=0)
-    variants = {"orders": [], "all": ["reviews", "customers", "events"]}
+    variants = {"orders": [], "reviews": ["reviews"], "events": ["events"],
+                "all": ["reviews", "customers", "events"]}
     auc = {}
     for informative in (True, False):
         tables = ss.simulate_sources(spec, ss.SourceSpec(informative=informative))
         auc[informative] = churn_auc_by_variant(spark, tables, spec.as_of_date, 90, variants)
-    assert auc[True]["all"] - auc[True]["orders"] > MIN_GAIN_INFORMATIVE, auc
-    assert auc[False]["all"] - auc[False]["orders"] > -MAX_LOSS_NOISE, auc
+    for name, margin in MIN_GAIN.items():
+        assert auc[True][name] - auc[True]["orders"] > margin, (name, auc)
+        assert auc[False][name] - auc[False]["orders"] > -MAX_LOSS_NOISE, (name, auc)
