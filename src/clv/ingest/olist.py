@@ -4,7 +4,7 @@ Olist (a Brazilian marketplace, public data, CC BY-NC-SA 4.0) ships nine CSV tab
 this maps five of them plus the category translation::
 
     order_items + orders + customers + products (+ translation) -> raw.order_lines
-    raw.order_lines (netted, clv.order_lines)                   -> raw.orders
+    raw.order_lines (netted, clv.ingest.order_lines)                   -> raw.orders
     order_reviews + orders + customers                          -> raw.reviews
     customers + orders                                          -> raw.customers
 
@@ -139,9 +139,9 @@ def load_olist(spark: SparkSession, directory: Path, as_of_date: dt.date | None 
     """Load an Olist export into raw.order_lines, raw.orders, raw.reviews, raw.customers.
 
     Every table lands in the partition ``as_of_date`` (default: the day after the newest
-    order), each with its quarantine (the row rules of :mod:`clv.sources_ingest` and
+    order), each with its quarantine (the row rules of :mod:`clv.ingest.sources` and
     :mod:`clv.ingest`); raw.orders is derived from the published lines by
-    :func:`clv.order_lines.orders_from_lines`, so cancelled orders are not purchases.
+    :func:`clv.ingest.order_lines.orders_from_lines`, so cancelled orders are not purchases.
 
     Returns:
         as_of_date, run_id, ``olist`` (rows read per file, orders without items per

@@ -163,7 +163,7 @@ def load_order_lines(spark: SparkSession, frame: pd.DataFrame, source: str, run_
     """Import order lines into ``raw.order_lines`` (rules: ``RULES[ORDER_LINES.table]``).
 
     A return or cancellation is a line with a negative quantity that carries the
-    order_id of the order it reverses (see :mod:`clv.order_lines` for how orders are
+    order_id of the order it reverses (see :mod:`clv.ingest.order_lines` for how orders are
     derived). ``frame``: the contract's columns, e.g. from :func:`read_source_file`.
     """
     return load_source(spark, frame, ORDER_LINES, source, run_id, as_of_date,
