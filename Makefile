@@ -108,9 +108,11 @@ load-campaign: install
 # [TS_FORMAT='yyyy-MM-dd HH:mm'] [AS_OF_DATE=...]; without AS_OF_DATE the as-of date is the
 # day after the file's newest order (AS_OF_DATE's CDNOW default applies only to CDNOW).
 USER_AS_OF := $(filter command line environment environment override,$(origin AS_OF_DATE))
-RUN_DATA_ARGS = $(if $(ORDERS),--orders '$(abspath $(ORDERS))' $(if $(MAP),--map '$(MAP)') \
+# make run OLIST=../shared/data/olist_sample: an Olist export (lines, orders, reviews, customers).
+RUN_DATA_ARGS = $(if $(OLIST),--olist '$(abspath $(OLIST))' $(if $(USER_AS_OF),--as-of-date $(AS_OF_DATE)),\
+  $(if $(ORDERS),--orders '$(abspath $(ORDERS))' $(if $(MAP),--map '$(MAP)') \
   $(if $(FORMAT),--format $(FORMAT)) $(if $(TS_FORMAT),--timestamp-format '$(TS_FORMAT)') \
-  $(if $(USER_AS_OF),--as-of-date $(AS_OF_DATE)),--as-of-date $(AS_OF_DATE))
+  $(if $(USER_AS_OF),--as-of-date $(AS_OF_DATE)),--as-of-date $(AS_OF_DATE)))
 
 # One process (clv demo): the Airflow DB, both loads and the DAG run (airflow dags test runs
 # every task in-process) share one Spark JVM and one Great Expectations import.

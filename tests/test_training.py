@@ -414,3 +414,24 @@ def test_float32_learning_matrix_gives_the_same_trees_as_float64(examples):
     x_eval = training.feature_matrix(evaluate)
     np.testing.assert_array_equal(wide.predict(x_eval), narrow.predict(x_eval))
     assert wide.best_iteration == narrow.best_iteration
+
+
+def test_a_btyd_fit_whose_predictions_are_not_finite_is_not_registered(caplog):
+    """Olist (73 repeat buyers among 8,000) gave a BTYD fit predicting NaN for 5,043
+    customers; it failed the train_btyd task. Now that version is skipped, named."""
+    from clv.models.training import fit
+
+    class Degenerate:  # what a fit converged to: NaN spend for two customers of three
+        kind = "pareto_nbd"
+
+        def predict_spend(self, x):
+            return np.array([1.0, np.nan, np.inf])
+
+        def predict_churn(self, x):
+            return np.array([0.1, 0.2, 0.3])
+
+    evaluate = pd.DataFrame({c: [0.0, 1.0, 2.0] for c in FEATURE_COLUMNS})
+    with caplog.at_level("WARNING"):
+        assert fit._register_btyd(Degenerate(), evaluate, {"horizon_days": 90}, None) == []
+    assert "pareto_nbd not registered" in caplog.text
+    assert "clv_spend 2 of 3 customers" in caplog.text

@@ -172,12 +172,16 @@ def _demo(args: argparse.Namespace) -> int:
     from clv.pipeline.params import validate_params
 
     # the DAG checks them too, but only after Airflow's DB and the data were loaded
+    if args.orders and args.olist:
+        raise SystemExit("demo: give --orders or --olist, not both")
     as_of = args.as_of_date if args.as_of_date is not None else (
-        "" if args.orders else demo.CDNOW_AS_OF_DATE)
+        "" if args.orders or args.olist else demo.CDNOW_AS_OF_DATE)
     validate_params({"as_of_date": as_of, "horizon_days": args.horizon_days,
                      "budget": args.budget, "clv_weight": args.clv_weight})
     orders = demo.OrdersFile(Path(args.orders), _parse_mapping(args.map), args.format,
                              args.timestamp_format) if args.orders else None
+    if args.olist:
+        orders = demo.OlistExport(Path(args.olist))
     hillstrom = None
     if orders is not None:
         print("your orders: the Hillstrom campaign (CDNOW's timeline) is not loaded; "
@@ -340,6 +344,8 @@ def _parser() -> argparse.ArgumentParser:
                    "day after the file's newest order")
     s.add_argument("--orders", help="your orders file (CSV or Parquet) instead of CDNOW, "
                    "into an empty raw.orders; columns as for import-orders")
+    s.add_argument("--olist", help="an Olist export folder (orders, items, products, reviews, "
+                   "customers) instead of CDNOW, into an empty warehouse")
     s.add_argument("--map", help="with --orders: contract=column,... e.g. "
                    "order_id=OrderNo,amount=Total")
     s.add_argument("--format", choices=["csv", "parquet"])

@@ -95,7 +95,15 @@ class OrdersFile:
     timestamp_format: str | None = None
 
 
-def _refuse_mixing(orders: OrdersFile) -> None:
+@dataclass(frozen=True)
+class OlistExport:
+    """An Olist-shaped export for ``make run OLIST=dir``: orders, items, products, reviews,
+    customers (``clv import-olist`` takes the same folder)."""
+
+    path: Path
+
+
+def _refuse_mixing(orders: OrdersFile | OlistExport) -> None:
     """Own orders go into an empty raw.orders: appended to CDNOW they would be one shop."""
     from clv.data import warehouse
     from clv.pipeline import RAW_ORDERS
@@ -107,6 +115,16 @@ def _refuse_mixing(orders: OrdersFile) -> None:
             f"{batches[-1]}, e.g. CDNOW from an earlier make run): {orders.path} would be "
             "mixed with them into one shop. `make clean` empties the warehouse and the "
             "state (MLflow, Airflow) first; `clv import-orders` adds a file to what is there")
+
+
+def _load_olist(spark, export: OlistExport) -> tuple[dt.date, str]:
+    """Load an Olist export into the order lines, orders, reviews and customers tables."""
+    from clv.ingest import olist
+
+    loaded = olist.load_olist(spark, export.path)
+    lines = ", ".join(f"{t}: {c['accepted']} accepted, {c['rejected']} rejected"
+                      for t, c in loaded.items() if isinstance(c, dict) and "accepted" in c)
+    return dt.date.fromisoformat(loaded["as_of_date"]), lines
 
 
 def _load_orders(spark, orders: OrdersFile | None):
@@ -122,19 +140,20 @@ def _load_orders(spark, orders: OrdersFile | None):
 
 def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight: float,
         log_path: Path, hillstrom: Path | None, sent_date: str = "1998-03-01",
-        orders: OrdersFile | None = None) -> dict:
+        orders: OrdersFile | OlistExport | None = None) -> dict:
     """The walk-through; returns the run summary. Raises ``RuntimeError`` if the DAG
     run fails (after printing the end of its log).
 
-    ``orders``: the user's file instead of CDNOW (into an empty raw.orders); with
-    ``as_of_date`` None the run's as-of date is the batch's, the day after its newest
-    order.
+    ``orders``: the user's file instead of CDNOW (into an empty raw.orders), or an Olist
+    export (its order lines, orders, reviews and customers); with ``as_of_date`` None the
+    run's as-of date is the batch's, the day after its newest order.
     """
     import pandas as pd
 
     from clv import ingest, pipeline
     from clv.config import load_settings, private_dir
     from clv.data import warehouse
+    from clv.data.catalog import RAW_ORDERS
     from clv.data.spark import get_spark
     from clv.decisions import uplift
     from clv.ops import report
@@ -150,13 +169,18 @@ def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight
         _airflow("db", "migrate")
         _airflow(*SPARK_POOL_ARGS)
     source = "CDNOW" if orders is None else str(orders.path)
-    with steps.step(f"{source} -> raw.orders (validated, quarantine, atomic publish)"):
+    target = ("raw.order_lines, raw.orders, raw.reviews, raw.customers"
+              if isinstance(orders, OlistExport) else RAW_ORDERS)
+    with steps.step(f"{source} -> {target} (validated, quarantine, atomic publish)"):
         with _output_to(log_path):
             spark = get_spark("clv")
-            df, source = _load_orders(spark, orders)
-            batch = ingest.default_batch_date(df)
-            result = ingest.load_orders(spark, df, batch, f"import-{uuid.uuid4().hex[:8]}",
-                                        source=source)
+            if isinstance(orders, OlistExport):
+                batch, result = _load_olist(spark, orders)
+            else:
+                df, source = _load_orders(spark, orders)
+                batch = ingest.default_batch_date(df)
+                result = ingest.load_orders(spark, df, batch,
+                                            f"import-{uuid.uuid4().hex[:8]}", source=source)
         print(f"      {result}", flush=True)
     if hillstrom:
         with steps.step(f"Hillstrom experiment -> raw.campaign_responses (sent {sent_date})"):

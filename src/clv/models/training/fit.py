@@ -354,6 +354,15 @@ def _register_btyd(model: Any, evaluate: pd.DataFrame, context: dict[str, Any],
     x_eval = feature_matrix(evaluate)
     preds = {CLV_MODEL_NAME: model.predict_spend(x_eval),
              CHURN_MODEL_NAME: model.predict_churn(x_eval)}
+    broken = {name: int((~np.isfinite(np.asarray(p, dtype=float))).sum())
+              for name, p in preds.items()}
+    if any(broken.values()):
+        # A fit can converge to parameters whose predictions overflow on some customers
+        # (Olist: 73 repeat buyers among 8,000). Such a version could never be scored.
+        log.warning("BTYD model %s not registered: predictions not finite on the evaluation "
+                    "split (%s of %d customers); the other families still compete", model.kind,
+                    ", ".join(f"{n} {c}" for n, c in broken.items() if c), len(x_eval))
+        return []
     all_baselines = baseline_predictions(evaluate, context["horizon_days"])
     experiment_id = registry.configure_mlflow(settings)
     versions, reports = {}, {}
