@@ -1,0 +1,100 @@
+"""End to end on a second, messier shop: the Olist sample through every table and the DAG.
+
+Olist (8,135 orders, 73 repeat buyers, Portuguese reviews, cancelled orders) is loaded as
+its lines, orders, reviews and customers (``clv.ingest.olist``), then the real DAG runs
+once (``airflow dags test``). Figures are counted independently from the csv files with
+pandas, as ``tests/test_olist.py`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from test_e2e import REPO, _airflow
+
+from clv.config import SPARK_POOL_ARGS
+from clv.data import warehouse
+from clv.ingest import olist
+
+pytestmark = pytest.mark.e2e
+
+
+def _expected(directory: Path) -> dict[str, object]:
+    """Purchases (orders with items and not cancelled or unavailable) and their buyers."""
+    orders = pd.read_csv(directory / "olist_orders_dataset.csv.gz")
+    items = pd.read_csv(directory / "olist_order_items_dataset.csv.gz")
+    customers = pd.read_csv(directory / "olist_customers_dataset.csv.gz")
+    bought = orders[orders["order_id"].isin(items["order_id"])
+                    & ~orders["order_status"].isin(["canceled", "unavailable"])]
+    persons = bought.merge(customers, on="customer_id")["customer_unique_id"]
+    newest = pd.to_datetime(orders["order_purchase_timestamp"]).max().date()
+    return {"orders": len(bought), "buyers": persons.nunique(),
+            "as_of": newest + dt.timedelta(days=1)}
+
+
+@pytest.fixture(scope="module")
+def olist_run(tmp_path_factory, shared_data, spark):
+    directory = shared_data / "olist_sample"
+    if not directory.is_dir():
+        pytest.skip(f"no Olist sample at {directory}")
+    home = tmp_path_factory.mktemp("olist_home")
+    env = {**os.environ, "CLV_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "CLV_DEVICE": "cpu"}
+    for k in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
+        env.pop(k, None)
+    old_home = os.environ.get("CLV_HOME")
+    os.environ["CLV_HOME"] = str(home)
+    try:
+        from clv.config import load_settings
+
+        settings = load_settings()
+        loaded = olist.load_olist(spark, directory)
+        as_of = dt.date.fromisoformat(loaded["as_of_date"])
+        _airflow(["db", "migrate"], env)
+        _airflow(list(SPARK_POOL_ARGS), env)
+        _airflow(["dags", "test", "clv_pipeline", "-c",
+                  json.dumps({"as_of_date": as_of.isoformat(), "budget": 500.0})], env)
+        warehouse.refresh_catalog(settings)
+        con = duckdb.connect(str(warehouse.catalog_path(settings)), read_only=True)
+        try:
+            counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
+                      for t in ("raw.orders", "raw.order_lines", "raw.reviews", "raw.customers",
+                                "features.customer_features", "marts.customer_scores",
+                                "marts.budget_allocation", "marts.model_metrics")}
+            scores = con.execute("select count(*), count(distinct customer_id), "
+                                 "sum(case when predicted_clv is null or p_churn is null "
+                                 "then 1 else 0 end) from marts.customer_scores").fetchone()
+        finally:
+            con.close()
+        yield {"loaded": loaded, "as_of": as_of, "counts": counts, "scores": scores,
+               "expected": _expected(directory)}
+    finally:
+        if old_home is None:
+            os.environ.pop("CLV_HOME", None)
+        else:
+            os.environ["CLV_HOME"] = old_home
+
+
+def test_olist_loads_through_lines_orders_reviews_and_customers(olist_run):
+    expected, counts = olist_run["expected"], olist_run["counts"]
+    assert olist_run["as_of"] == expected["as_of"]
+    assert counts["raw.orders"] == expected["orders"]
+    assert counts["raw.reviews"] > 0 and counts["raw.customers"] > 0
+    assert counts["raw.order_lines"] >= counts["raw.orders"]
+
+
+def test_the_dag_scores_every_olist_buyer_once(olist_run):
+    n_rows, n_customers, n_missing = olist_run["scores"]
+    # every buyer with a purchase before the as-of date, once, with a spend and a churn score
+    assert n_rows == n_customers == olist_run["expected"]["buyers"]
+    assert olist_run["counts"]["features.customer_features"] == n_customers
+    assert n_missing == 0
+    assert olist_run["counts"]["marts.budget_allocation"] == n_customers
+    assert olist_run["counts"]["marts.model_metrics"] > 0
