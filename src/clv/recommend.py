@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -141,7 +142,8 @@ def net_pairs(lines_df: DataFrame, start: dt.date | None, end: dt.date) -> DataF
 
 def fit_recommender(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date,
                     horizon_days: int, k: int = 10, exclude_recent_days: int | None = None,
-                    params: AlsParams = AlsParams()) -> RecommenderRun:
+                    params: AlsParams = AlsParams(),
+                    timings: dict[str, float] | None = None) -> RecommenderRun:
     """Fit ALS and the baselines before ``cutoff``, evaluate them on the next
     ``horizon_days`` and keep the list of the method the champion rule picks.
 
@@ -154,6 +156,8 @@ def fit_recommender(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date,
         k: List length per customer.
         exclude_recent_days: Drop products the customer bought in this many days before
             ``cutoff`` from every list (None: keep them).
+        timings: When given, filled with the seconds of each phase (``index``, ``als``,
+            ``baselines``, ``score``, ``evaluate``; for benchmarks).
 
     Returns:
         A :class:`RecommenderRun`; its ``candidates`` are persisted (unpersist when done).
@@ -163,6 +167,7 @@ def fit_recommender(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date,
     if k < 1 or horizon_days < 1:
         raise ValueError(f"k and horizon_days must be >= 1, got k={k}, "
                          f"horizon_days={horizon_days}")
+    clock = _Clock(timings)
     train = net_pairs(lines_df, None, cutoff)
     indexer = StringIndexer(inputCols=["customer_id", "product_id"],
                             outputCols=["customer_idx", "product_idx"],
@@ -172,19 +177,26 @@ def fit_recommender(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date,
         raise ValueError(f"order lines: no line with a positive net quantity before {cutoff}")
     indexed = indexer.transform(train).select(
         _int_col("customer_idx"), _int_col("product_idx"), "quantity").persist()
+    indexed.count()
+    clock.lap("index")
     factors, user_factors = _fit_als(indexed, params, customer_ids, product_ids)
+    clock.lap("als")
     popularity = _popularity(indexed, len(product_ids))
     similarity = co_purchase_similarity(indexed, len(customer_ids), len(product_ids),
                                         params.neighbours)
+    clock.lap("baselines")
     recent = (None if not exclude_recent_days else
               indexer.transform(net_pairs(lines_df, cutoff - dt.timedelta(days=exclude_recent_days),
                                           cutoff)).select(_int_col("customer_idx"),
                                                           _int_col("product_idx")))
     candidates = _score_all(user_factors, indexed, recent, factors, popularity, similarity,
                             k).persist()
+    candidates.count()
+    clock.lap("score")
     relevant = net_pairs(lines_df, cutoff, cutoff + dt.timedelta(days=horizon_days))
     by_method = evaluate_top_k(candidates, relevant, k, len(product_ids))
     indexed.unpersist()
+    clock.lap("evaluate")
     metrics = _flatten(by_method, k)
     metrics.update(n_train_customers=float(len(customer_ids)),
                    n_catalogue=float(len(product_ids)))
@@ -194,6 +206,19 @@ def fit_recommender(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date,
                   "k": k, "exclude_recent_days": exclude_recent_days or 0}
     return RecommenderRun(candidates.filter(candidates["method"] == method), candidates,
                           method, metrics, run_params, factors, decision)
+
+
+class _Clock:
+    """Seconds per phase into ``timings`` (nothing when it is None)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[phase] = now - self.last
+        self.last = now
 
 
 def recommend(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date, horizon_days: int,
@@ -481,12 +506,24 @@ def register_recommender(run: RecommenderRun, settings: Settings | None = None,
         info = mlflow.pyfunc.log_model(
             name="recommender", python_model=AlsRecommenderPyfunc(),
             artifacts={"factors": str(run.factors.save(Path(tmp) / "factors.npz"))},
-            registered_model_name=RECOMMEND_MODEL_NAME,
+            registered_model_name=RECOMMEND_MODEL_NAME, signature=_signature(),
             pip_requirements=[f"numpy=={np.__version__}", f"pandas=={pd.__version__}"])
     version = str(info.registered_model_version)
     registry.record_artifact_digest(RECOMMEND_MODEL_NAME, version, settings)
     return {"version": version, **_apply_decision(version, run, tags, settings),
             "mlflow_run_id": mlrun.info.run_id, "method": run.method}
+
+
+def _signature() -> Any:
+    """customer_id in; customer_id, product_id, score, rank out; ``k`` a parameter."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "customer_id")]),
+        outputs=Schema([ColSpec("string", "customer_id"), ColSpec("string", "product_id"),
+                        ColSpec("double", "score"), ColSpec("long", "rank")]),
+        params=ParamSchema([ParamSpec("k", "long", 10)]))
 
 
 def _apply_decision(version: str, run: RecommenderRun, tags: Mapping[str, str],

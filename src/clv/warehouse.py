@@ -117,6 +117,11 @@ _TABLE_LIST = [
           "Customers newly at churn risk since the previous scores, by value at risk."),
     Table("marts", "score_backtest", ("scored_as_of_date", "clv_model_version"),
           "Earlier scores whose horizon has passed vs the spend realised in it."),
+    Table("marts", "recommendations", ("customer_id", "rank"),
+          "Top 10 products per customer (customer_id string, product_id string, score double, "
+          "rank int, method string: als, or the better baseline when ALS did not beat both "
+          "on NDCG@10; see clv.recommend.RECOMMENDATION_SCHEMA), trained on lines before "
+          "the as-of date, recent purchases excluded when the shop asks for it."),
 ]
 TABLES: dict[str, Table] = {t.qualified_name: t for t in _TABLE_LIST}
 
