@@ -168,6 +168,7 @@ def fit_recommender(spark: SparkSession, lines_df: DataFrame, cutoff: dt.date,
         raise ValueError(f"k and horizon_days must be >= 1, got k={k}, "
                          f"horizon_days={horizon_days}")
     clock = _Clock(timings)
+    _ensure_checkpoint_dir(spark)
     train = net_pairs(lines_df, None, cutoff)
     indexer = StringIndexer(inputCols=["customer_id", "product_id"],
                             outputCols=["customer_idx", "product_idx"],
@@ -235,6 +236,21 @@ def _int_col(name: str) -> Any:
     from pyspark.sql import functions as F
 
     return F.col(name).cast("int").alias(name)
+
+
+def _ensure_checkpoint_dir(spark: SparkSession) -> None:
+    """ALS checkpoints its factors every ``checkpointInterval`` iterations only when the
+    context has a checkpoint folder; without one the lineage of 15 iterations grew deep
+    enough for a StackOverflowError on 1M lines. A folder under the state dir, if none set."""
+    from clv.config import load_settings, private_dir
+
+    try:
+        context = spark.sparkContext
+    except Exception:  # Spark Connect: the server's configuration decides  # noqa: BLE001
+        return
+    if context.getCheckpointDir() is None:
+        context.setCheckpointDir(str(private_dir(load_settings().state_dir / "spark"
+                                                 / "checkpoints")))
 
 
 def _fit_als(indexed: DataFrame, params: AlsParams, customer_ids: np.ndarray,
