@@ -51,6 +51,7 @@ CUSTOMERS = "raw.customers"
 REJECTED_CUSTOMERS = "quality.rejected_customers"
 EVENTS = "raw.events"
 REJECTED_EVENTS = "quality.rejected_events"
+RECOMMENDATIONS = "marts.recommendations"
 
 
 # --------------------------------------------------------------------------- schemas
@@ -190,6 +191,10 @@ TABLE_LIST: list[Table] = [
           "Browsing events: view, add_to_cart, purchase. Partitions are load batches."),
     Table(REJECTED_EVENTS, ("source", "row"),
           "Event rows that were not accepted, with the rule they broke and their row."),
+    Table(RECOMMENDATIONS, ("customer_id", "rank"),
+          "Top 10 products per customer (customer_id, product_id, score, rank, method: als, "
+          "or the better baseline when ALS did not beat both on NDCG@10), trained on lines "
+          "before the as-of date, recent purchases excluded when the shop asks for it."),
 ]
 #: Qualified name -> table.
 TABLES: dict[str, Table] = {t.qualified_name: t for t in TABLE_LIST}
