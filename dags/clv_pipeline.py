@@ -332,6 +332,14 @@ def clv_pipeline():
 
         return pipeline.backtest_scores(_as_of_date(), _run_id())
 
+    @task(pool=SPARK_POOL)
+    def recommend() -> dict:
+        """ALS top 10 products per customer, judged out of time against popularity and
+        co-purchase -> marts.recommendations (skipped when the shop has no order lines)."""
+        from clv import pipeline
+
+        return pipeline.recommend(_as_of_date(), _horizon(), _run_id())
+
     @task(execution_timeout=SHORT)
     def publish_catalog() -> dict:
         """Refresh the analysts' DuckDB views and the Data Docs index."""
@@ -358,6 +366,7 @@ def clv_pipeline():
     scored >> segment() >> measure_outcomes() >> allocate() >> alerts >> catalog >> summary()
     scored >> explain() >> alerts
     raw >> backtest_scores() >> catalog
+    features >> recommend() >> catalog
 
 
 clv_pipeline()

@@ -67,7 +67,8 @@ def test_pipeline_params_and_order(dagbag):
     assert upstream["explain"] == {"score"}
     assert upstream["churn_alerts"] == {"allocate", "explain"}
     assert upstream["backtest_scores"] == {"validate_raw"}
-    assert upstream["publish_catalog"] == {"churn_alerts", "backtest_scores"}
+    assert upstream["recommend"] == {"validate_features"}
+    assert upstream["publish_catalog"] == {"churn_alerts", "backtest_scores", "recommend"}
     assert upstream["summary"] == {"publish_catalog"}
 
 

@@ -287,7 +287,7 @@ def _warehouse_roles(args: argparse.Namespace) -> int:
 def _import_olist(args: argparse.Namespace) -> int:
     from clv.data import warehouse
     from clv.ingest import olist
-    from clv.spark import get_spark
+    from clv.data.spark import get_spark
 
     as_of = dt.date.fromisoformat(args.as_of_date) if args.as_of_date else None
     print(f"loading the Olist export in {args.directory} ...", flush=True)

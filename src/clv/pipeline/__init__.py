@@ -17,6 +17,7 @@ Submodules:
 * ``effect_inputs``: covariates and campaign evidence for the action effects.
 * ``decide_tasks``: the budget allocation step and what it publishes and logs.
 * ``loop_tasks``: the closed loop: campaign plan, sends, outcomes, policy value.
+* ``recommend_tasks``: top products per customer from the order lines (when present).
 * ``catalog_tasks``: the analysts' catalog and the run's summary.
 """
 
@@ -52,6 +53,7 @@ from clv.pipeline.publishing import (
     SPARK_STEPS,
     _campaign_responses,
 )
+from clv.pipeline.recommend_tasks import recommend
 from clv.pipeline.score_tasks import (
     backtest_scores,
     churn_alerts,
@@ -123,6 +125,7 @@ __all__ = [
     "StaleDataError",
     "allocate",
     "backtest_scores",
+    "recommend",
     "build_features",
     "churn_alerts",
     "evaluate",

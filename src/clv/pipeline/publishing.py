@@ -11,7 +11,7 @@ from clv.pipeline.tables import CAMPAIGN_RESPONSES
 #: Steps that run Spark: their DAG tasks must use the "spark" pool (policy-tested).
 SPARK_STEPS = {"validate_raw", "build_features", "validate_features", "score", "segment",
                "allocate", "evaluate", "measure_outcomes", "explain", "churn_alerts",
-               "backtest_scores"}
+               "backtest_scores", "recommend"}
 
 
 def _spark():
