@@ -67,13 +67,31 @@ def olist_run(tmp_path_factory, shared_data, spark):
             counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
                       for t in ("raw.orders", "raw.order_lines", "raw.reviews", "raw.customers",
                                 "features.customer_features", "marts.customer_scores",
-                                "marts.budget_allocation", "marts.model_metrics")}
+                                "marts.budget_allocation", "marts.model_metrics",
+                                "marts.recommendations")}
+            recs = con.execute("""
+                select count(distinct r.customer_id), max(r.rank), min(r.rank),
+                       count(*) - count(distinct (r.customer_id, r.product_id)),
+                       count(distinct r.method), min(r.method),
+                       sum(case when s.customer_id is null then 1 else 0 end)
+                from marts.recommendations r
+                left join marts.customer_scores s using (customer_id)""").fetchone()
             scores = con.execute("select count(*), count(distinct customer_id), "
                                  "sum(case when predicted_clv is null or p_churn is null "
                                  "then 1 else 0 end) from marts.customer_scores").fetchone()
+            sources = dict(con.execute("""
+                select model_family, string_agg(distinct sources, ' | ')
+                from marts.model_metrics where model_version != 'baseline'
+                group by 1""").fetchall())
+            reviewed = con.execute("""
+                select count(*), sum(case when n_reviews > 0 then 1 else 0 end),
+                       avg(mean_review_score)
+                from features.customer_features""").fetchone()
         finally:
             con.close()
-        yield {"loaded": loaded, "as_of": as_of, "counts": counts, "scores": scores,
+        yield {"sources": sources, "reviewed": reviewed, "loaded": loaded, "as_of": as_of,
+               "counts": counts, "scores": scores,
+               "recommendations": recs,
                "expected": _expected(directory)}
     finally:
         if old_home is None:
@@ -98,3 +116,24 @@ def test_the_dag_scores_every_olist_buyer_once(olist_run):
     assert n_missing == 0
     assert olist_run["counts"]["marts.budget_allocation"] == n_customers
     assert olist_run["counts"]["marts.model_metrics"] > 0
+
+
+def test_buyers_get_ranked_product_recommendations(olist_run):
+    n_customers, top_rank, first_rank, repeats, n_methods, method, strangers = \
+        olist_run["recommendations"]
+    # every buyer with lines before the as-of date gets a list (Olist: lines = orders)
+    assert n_customers == olist_run["expected"]["buyers"]
+    assert first_rank == 1 and 1 <= top_rank <= 10
+    assert repeats == 0  # no product twice in a customer's list
+    assert n_methods == 1 and method in ("als", "popularity", "co_purchase")
+    assert strangers == 0  # only scored customers
+
+
+def test_reviews_and_customers_feed_the_xgboost_versions_and_are_recorded(olist_run):
+    # features at the as-of date carry the review columns (point in time: reviews before it)
+    n, with_reviews, mean_score = olist_run["reviewed"]
+    assert 0 < with_reviews <= n and 1.0 <= mean_score <= 5.0
+    # marts.model_metrics says which sources each version learned from
+    assert olist_run["sources"]["xgboost"] == "orders,reviews,customers"
+    assert olist_run["sources"]["ziln"] == "orders"
+    assert set(olist_run["sources"]) >= {"xgboost", "ziln", "btyd"}

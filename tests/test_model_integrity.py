@@ -24,6 +24,8 @@ def champions(clv_home, monkeypatch):
     by_split = {"train": learn, "eval": evaluate}
     monkeypatch.setattr(training.splits, "load_split",
                         lambda as_of, split, settings=None: by_split[split])
+    monkeypatch.setattr(scoring.warehouse, "columns",  # the served frame's columns
+                        lambda table, as_of, settings=None: list(evaluate.columns))
     monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",
                         lambda table, as_of, settings=None, columns=None: evaluate)
     monkeypatch.setenv("CLV_DEVICE", "cpu")

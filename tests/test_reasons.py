@@ -7,12 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.features import FEATURE_COLUMNS
+from clv.features import FEATURE_COLUMNS, SOURCE_INPUTS
 from clv.models import reasons
 
 
 def test_every_feature_has_a_readable_description():
-    assert set(reasons.FEATURE_DESCRIPTIONS) == set(FEATURE_COLUMNS)
+    # every model input: the orders' features and the optional sources' numeric ones
+    assert set(reasons.FEATURE_DESCRIPTIONS) == set(FEATURE_COLUMNS) | set(SOURCE_INPUTS)
+    assert reasons.describe_feature("days_since_low_score") == \
+        "days since the last review scored 1-2"
     assert reasons.describe_feature("recency_days") == "days since last purchase"
     assert reasons.describe_feature("spend_p01") == "spend 1-30 days before the as-of date"
     assert reasons.describe_feature("orders_p12") == "orders 331-360 days before the as-of date"

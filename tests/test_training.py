@@ -114,6 +114,8 @@ def test_both_families_compete_and_scoring_uses_whichever_is_champion(registry_h
     registry.promote("clv_churn", "2")
     version, model = registry.load_champion("clv_spend")
     assert (str(version), model.family) == ("2", "tensorflow")
+    monkeypatch.setattr(scoring.warehouse, "columns",  # the served frame's columns
+                        lambda table, as_of, settings=None: list(evaluate.columns))
     monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",
                         lambda table, as_of, settings=None, columns=None: evaluate)
     scores = scoring.score_customers(AS_OF, HORIZON, "run-2")

@@ -35,6 +35,9 @@ class Backend(Protocol):
     def row_count(self, table: Table, as_of_date: dt.date) -> int | None:
         """Rows of a published partition without a Spark job (None if it does not exist)."""
 
+    def columns(self, table: Table, as_of_date: dt.date) -> list[str]:
+        """Column names of a published partition, without reading its rows."""
+
     def write_partition(self, df: DataFrame, table: Table, as_of_date: dt.date) -> Any:
         """Replace the partition with ``df`` (no partition column) atomically."""
 

@@ -56,13 +56,13 @@ RECOMMENDATIONS = "marts.recommendations"
 
 # --------------------------------------------------------------------------- schemas
 # Explicit Spark schemas of the tables whose frames may be empty or hold all-null columns.
-#: Explicit schema of marts.model_metrics (model_alias is null for most rows).
+#: marts.model_metrics (model_alias is null for most rows; sources: the data a version's
+#: inputs came from, e.g. "orders,reviews").
 MODEL_METRICS_SCHEMA = (
     "model_name string, model_version string, model_alias string, model_family string, "
     "target string, metric string, value double, cutoff_date date, horizon_days int, "
-    "n_customers int, run_id string"
+    "n_customers int, run_id string, sources string"
 )
-#: Explicit Spark schemas of the tables whose frames may be empty or hold all-null columns.
 CHURN_ALERTS_SCHEMA = (
     "customer_id string, alert_type string, p_churn double, previous_p_churn double, "
     "predicted_clv double, value_at_risk double, reason_1 string, reason_2 string, "

@@ -85,6 +85,15 @@ class ParquetBackend:
             return None
         return sum(pq.read_metadata(f).num_rows for f in sorted(part.glob("*.parquet")))
 
+    def columns(self, table: Table, as_of_date: dt.date) -> list[str]:
+        import pyarrow.parquet as pq
+
+        part = self.partition_dir(table, as_of_date)
+        if not (part / "_SUCCESS").exists():
+            raise WarehouseError(f"{table.qualified_name}: partition {PARTITION_COLUMN}="
+                                 f"{as_of_date} does not exist ({part})")
+        return [*pq.read_schema(next(part.glob("*.parquet"))).names, PARTITION_COLUMN]
+
     def write_partition(self, df: DataFrame, table: Table, as_of_date: dt.date) -> Path:
         final = self.partition_dir(table, as_of_date)
         private_dir(self.root)

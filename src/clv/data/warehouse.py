@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CATALOG_FILE", "LOCAL_RELATION_MAX_ROWS", "PARTITION_COLUMN", "TABLES", "Table",
-    "WarehouseError", "backend", "catalog_path", "drop_partition", "exclusive_lock",
+    "WarehouseError", "backend", "catalog_path", "columns", "drop_partition", "exclusive_lock",
     "get_table", "list_partitions", "partition_dir", "read_partition_pandas", "read_table",
     "refresh_catalog", "row_count", "spark_frame", "table_dir", "write_partition",
 ]
@@ -83,6 +83,11 @@ def row_count(name: str, as_of_date: dt.date, settings: Settings | None = None) 
     Embedded: from the Parquet footers; PostgreSQL: from ``clv_meta.partitions``.
     """
     return backend(settings).row_count(get_table(name), as_of_date)
+
+
+def columns(name: str, as_of_date: dt.date, settings: Settings | None = None) -> list[str]:
+    """Column names of a published partition, without reading its rows."""
+    return backend(settings).columns(get_table(name), as_of_date)
 
 
 def write_partition(

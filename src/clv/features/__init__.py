@@ -9,8 +9,12 @@ from clv.features.columns import (
     FEATURE_COLUMNS,
     LABEL_COLUMNS,
     RFM_FEATURES,
+    SOURCE_FEATURES,
+    SOURCE_INPUTS,
     feature_matrix,
+    model_columns,
     period_columns,
+    sources_of,
 )
 from clv.features.orders import (
     backtest_cutoffs,
@@ -21,6 +25,7 @@ from clv.features.orders import (
 )
 
 __all__ = [
-    "FEATURE_COLUMNS", "LABEL_COLUMNS", "RFM_FEATURES", "backtest_cutoffs", "customer_features",
-    "customer_labels", "feature_matrix", "orders_before", "period_columns", "training_examples",
+    "FEATURE_COLUMNS", "LABEL_COLUMNS", "RFM_FEATURES", "SOURCE_FEATURES", "SOURCE_INPUTS",
+    "backtest_cutoffs", "customer_features", "customer_labels", "feature_matrix",
+    "model_columns", "orders_before", "period_columns", "sources_of", "training_examples",
 ]

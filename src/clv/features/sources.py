@@ -33,26 +33,24 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from clv.features.columns import (
+    CATEGORICAL,
+    EVENT_FEATURES,
+    SOURCE_FEATURES,
+)
+from clv.features.columns import CUSTOMER_FEATURES as CUSTOMER_FEATURES  # the lists live there
+from clv.features.columns import REVIEW_FEATURES as REVIEW_FEATURES
 from clv.features.orders import _ts
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
-REVIEW_FEATURES = ["n_reviews", "mean_review_score", "share_low_scores",
-                   "days_since_low_score", "mean_sentiment", "share_sentiment_unknown"]
-CUSTOMER_FEATURES = ["region", "acquisition_channel", "signup_tenure_days"]
-EVENT_FEATURES = ["sessions_30d", "views_30d", "add_to_cart_30d", "cart_abandonment_rate"]
-#: The optional sources, in the order their columns are appended.
-SOURCE_FEATURES = {"reviews": REVIEW_FEATURES, "customers": CUSTOMER_FEATURES,
-                   "events": EVENT_FEATURES}
 #: Columns each source's features start from (and zero-fill for absent customers).
 _ZERO_FILLED = {"n_reviews": 0, "sessions_30d": 0, "views_30d": 0, "add_to_cart_30d": 0}
 LOW_SCORE = 2
 EVENT_WINDOW_DAYS = 30
 SESSION_GAP_MINUTES = 30
 CART_WINDOW_HOURS = 24
-#: Text attributes one-hot encoded for the models.
-CATEGORICAL = ["region", "acquisition_channel"]
 
 
 def review_features(reviews: DataFrame, cutoff: dt.date,

@@ -209,14 +209,14 @@ class SpendIntervals:
 def fit_intervals(model: Any, holdout: Any) -> SpendIntervals:
     """The interval method for ``model`` (a :class:`clv.models.registry.ScoringModel`), calibrated
     on the calibration half of ``holdout`` (``eval`` training examples) when needed."""
-    from clv.features import feature_matrix
+    from clv.features import feature_matrix, model_columns
 
     if distribution_source(model) is not None:
         return SpendIntervals(ZILN_METHOD)
     cal = holdout[calibration_half(holdout["customer_id"])]
     if cal.empty:
         raise ValueError("interval calibration: the holdout's calibration half is empty")
-    pred = model.predict(feature_matrix(cal))
+    pred = model.predict(feature_matrix(cal, columns=model_columns(cal)))
     return SpendIntervals(BAND_METHOD,
                           BandCalibration.fit(pred, cal["spend_next"].to_numpy(dtype=float)))
 
@@ -224,13 +224,13 @@ def fit_intervals(model: Any, holdout: Any) -> SpendIntervals:
 def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
     """Coverage of the 80 % interval on the measurement half of the holdout, and what the
     method itself expects (:data:`NOMINAL_METRIC`, see the module notes)."""
-    from clv.features import feature_matrix
+    from clv.features import feature_matrix, model_columns
 
     method = fit_intervals(model, holdout)
     measure = holdout[~calibration_half(holdout["customer_id"])]
     if measure.empty:
         raise ValueError("interval coverage: the holdout's measurement half is empty")
-    x = feature_matrix(measure)
+    x = feature_matrix(measure, columns=model_columns(measure))
     q = method.quantiles(model, x, model.predict(x))
     y = measure["spend_next"].to_numpy(dtype=float)
     if method.calibration is None:
@@ -240,7 +240,8 @@ def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
         pit = pit_coverage(y, 1.0 - p, ziln_cdf(y, p, mu, sigma))
     else:
         cal = holdout[calibration_half(holdout["customer_id"])]
-        cal_q = method.calibration.predict(model.predict(feature_matrix(cal)))
+        cal_q = method.calibration.predict(model.predict(
+            feature_matrix(cal, columns=model_columns(cal))))
         nominal = interval_coverage(cal["spend_next"], cal_q[:, 0], cal_q[:, 2])
         pit = pit_coverage(y, *method.calibration.cdf(model.predict(x), y))
     return {COVERAGE_METRIC: interval_coverage(y, q[:, 0], q[:, 2]), NOMINAL_METRIC: nominal,

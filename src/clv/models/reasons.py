@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clv.config import CLV_MODEL_NAME, PERIOD_DAYS
-from clv.features import FEATURE_COLUMNS
+from clv.features import FEATURE_COLUMNS, SOURCE_INPUTS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -53,6 +53,8 @@ def describe_feature(column: str) -> str:
     ``spend_p02`` -> "spend 31-60 days before the as-of date"."""
     if column in _RFM_DESCRIPTIONS:
         return _RFM_DESCRIPTIONS[column]
+    if column in _SOURCE_DESCRIPTIONS:
+        return _SOURCE_DESCRIPTIONS[column]
     match = _PERIOD.fullmatch(column)
     if match is None:
         raise ValueError(f"no description for feature column {column!r}")
@@ -61,12 +63,26 @@ def describe_feature(column: str) -> str:
     return f"{what} {PERIOD_DAYS * (k - 1) + 1}-{PERIOD_DAYS * k} days before the as-of date"
 
 
-#: Every model feature's phrase (one home: the feature list in clv.features).
-FEATURE_DESCRIPTIONS: dict[str, str] = {c: describe_feature(c) for c in FEATURE_COLUMNS}
+#: The optional sources' inputs (clv.features.sources).
+_SOURCE_DESCRIPTIONS = {
+    "n_reviews": "reviews written", "mean_review_score": "mean review score",
+    "share_low_scores": "share of reviews scored 1-2",
+    "days_since_low_score": "days since the last review scored 1-2",
+    "mean_sentiment": "mean sentiment of review texts",
+    "share_sentiment_unknown": "share of review texts whose sentiment is unknown",
+    "signup_tenure_days": "days since signup", "sessions_30d": "sessions in the last 30 days",
+    "views_30d": "product views in the last 30 days",
+    "add_to_cart_30d": "add-to-carts in the last 30 days",
+    "cart_abandonment_rate": "share of carts not bought",
+}
+#: Every model feature's phrase (one home: the feature lists in clv.features).
+FEATURE_DESCRIPTIONS: dict[str, str] = {c: describe_feature(c)
+                                        for c in [*FEATURE_COLUMNS, *SOURCE_INPUTS]}
 
 
 def top_reasons(contributions: Any, features: pd.DataFrame, model_version: str,
-                explanation: str, k: int = TOP_K) -> pd.DataFrame:
+                explanation: str, k: int = TOP_K, columns: list[str] | None = None
+                ) -> pd.DataFrame:
     """The ``k`` largest |contributions| per customer, as rows.
 
     Args:
@@ -75,6 +91,8 @@ def top_reasons(contributions: Any, features: pd.DataFrame, model_version: str,
         model_version: the explaining model's version.
         explanation: which model explains and why (e.g. "SHAP of the champion").
         k: reasons per customer at most.
+        columns: the explaining model's input columns, in its order (default
+            FEATURE_COLUMNS; an XGBoost version trained with an optional source has more).
 
     Returns:
         REASON_COLUMNS, sorted by customer_id then rank (1 = largest); customers'
@@ -82,17 +100,18 @@ def top_reasons(contributions: Any, features: pd.DataFrame, model_version: str,
     """
     import pandas as pd
 
+    columns = FEATURE_COLUMNS if columns is None else list(columns)
     contrib = np.asarray(contributions, dtype=float)
-    if contrib.shape != (len(features), len(FEATURE_COLUMNS)):
+    if contrib.shape != (len(features), len(columns)):
         raise ValueError(f"contributions have shape {contrib.shape}; expected "
-                         f"({len(features)}, {len(FEATURE_COLUMNS)}): one per feature column")
+                         f"({len(features)}, {len(columns)}): one per feature column")
     k = min(k, contrib.shape[1])
     # stable sort of -|c|: equal sizes keep the feature order, so ties are deterministic
     order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
     rows = np.repeat(np.arange(len(features)), k)
     cols = order.reshape(-1)
-    values = features[FEATURE_COLUMNS].to_numpy(dtype=float)
-    names = np.array(FEATURE_COLUMNS, dtype=object)
+    values = features.reindex(columns=columns).to_numpy(dtype=float)
+    names = np.array(columns, dtype=object)
     out = pd.DataFrame({
         "customer_id": features["customer_id"].to_numpy()[rows],
         "rank": np.tile(np.arange(1, k + 1), len(features)).astype("int32"),
@@ -160,10 +179,11 @@ def customer_reasons(features: pd.DataFrame, champion: Any, settings: Any = None
                      ) -> tuple[pd.DataFrame | None, str]:
     """Top reasons for every customer in ``features`` (customer_id + FEATURE_COLUMNS),
     explaining ``champion``; (None, why) when no XGBoost model can explain it."""
-    from clv.features import feature_matrix
-
     model, explanation = explaining_model(champion, settings)
     if model is None:
         return None, explanation
-    contrib = shap_contributions(model.model, feature_matrix(features, "float32"))
-    return top_reasons(contrib, features, model.version, explanation), explanation
+    columns = model.input_columns() or FEATURE_COLUMNS
+    x = features.reindex(columns=columns).astype("float32")  # the version's own inputs
+    contrib = shap_contributions(model.model, x)
+    return top_reasons(contrib, features, model.version, explanation, columns=columns), \
+        explanation

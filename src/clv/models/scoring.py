@@ -18,7 +18,7 @@ import numpy as np
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, PERIOD_DAYS, Settings
 from clv.data import warehouse
 from clv.data.catalog import FEATURES as FEATURES_TABLE
-from clv.features import FEATURE_COLUMNS, feature_matrix
+from clv.features import FEATURE_COLUMNS, SOURCE_INPUTS, feature_matrix, model_columns
 from clv.models import intervals, registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,12 +47,14 @@ def score_customers(
     """
     import pandas as pd
 
-    feats = warehouse.read_partition_pandas(FEATURES_TABLE, as_of_date, settings,
-                                            columns=["customer_id", *FEATURE_COLUMNS])
+    present = warehouse.columns(FEATURES_TABLE, as_of_date, settings)
+    feats = warehouse.read_partition_pandas(
+        FEATURES_TABLE, as_of_date, settings,
+        columns=["customer_id", *FEATURE_COLUMNS, *[c for c in SOURCE_INPUTS if c in present]])
     clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings, horizon_days)
     churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings,
                                                         horizon_days)
-    x = feature_matrix(feats)
+    x = feature_matrix(feats, columns=model_columns(feats))  # each version takes its own
     clv = np.clip(clv_model.predict(x), 0.0, None)
     scores = pd.DataFrame({
         "customer_id": feats["customer_id"].to_numpy(),

@@ -269,9 +269,9 @@ def _catalog(args: argparse.Namespace) -> int:
 def _warehouse_roles(args: argparse.Namespace) -> int:
     import os
 
-    from clv.data import postgres, warehouse
+    from clv.data import postgres_roles, warehouse
 
-    done = postgres.setup_roles(
+    done = postgres_roles.setup_roles(
         args.admin_uri or os.environ.get("CLV_PG_ADMIN_URI") or "",
         sorted({t.schema for t in warehouse.TABLES.values()}), args.writer, args.analyst,
         os.environ.get("CLV_PG_WRITER_PASSWORD"), os.environ.get("CLV_PG_ANALYST_PASSWORD"))
@@ -286,8 +286,8 @@ def _warehouse_roles(args: argparse.Namespace) -> int:
 
 def _import_olist(args: argparse.Namespace) -> int:
     from clv.data import warehouse
-    from clv.ingest import olist
     from clv.data.spark import get_spark
+    from clv.ingest import olist
 
     as_of = dt.date.fromisoformat(args.as_of_date) if args.as_of_date else None
     print(f"loading the Olist export in {args.directory} ...", flush=True)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from clv.data import warehouse
+from clv.data.catalog import CUSTOMERS, EVENTS, REVIEWS
 from clv.pipeline.publishing import _path, _spark
 from clv.pipeline.tables import EXAMPLES, FEATURES, RAW_ORDERS
 
@@ -14,27 +15,39 @@ log = logging.getLogger(__name__)
 
 
 def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
-    """Spark: features at the as-of date, and out-of-time training examples."""
+    """Spark: features at the as-of date, and out-of-time training examples; each optional
+    source loaded (reviews, customers, events) adds its point-in-time columns."""
     from pyspark.sql import functions as F
 
     from clv import features
+    from clv.features.sources import add_source_features
 
     spark = _spark()
     orders = warehouse.read_table(spark, RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
-    feats = features.customer_features(orders, as_of_date).withColumn("run_id", F.lit(run_id))
-    warehouse.write_partition(feats, FEATURES, as_of_date)
+    sources = _source_frames(spark, as_of_date)
+
+    def with_sources(frame, cutoff: dt.date):
+        return add_source_features(frame, cutoff, **sources)[0] if sources else frame
+
+    feats = with_sources(features.customer_features(orders, as_of_date), as_of_date)
+    warehouse.write_partition(feats.withColumn("run_id", F.lit(run_id)), FEATURES, as_of_date)
     cutoffs = features.backtest_cutoffs(as_of_date, horizon_days)
-    examples = features.training_examples(orders, cutoffs["train"], horizon_days, "train")
-    examples = examples.unionByName(
-        features.training_examples(orders, cutoffs["eval"], horizon_days, "eval")
-    ).withColumn("run_id", F.lit(run_id))
+    examples = with_sources(
+        features.training_examples(orders, cutoffs["train"], horizon_days, "train"),
+        cutoffs["train"])
+    examples = examples.unionByName(with_sources(
+        features.training_examples(orders, cutoffs["eval"], horizon_days, "eval"),
+        cutoffs["eval"])).withColumn("run_id", F.lit(run_id))
     warehouse.write_partition(examples, EXAMPLES, as_of_date)
+    if "sentiment" in sources:
+        sources["sentiment"].unpersist()
     counts = {r["split"]: r["n"] for r in warehouse.read_table(spark, EXAMPLES, as_of_date)
               .groupBy("split").count().withColumnRenamed("count", "n").collect()}
     n_customers = warehouse.read_table(spark, FEATURES, as_of_date).count()
-    log.info("features: %d customers at %s; examples %s (cutoffs %s)",
-             n_customers, as_of_date, counts, cutoffs)
-    return {"customers": n_customers, "train_rows": counts.get("train", 0),
+    used = ["orders", *(s for s in ("reviews", "customers", "events") if s in sources)]
+    log.info("features: %d customers at %s from %s; examples %s (cutoffs %s)",
+             n_customers, as_of_date, "+".join(used), counts, cutoffs)
+    return {"customers": n_customers, "sources": used, "train_rows": counts.get("train", 0),
             "eval_rows": counts.get("eval", 0),
             "train_cutoff": cutoffs["train"].isoformat(),
             "eval_cutoff": cutoffs["eval"].isoformat()}
@@ -59,3 +72,28 @@ def validate_features(as_of_date: dt.date) -> dict[str, Any]:
                    psi={r.column: round(float(r.psi), 4) for r in drift.itertuples()},
                    drifted=drift.loc[drift["flag"] == "drift", "column"].tolist())
     return out
+
+
+def _source_frames(spark, as_of_date: dt.date) -> dict[str, Any]:
+    """The optional sources loaded on or before the as-of date, as
+    :func:`clv.features.sources.add_source_features` takes them (absent ones left out);
+    customers: each one's row of the newest such batch; reviews: with their sentiment."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    part = warehouse.PARTITION_COLUMN
+    loaded = {name: table for name, table in (("reviews", REVIEWS), ("customers", CUSTOMERS),
+                                              ("events", EVENTS))
+              if any(d <= as_of_date for d in warehouse.list_partitions(table))}
+    frames = {name: warehouse.read_table(spark, table).where(F.col(part) <= F.lit(as_of_date))
+              for name, table in loaded.items()}
+    if "customers" in frames:
+        newest = Window.partitionBy("customer_id").orderBy(F.col(part).desc())
+        frames["customers"] = (frames["customers"].withColumn("_n", F.row_number().over(newest))
+                               .where("_n = 1").drop("_n"))
+    frames = {name: frame.drop(part) for name, frame in frames.items()}
+    if "reviews" in frames:
+        from clv.features.sentiment import review_sentiment
+
+        frames["sentiment"] = review_sentiment(frames["reviews"]).persist()
+    return frames

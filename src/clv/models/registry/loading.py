@@ -78,8 +78,23 @@ class ScoringModel:
         #: cutoff (:func:`clv.models.btyd_pyfunc.level_factor`); None: as the model predicts.
         self.level_anchor = level_anchor
 
+    def input_columns(self) -> list[str] | None:
+        """The columns the version was trained on (None: unknown, take ``x`` as it is)."""
+        if self.family == "xgboost":
+            booster = getattr(self.model, "get_booster", None)
+            names = booster().feature_names if booster else None
+            return list(names) if names else None
+        schema = getattr(getattr(self.model, "metadata", None), "get_input_schema", None)
+        names = schema().input_names() if schema and schema() is not None else None
+        return [str(n) for n in names] if names else None
+
     def predict(self, x: Any) -> np.ndarray:
         output = OUTPUT[self.name]
+        columns = self.input_columns() if hasattr(x, "reindex") else None
+        if columns is not None and list(x.columns) != columns:
+            # a version sees its own inputs: an optional source it was trained with and
+            # that is absent now reads as missing; one it never saw is left out
+            x = x.reindex(columns=columns)
         if self.family == "xgboost":
             if output == "churn":
                 return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)

@@ -23,9 +23,10 @@ import numpy as np
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, Settings
 from clv.data import lineage
-from clv.features.columns import feature_matrix
+from clv.features.columns import feature_matrix, model_columns
 from clv.models import metrics, registry
 from clv.models.training.baselines import BTYD_BASELINE, baseline_predictions, report, truth
+from clv.models.training.fit import SOURCES_TAG
 from clv.models.training.splits import _holdout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ["model_name", "model_version", "model_alias", "model_family", "target",
-                  "metric", "value", "cutoff_date", "horizon_days", "n_customers", "run_id"]
+                  "metric", "value", "cutoff_date", "horizon_days", "n_customers", "run_id",
+                  "sources"]
 
 
 def _versions_to_evaluate(client: Any, name: str, run_id: str, horizon_days: int | None = None
@@ -78,7 +80,8 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
 
     evaluate = _holdout(as_of_date, settings)
     cutoff = pd.Timestamp(evaluate["cutoff_date"].iat[0]).date()
-    x_eval = feature_matrix(evaluate)
+    x_eval = feature_matrix(evaluate, columns=model_columns(evaluate))  # each version
+    # takes its own columns (ScoringModel.predict)
     baselines = baseline_predictions(evaluate, horizon_days)
     truths = {name: truth(name, evaluate) for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME)}
     del evaluate  # the labels and the matrix are all that is left to use (0.9 GiB at 2.57M)
@@ -89,10 +92,14 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
         preds = {(b, "baseline", "btyd" if b == BTYD_BASELINE else "naive"): p
                  for b, p in baselines[name].items()}
         with registry.alias_lock(name, settings):
+            sources = {}
             for version, _ in _versions_to_evaluate(client, name, run_id, horizon_days):
                 model = registry.load_version(name, version, settings)
                 preds[(name, version, model.family)] = model.predict(x_eval)
-            table = _metric_rows(name, truths[name], preds, cutoff, horizon_days, run_id)
+                sources[version] = (client.get_model_version(name, version).tags or {}).get(
+                    SOURCES_TAG, "orders")
+            table = _metric_rows(name, truths[name], preds, cutoff, horizon_days, run_id,
+                                 sources)
             decisions = registry.decide_aliases(name, table,
                                                 registry.champion_version(client, name))
             registry.apply_aliases(client, name, decisions)
@@ -110,14 +117,17 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
 
 
 def _metric_rows(name: str, y: np.ndarray, preds: dict[tuple[str, str, str], np.ndarray],
-                 cutoff: dt.date, horizon_days: int, run_id: str) -> pd.DataFrame:
-    """marts.model_metrics rows of each (model, version, family) prediction of ``name``."""
+                 cutoff: dt.date, horizon_days: int, run_id: str,
+                 sources: dict[str, str] | None = None) -> pd.DataFrame:
+    """marts.model_metrics rows of each (model, version, family) prediction of ``name``;
+    ``sources``: per version, the data its inputs came from (baselines: orders)."""
     import pandas as pd
 
+    sources = sources or {}
     rows = [dict(model_name=model, model_version=version, model_alias=None,
                  model_family=family, target=registry.OUTPUT[name], metric=metric,
                  value=float(value), cutoff_date=cutoff, horizon_days=int(horizon_days),
-                 n_customers=len(y), run_id=run_id)
+                 n_customers=len(y), run_id=run_id, sources=sources.get(version, "orders"))
             for (model, version, family), pred in preds.items()
             for metric, value in report(name, y, pred).items()]
     return pd.DataFrame(rows, columns=METRIC_COLUMNS).astype({"model_alias": object})

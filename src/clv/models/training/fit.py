@@ -44,7 +44,7 @@ import numpy as np
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, Settings
 from clv.data import lineage
-from clv.features.columns import feature_matrix
+from clv.features.columns import feature_matrix, model_columns, sources_of
 from clv.models import metrics, registry
 from clv.models.device import xgboost_device
 from clv.models.training.baselines import baseline_predictions, truth
@@ -143,7 +143,7 @@ def train_clv_model(
                              device=device, **XGB_PARAMS)
     # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
     y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
-    x = feature_matrix(learn, "float32")
+    x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
     del learn
     _fit(model, x, y)
     balance_tweedie(model, x, y)
@@ -165,7 +165,7 @@ def train_churn_model(
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
     y = learn["churned"].to_numpy()
-    x = feature_matrix(learn, "float32")
+    x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
     del learn
     _fit(model, x, y)
     del x
@@ -181,6 +181,8 @@ SHAP_SAMPLE_ROWS = 5000
 #: The signature is column names and types: a few rows give it (MLflow's
 #: ``infer_signature`` over all 2.57M holdout rows of the 10M-order bench took minutes).
 SIGNATURE_ROWS = 100
+#: Version tag: the data sources its inputs came from (``orders,reviews,...``).
+SOURCES_TAG = "sources"
 
 
 def shap_importance(model: Any, x: pd.DataFrame, max_rows: int = SHAP_SAMPLE_ROWS
@@ -204,7 +206,8 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
 
     import mlflow
 
-    x_eval, y_eval = feature_matrix(evaluate), truth(name, evaluate)
+    x_eval = feature_matrix(evaluate, columns=model_columns(evaluate))
+    y_eval = truth(name, evaluate)
     pred = predict(model, x_eval)
     anchor, anchor_params = _level_anchor(name, x_eval, y_eval, pred, context["horizon_days"])
     if anchor:  # what the registered version will predict (ScoringModel applies it)
@@ -237,9 +240,13 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
             pip_requirements=_model_requirements("xgboost", "scikit-learn"),
         )
     version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    # which data the version learned from (marts.model_metrics shows it per version)
+    client.set_model_version_tag(name, version, SOURCES_TAG,
+                                 ",".join(sources_of(list(x_eval.columns))))
     if anchor:
-        mlflow.MlflowClient().set_model_version_tag(name, version, "level_anchor",
-                                                    json.dumps(anchor, sort_keys=True))
+        client.set_model_version_tag(name, version, "level_anchor",
+                                     json.dumps(anchor, sort_keys=True))
     return _tag_version(name, version, "xgboost", device, run.info.run_id, model_report,
                         context)
 

@@ -98,9 +98,9 @@ def pg_setup(env: dict[str, str]) -> None:
                     sql.Identifier(db), sql.Identifier(owners[owner][0])))
                 conn.execute(sql.SQL("revoke all on database {} from public").format(
                     sql.Identifier(db)))
-    from clv.data import postgres, warehouse
+    from clv.data import postgres_roles, warehouse
 
-    postgres.setup_roles(env["CLV_PG_ADMIN_URI"],
+    postgres_roles.setup_roles(env["CLV_PG_ADMIN_URI"],
                              sorted({t.schema for t in warehouse.TABLES.values()}),
                              writer_password=env["CLV_PG_WRITER_PASSWORD"],
                              analyst_password=env["CLV_PG_ANALYST_PASSWORD"])
