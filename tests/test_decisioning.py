@@ -113,7 +113,10 @@ def test_segments_reject_bad_input():
 
 def test_default_catalogue_declares_absolute_channels():
     catalogue = {a.name: a for a in DEFAULT_ACTIONS}
-    assert {n: a.cost for n, a in catalogue.items()} == DEFAULT_ACTION_COSTS
+    # every default offer at its cost; the recommendation e-mail is offered only with lists
+    assert {n: a.cost for n, a in catalogue.items() if n in DEFAULT_ACTION_COSTS} == \
+        DEFAULT_ACTION_COSTS
+    assert set(catalogue) - set(DEFAULT_ACTION_COSTS) == {"recommendation_email"}
     # e-mails move revenue now and nothing else; the perk moves retention only
     for name in ("mens_email", "womens_email"):
         assert catalogue[name].retention == EffectPrior(0.0, 0.0, 0.0)

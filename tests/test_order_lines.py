@@ -218,3 +218,22 @@ def test_events_rules_and_publish(spark, clv_home, tmp_path):
         (3, "event_unique"), (4, "event_type_known"), (5, "event_ts_parseable")]
     events = warehouse.read_table(spark, "raw.events", AS_OF).toPandas()
     assert sorted(events["event_type"]) == ["add_to_cart", "purchase", "view"]
+
+
+def test_import_source_command_maps_a_shops_file_and_quarantines_by_rule(spark, clv_home,
+                                                                        tmp_path):
+    """`clv import-source order_lines FILE --map ...`: a data engineer's own column names."""
+    from clv.ops import cli
+
+    rows = GOOD + [BAD[0][0], BAD[4][0]]  # customer_id_not_null, quantity_numeric
+    shop = pd.DataFrame(rows, columns=LINE_COLUMNS).rename(
+        columns={"order_id": "OrderNo", "unit_price": "Price"})
+    path = tmp_path / "lines.csv"
+    shop.to_csv(path, index=False)
+    assert cli.main(["import-source", "order_lines", str(path), "--map",
+                     "order_id=OrderNo,unit_price=Price", "--as-of-date", AS_OF.isoformat(),
+                     "--max-rejected-share", "0.5"]) == 0
+    assert warehouse.read_table(spark, "raw.order_lines", AS_OF).count() == len(GOOD)
+    rejected = warehouse.read_table(spark, "quality.rejected_order_lines", AS_OF).toPandas()
+    assert sorted(zip(rejected["row"], rejected["rule"], strict=True)) == [
+        (len(GOOD) + 1, "customer_id_not_null"), (len(GOOD) + 2, "quantity_numeric")]

@@ -47,6 +47,9 @@ DEFAULT_ACTION_COSTS: dict[str, float] = {
     "mens_email": 0.25,
     "womens_email": 0.25,
 }
+#: Cost of the recommendation e-mail: offered only when the run has product lists
+#: (marts.recommendations), so it is not in the default offer above.
+RECOMMENDATION_EMAIL_COST = 0.25
 #: JDBC driver jar for a PostgreSQL warehouse (Debian: libpostgresql-jdbc-java).
 DEFAULT_JDBC_JAR = "/usr/share/java/postgresql.jar"
 PG_URI_PREFIXES = ("postgresql://", "postgres://")

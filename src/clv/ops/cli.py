@@ -16,6 +16,7 @@
     clv restore-batch --as-of-date 2020-02-01      and put it back as it was
     clv mark-plan-sent --plan-id plan-1998-07-01 [--sent-date 1998-07-03]   outcomes from then
     clv warehouse-roles --admin-uri postgresql://postgres@host/db   PostgreSQL writer/analyst roles
+    clv import-source order_lines lines.csv --map order_id=OrderNo   an optional source
     clv import-olist DIR [--as-of-date 2018-10-18]  Olist export -> order lines, orders, reviews,
                                                    customers
 """
@@ -284,6 +285,23 @@ def _warehouse_roles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_source(args: argparse.Namespace) -> int:
+    from clv.data import warehouse
+    from clv.data.spark import get_spark
+    from clv.ingest import sources
+
+    spec = sources.SOURCES[f"raw.{args.source}"]
+    frame = sources.read_source_file(Path(args.file), spec, _parse_mapping(args.map))
+    as_of = dt.date.fromisoformat(args.as_of_date) if args.as_of_date else None
+    run_id = args.run_id or f"import-{uuid.uuid4().hex[:8]}"
+    print(f"loading {args.file} into {spec.table} (run {run_id}) ...", flush=True)
+    result = sources.load_source(get_spark("clv-import"), frame, spec, str(args.file), run_id,
+                                 as_of, args.max_rejected_share)
+    warehouse.refresh_catalog()
+    print(result)
+    return 0
+
+
 def _import_olist(args: argparse.Namespace) -> int:
     from clv.data import warehouse
     from clv.data.spark import get_spark
@@ -403,6 +421,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--writer", default="clv_writer")
     s.add_argument("--analyst", default="clv_analyst")
     s.set_defaults(fn=_warehouse_roles)
+    s = sub.add_parser("import-source", help="an optional source file (order lines, reviews, "
+                       "customers, events) into its raw table, bad rows quarantined by rule")
+    s.add_argument("source", choices=["order_lines", "reviews", "customers", "events"])
+    s.add_argument("file", help="CSV (plain or compressed) or Parquet")
+    s.add_argument("--map", help="contract=column,... e.g. order_id=OrderNo,unit_price=Price")
+    s.add_argument("--as-of-date", help="batch date; default: the day after its newest row")
+    s.add_argument("--run-id")
+    s.add_argument("--max-rejected-share", type=_share, default=0.01,
+                   help="refuse the load when more than this share of its rows is rejected")
+    s.set_defaults(fn=_import_source)
     s = sub.add_parser("import-olist", help="an Olist export (orders, items, products, "
                        "reviews, customers) -> raw.order_lines, raw.orders, raw.reviews, "
                        "raw.customers, each with its quarantine")

@@ -3,6 +3,7 @@ what it publishes and logs (the decisions live in :mod:`clv.decisions.allocation
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -14,7 +15,12 @@ from clv.data.catalog import NO_ACTION
 from clv.decisions.contact_policy import ContactPolicy
 from clv.pipeline.effect_inputs import _measured_effects, _shop_covariates
 from clv.pipeline.loop_tasks import evaluate_plan_policy, publish_campaign_plan
-from clv.pipeline.publishing import _publish_pandas, _read_all_pandas, _stamp
+from clv.pipeline.publishing import (
+    _partition_or_none,
+    _publish_pandas,
+    _read_all_pandas,
+    _stamp,
+)
 from clv.pipeline.tables import (
     ACTION_EFFECTS,
     ALLOCATION,
@@ -24,6 +30,7 @@ from clv.pipeline.tables import (
     CONTACT_POLICY,
     CONTACT_PREFERENCES,
     FRONTIER,
+    RECOMMENDATIONS,
     SCORES,
     SEGMENTS,
 )
@@ -99,7 +106,12 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     ``marts.allocation_frontier``, and logs the frontier and Qini charts to MLflow.
     """
     from clv.decisions import allocation, effects
+    from clv.decisions import recommendation_action as rec_action
 
+    # product lists (#18): with them the recommendation e-mail is on offer
+    lists = _partition_or_none(RECOMMENDATIONS, as_of_date, ["customer_id", "product_id", "rank"])
+    params = dataclasses.replace(params, action_costs=rec_action.offered(
+        params.action_costs, lists is not None))
     # Only the columns used: at 2.57M customers the full segments frame alone is 0.76 GiB.
     scores = warehouse.read_partition_pandas(SCORES, as_of_date, columns=_ALLOCATION_INPUTS)
     segments = warehouse.read_partition_pandas(SEGMENTS, as_of_date,
@@ -113,6 +125,8 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     effect_table = allocation.action_effects_table(per_customer, covariates, measured)
     del covariates
     candidates = allocation.build_candidates(frame, per_customer, params.action_costs)
+    if lists is not None:
+        candidates = rec_action.only_customers_with_a_list(candidates, lists)
     del per_customer
     present = set(frame["segment"])
     del frame
@@ -126,6 +140,8 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
         "value_with_policy", "value_without_policy", "policy_cost_value",
         "customers_opted_out", "customers_frequency_cap", "customers_min_net_value")})
     plan = allocation.published_plan(run.result.plan, scores)
+    if lists is not None:  # what each recommendation e-mail shows
+        plan[rec_action.PRODUCTS_COLUMN] = rec_action.products_for(plan, lists)
     docs = _publish_pandas(_stamp(plan, run_id), "budget_allocation", ALLOCATION, as_of_date,
                            run_id)
     for frame_out, suite, table in ((run.summary, "budget_summary", BUDGET_SUMMARY),
