@@ -95,7 +95,8 @@ def dev_home(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "Makefile", home / "Makefile")
-    for name in ("dags", "plugins", "requirements.txt", "constraints.txt", "pyproject.toml"):
+    for name in ("dags", "plugins", "mlflow", "requirements.txt", "constraints.txt",
+                 "pyproject.toml"):
         (home / name).symlink_to(REPO / name)
     return home
 

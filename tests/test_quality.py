@@ -58,7 +58,8 @@ def test_suites_load_from_json_and_typos_are_refused(clv_home):
                      "campaign_responses", "churn_alerts", "contact_policy",
                      "contact_preferences", "customer_features",
                      "customer_scores", "customer_segments", "customers", "model_metrics",
-                     "policy_evaluation", "raw_orders", "score_backtest", "score_reasons",
+                     "policy_evaluation", "raw_events", "raw_order_lines", "raw_orders",
+                     "raw_reviews", "recommendations", "score_backtest", "score_reasons",
                      "segment_summary"]
     for name in names:
         data = json.loads((SUITES / f"{name}.json").read_text())
