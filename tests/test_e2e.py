@@ -54,6 +54,17 @@ def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     return proc
 
 
+def _dag_env(home: Path) -> dict[str, str]:
+    """The environment of `airflow dags test` over a fresh home: its own warehouse, MLflow
+    store and Airflow DB, this repository's DAGs, CPU only."""
+    env = {**os.environ, "CLV_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "CLV_DEVICE": "cpu"}
+    for k in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
+        env.pop(k, None)
+    return env
+
+
 def _query(settings, sql: str):
     con = duckdb.connect(str(warehouse.catalog_path(settings)), read_only=True)
     try:
@@ -79,11 +90,7 @@ def _checksum(settings, table: str) -> str:
 def pipeline_runs(tmp_path_factory, cdnow_path, shared_data, spark):
     """Load the slice, then run the DAG twice for the same as-of date."""
     home = tmp_path_factory.mktemp("e2e_home")
-    env = {**os.environ, "CLV_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "CLV_DEVICE": "cpu"}
-    for k in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
-        env.pop(k, None)
+    env = _dag_env(home)
     sliced = home / "cdnow_slice.txt.gz"
     n_orders = _slice_cdnow(cdnow_path, sliced, N_CUSTOMERS)
     old_home = os.environ.get("CLV_HOME")

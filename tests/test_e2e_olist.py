@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from test_e2e import REPO, _airflow
+from test_e2e import _airflow, _dag_env
 
 from clv.config import SPARK_POOL_ARGS
 from clv.data import warehouse
@@ -44,11 +44,7 @@ def olist_run(tmp_path_factory, shared_data, spark):
     if not directory.is_dir():
         pytest.skip(f"no Olist sample at {directory}")
     home = tmp_path_factory.mktemp("olist_home")
-    env = {**os.environ, "CLV_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "CLV_DEVICE": "cpu"}
-    for k in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
-        env.pop(k, None)
+    env = _dag_env(home)
     old_home = os.environ.get("CLV_HOME")
     os.environ["CLV_HOME"] = str(home)
     try:

@@ -47,10 +47,7 @@ def score_customers(
     """
     import pandas as pd
 
-    present = warehouse.columns(FEATURES_TABLE, as_of_date, settings)
-    feats = warehouse.read_partition_pandas(
-        FEATURES_TABLE, as_of_date, settings,
-        columns=["customer_id", *FEATURE_COLUMNS, *[c for c in SOURCE_INPUTS if c in present]])
+    feats = model_features(as_of_date, settings)
     clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings, horizon_days)
     churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings,
                                                         horizon_days)
@@ -71,6 +68,16 @@ def score_customers(
         scores[column] = bands[:, i]
     scores["p_alive"] = p_alive(feats)
     return scores[SCORE_COLUMNS].sort_values("customer_id").reset_index(drop=True)
+
+
+def model_features(as_of_date: dt.date, settings: Settings | None = None) -> pd.DataFrame:
+    """customer_id and every model input the as-of date's features hold: the orders'
+    features and the optional sources' numeric columns that are present (only those
+    columns are read: the features table also holds text attributes and the run id)."""
+    present = warehouse.columns(FEATURES_TABLE, as_of_date, settings)
+    return warehouse.read_partition_pandas(
+        FEATURES_TABLE, as_of_date, settings,
+        columns=["customer_id", *FEATURE_COLUMNS, *[c for c in SOURCE_INPUTS if c in present]])
 
 
 def _spend_quantiles(model, x: pd.DataFrame, predicted: np.ndarray, as_of_date: dt.date,

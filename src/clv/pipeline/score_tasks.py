@@ -78,16 +78,13 @@ def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     it: exact TreeSHAP costs far more than a prediction (31.8 s for CDNOW's 23,570
     customers on 2 busy CPU cores, ``bench/bench_intervals.py``)."""
     from clv.config import CLV_MODEL_NAME
-    from clv.features import FEATURE_COLUMNS, SOURCE_INPUTS
-    from clv.models import reasons, registry
+    from clv.models import reasons, registry, scoring
 
     scored = warehouse.read_partition_pandas(SCORES, as_of_date,
                                              columns=["clv_model_version", "run_id"])
     clv_version, scores_run = str(scored["clv_model_version"].iat[0]), scored["run_id"].iat[0]
     del scored
-    present = warehouse.columns(FEATURES, as_of_date)
-    feats = warehouse.read_partition_pandas(FEATURES, as_of_date, columns=[
-        "customer_id", *FEATURE_COLUMNS, *[c for c in SOURCE_INPUTS if c in present]])
+    feats = scoring.model_features(as_of_date)
     champion = registry.load_version(CLV_MODEL_NAME, clv_version)
     frame, explanation = reasons.customer_reasons(feats, champion)
     if frame is None:
