@@ -20,7 +20,7 @@ attached to it. Per task: wall seconds, the task process's peak RSS (``wait4``),
 and the Spark driver's peak PSS while the task ran: the memory each side needs,
 not the sum of a long-lived process that ran everything.
 
-Prints a table and writes ``.state/bench/bench_dag-<name>-<UTC time>.json``.
+Prints a table and writes ``bench/results/bench_dag-<name>-<UTC time>.json`` (:mod:`recording`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import recording
 
 from clv.config import DEFAULT_BUDGET, DEFAULT_HORIZON_DAYS, SPARK_POOL_ARGS
 
@@ -105,21 +107,33 @@ def _task_times(db: Path) -> tuple[str, list[tuple[str, float, str, dt.datetime,
     return run_id, [(t, d or 0.0, s, ts(a), ts(b)) for t, d, s, a, b in rows if a and b]
 
 
-#: The DAG's tasks in an order that respects its dependencies.
-TASKS = ["validate_raw", "build_features", "validate_features", "train_clv", "train_churn",
-         "train_ziln", "train_btyd", "evaluate", "score", "segment", "allocate",
-         "publish_catalog", "summary"]
+def dag_tasks() -> list[dict]:
+    """The DAG's tasks in topological order: id, upstream ids and pool, read from
+    ``dags/`` by Airflow itself (so the bench never runs a stale task list)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(REPO / "dags")).dags["clv_pipeline"]
+    return [{"task": t.task_id, "upstream": sorted(t.upstream_task_ids), "pool": t.pool}
+            for t in dag.topological_sort()]
 
 
-def _run_child(argv: list[str], log, sampler_pid: int | None = None
+def _pool_slots() -> dict[str, int]:
+    """Slots per pool as ``make up`` sets them (the Spark pool; default_pool is 128)."""
+    return {SPARK_POOL_ARGS[2]: int(SPARK_POOL_ARGS[3]), "default_pool": 128}
+
+
+def _run_child(argv: list[str], log_path: Path, sampler_pid: int | None = None
                ) -> tuple[int, float, float, float]:
-    """(exit status, seconds, child's peak RSS GiB, Spark driver peak PSS GiB while it ran)."""
+    """(exit status, seconds, child's peak RSS GiB, Spark driver peak PSS GiB while it ran).
+
+    The child's output goes to its own log file (tasks may run at the same time)."""
     jvm = MemorySampler(pid=sampler_pid) if sampler_pid else None
     if jvm:
         jvm.start()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
     driver = 0.0
@@ -130,17 +144,65 @@ def _run_child(argv: list[str], log, sampler_pid: int | None = None
     return proc.returncode, seconds, usage.ru_maxrss / 2**20, driver
 
 
+def schedule(tasks: list[dict], run_task, parallelism: int, slots: dict[str, int],
+             on_done=None) -> tuple[list[dict], str | None]:
+    """Run ``tasks`` as Airflow's LocalExecutor would: a task starts once all its
+    upstream tasks succeeded, at most ``parallelism`` at once and at most ``slots[pool]``
+    per pool, in topological order. ``run_task(task)`` returns a result dict with a
+    ``state``; the first failure stops new starts. Returns (results in finish order,
+    the failure or None)."""
+    import queue
+
+    done, running, results = set(), {}, []
+    finished: queue.Queue = queue.Queue()
+    failed = None
+    pending = list(tasks)
+    while pending or running:
+        if not failed:
+            for t in list(pending):
+                in_pool = sum(1 for r in running.values() if r["pool"] == t["pool"])
+                if (len(running) < parallelism and in_pool < slots.get(t["pool"], 128)
+                        and set(t["upstream"]) <= done):
+                    pending.remove(t)
+                    running[t["task"]] = t
+                    threading.Thread(target=lambda t=t: finished.put((t, run_task(t))),
+                                     daemon=True).start()
+        if not running:
+            break
+        t, result = finished.get()
+        del running[t["task"]]
+        results.append(result)
+        if on_done:
+            on_done(result)
+        if result["state"] == "success":
+            done.add(t["task"])
+        elif not failed:
+            failed = f"{t['task']}: {result['state']}"
+    if pending and not failed:
+        failed = "unreachable: " + ", ".join(t["task"] for t in pending)
+    return results, failed
+
+
 def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
-    """Every task in its own process, attached to one Spark Connect server."""
+    """Every task in its own process, attached to one Spark Connect server, started as
+    the scheduler starts them (dependencies, the Spark pool, ``--parallelism``)."""
     from clv.data.spark import free_port, start_connect_server
 
+    load_start = os.getloadavg()
     bin_dir = Path(sys.executable).parent
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
     log_path = home / "dag.log"
     port = free_port()
     os.environ["CLV_SPARK_REMOTE"] = f"sc://127.0.0.1:{port}"
     as_of = dt.date.fromisoformat(args.as_of_date)
     params = json.dumps({"as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
                          "budget": args.budget})
+    graph = dag_tasks()
+    if args.tasks:  # a subset: dependencies outside it count as done
+        graph = [{**t, "upstream": [u for u in t["upstream"] if u in args.tasks]}
+                 for t in graph if t["task"] in args.tasks]
+    parallelism = 1 if args.sequential else args.parallelism
     rows, steps, failed = [], {}, None
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
@@ -159,8 +221,9 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
                     [str(bin_dir / "clv"), "import-orders", str(args.orders), "--format",
                      "parquet", "--as-of-date", as_of.isoformat()])
             if not args.tasks:  # a subset re-runs on the home's loaded orders
-                rc, seconds, peak, driver = _run_child(load, log, server.pid)
+                rc, seconds, peak, driver = _run_child(load, logs / "load.log", server.pid)
                 steps["load_orders_s"] = seconds
+                steps["load_orders_task_gib"], steps["load_orders_driver_gib"] = peak, driver
                 print(f"load orders: {seconds:.1f} s, task process {peak:.2f} GiB, "
                       f"Spark driver {driver:.2f} GiB", flush=True)
                 if rc:
@@ -173,49 +236,60 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
                             "--logical-date", f"{as_of.isoformat()}T00:00:00+00:00",
                             "--conf", params], stdout=log, stderr=subprocess.STDOUT,
                            check=False)
-            for task in (args.tasks or TASKS) if not failed else []:
-                log.write(f"\n===== {task}\n")
-                log.flush()
-                start = log.tell()
+            dag_start = time.perf_counter()
+
+            def run_task(t: dict) -> dict:
+                task_log = logs / f"{t['task']}.log"
+                started = time.perf_counter() - dag_start
                 rc, seconds, peak, driver = _run_child(
-                    [str(bin_dir / "airflow"), "tasks", "test", "clv_pipeline", task,
-                     as_of.isoformat(), "--task-params", params], log, server.pid)
-                log.flush()
-                with open(log_path) as out:  # `tasks test` exits 0 when the task fails
-                    out.seek(start)
-                    if "Task failed with exception" in out.read():
-                        rc = rc or 1
-                rows.append({"task": task, "seconds": seconds, "state":
-                             "success" if rc == 0 else f"failed ({rc})",
-                             "task_process_peak_gib": peak, "spark_driver_peak_gib": driver})
-                print(f"{task:<20}{seconds:>9.1f} s  task process {peak:5.2f} GiB  "
-                      f"Spark driver {driver:5.2f} GiB", flush=True)
-                if rc:
-                    failed = f"{task} exited {rc}"
-                    break
+                    [str(bin_dir / "airflow"), "tasks", "test", "clv_pipeline", t["task"],
+                     as_of.isoformat(), "--task-params", params], task_log, server.pid)
+                if "Task failed with exception" in task_log.read_text(errors="replace"):
+                    rc = rc or 1  # `tasks test` exits 0 when the task fails
+                return {"task": t["task"], "pool": t["pool"], "start_s": started,
+                        "seconds": seconds, "state": "success" if rc == 0 else f"failed ({rc})",
+                        "task_process_peak_gib": peak, "spark_driver_peak_gib": driver}
+
+            def report(r: dict) -> None:
+                print(f"{r['task']:<20}{r['seconds']:>9.1f} s (from {r['start_s']:7.1f} s)  "
+                      f"task process {r['task_process_peak_gib']:5.2f} GiB  Spark driver "
+                      f"{r['spark_driver_peak_gib']:5.2f} GiB  {r['state']}", flush=True)
+
+            if not failed:
+                rows, failed = schedule(graph, run_task, parallelism, _pool_slots(), report)
+            steps["dag_wall_s"] = time.perf_counter() - dag_start
         finally:
             os.killpg(server.pid, 15)
             server.wait(timeout=60)
+    rows.sort(key=lambda r: r["start_s"])
     print(f"\nclv_pipeline on {name}, as of {as_of}, horizon {args.horizon_days} d, "
-          "each task in its own process, Spark driver = one Spark Connect server")
-    print(f"{'task':<20}{'seconds':>9}{'task GiB':>10}{'driver GiB':>12}  state")
+          f"each task in its own process (parallelism {parallelism}, Spark pool "
+          f"{_pool_slots()[SPARK_POOL_ARGS[2]]} slots), Spark driver = one Spark Connect server")
+    print(f"{'task':<20}{'start':>8}{'seconds':>9}{'task GiB':>10}{'driver GiB':>12}  state")
     for r in rows:
-        print(f"{r['task']:<20}{r['seconds']:>9.1f}{r['task_process_peak_gib']:>10.2f}"
-              f"{r['spark_driver_peak_gib']:>12.2f}  {r['state']}")
+        print(f"{r['task']:<20}{r['start_s']:>8.1f}{r['seconds']:>9.1f}"
+              f"{r['task_process_peak_gib']:>10.2f}{r['spark_driver_peak_gib']:>12.2f}  "
+              f"{r['state']}")
     total = sum(r["seconds"] for r in rows)
-    print(f"{'tasks (sum)':<20}{total:>9.1f}"
+    print(f"{'tasks (sum)':<28}{total:>9.1f}"
           f"{max((r['task_process_peak_gib'] for r in rows), default=0):>10.2f}"
           f"{max((r['spark_driver_peak_gib'] for r in rows), default=0):>12.2f}")
+    print(f"{'DAG (wall)':<28}{steps.get('dag_wall_s', 0):>9.1f}")
     if failed:
-        print(f"FAILED: {failed}; log: {log_path}")
-    machine = f"{os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f} (5 min) at the end"
+        print(f"FAILED: {failed}; logs: {logs}")
     from clv.config import load_settings
 
     steps["spark_driver_memory"] = load_settings().spark_driver_memory  # the driver's heap
-    out = STATE / f"bench_dag-isolated-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps({"data": name, "mode": "isolated", "as_of_date": as_of.isoformat(),
-                               "horizon_days": args.horizon_days, "machine": machine,
-                               "steps": steps, "tasks": rows, "failed": failed}, indent=2))
+    payload = {"data": name, "mode": "isolated", "parallelism": parallelism,
+               "spark_pool_slots": _pool_slots()[SPARK_POOL_ARGS[2]],
+               "as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
+               "steps": steps, "dag_wall_s": steps.get("dag_wall_s"), "tasks_sum_s": total,
+               "max_task_process_gib": max((r["task_process_peak_gib"] for r in rows),
+                                           default=0),
+               "max_spark_driver_gib": max((r["spark_driver_peak_gib"] for r in rows),
+                                           default=0),
+               "tasks": rows, "failed": failed}
+    out = recording.write(f"bench_dag-isolated-{name}", payload, load_start)
     print(f"wrote {out}")
     return 1 if failed else 0
 
@@ -231,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path)
     parser.add_argument("--isolated", action="store_true",
                         help="each task in its own process on one Spark Connect server")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, metavar="TASK",
+    parser.add_argument("--parallelism", type=int, default=32,
+                        help="with --isolated: tasks at once (Airflow's [core] parallelism)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="with --isolated: one task at a time (clean per-task figures)")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK",
                         help="with --isolated: only these tasks, on the orders the home "
                              "already holds (e.g. the Spark tasks again with another "
                              "CLV_SPARK_DRIVER_MEMORY)")
@@ -247,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     from clv.data.spark import get_spark
     from clv.ops import demo
 
+    load_start = os.getloadavg()
     log_path = home / "dag.log"
     log_path.write_text("")
     sampler = MemorySampler()
@@ -297,12 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'DAG (wall)':<20}{steps['dag_s']:>9.1f}{overall:>10.2f}")
     if failed:
         print(f"DAG run FAILED ({failed}); log: {log_path}")
-    machine = f"{os.cpu_count()} cores, load average {os.getloadavg()[1]:.1f} (5 min) at the end"
-    out = STATE / f"bench_dag-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps({"data": name, "orders": loaded.rows_accepted,
-                               "as_of_date": as_of.isoformat(), "machine": machine,
-                               "steps": steps, "tasks": rows, "peak_rss_gib": overall,
-                               "failed": failed}, indent=2))
+    out = recording.write(f"bench_dag-{name}", {
+        "data": name, "mode": "one process", "orders": loaded.rows_accepted,
+        "as_of_date": as_of.isoformat(), "steps": steps, "dag_wall_s": steps["dag_s"],
+        "tasks": rows, "peak_rss_gib": overall, "failed": failed}, load_start)
     print(f"wrote {out}")
     return 1 if failed else 0
 
