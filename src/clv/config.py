@@ -72,6 +72,21 @@ CHURN_ALERTS_ASSET_URI = "clv://marts/churn_alerts"
 #: (``make airflow-init``, ``make run``, ``make up``).
 SPARK_POOL = "spark"
 SPARK_POOL_ARGS = ("pools", "set", SPARK_POOL, "2", "Spark tasks: one local JVM each")
+#: XGBoost learns from a seeded sample of at most this many learning customers
+#: (``CLV_MAX_TRAIN_ROWS``; 0 = all). A depth-4 boosted model's holdout metrics stop
+#: moving long before this (docs/benchmarks.md, issue #22), while its fit time grows
+#: with every row: 2.57M customers at 10M orders took 203 s per model on 2 cores.
+MAX_TRAIN_ROWS = 500_000
+
+
+def max_train_rows() -> int:
+    """:data:`MAX_TRAIN_ROWS`, or ``CLV_MAX_TRAIN_ROWS`` when set (0 = no cap)."""
+    text = (os.environ.get("CLV_MAX_TRAIN_ROWS") or "").strip()
+    if not text:
+        return MAX_TRAIN_ROWS
+    if not text.isdigit():
+        raise ValueError(f"CLV_MAX_TRAIN_ROWS must be a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 #: Run-time state (warehouse, MLflow store and model artifacts, Airflow home, Spark

@@ -55,7 +55,7 @@ from clv.models.training.register import (
     _run_tags,
     _tag_version,
 )
-from clv.models.training.splits import _holdout, _learning_split
+from clv.models.training.splits import _holdout, _learning_split, learning_sample
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -137,16 +137,18 @@ def train_clv_model(
     """Tweedie XGBoost regressor of spend over the horizon (zero-inflated target)."""
     import xgboost as xgb
 
-    learn = _learning_split(as_of_date, settings)
+    learn = learning_sample(_learning_split(as_of_date, settings))
     device = xgboost_device()
     model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
                              device=device, **XGB_PARAMS)
     # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
     y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
     x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
+    offered = learn.attrs["n_offered_rows"]
     del learn
     _fit(model, x, y)
     balance_tweedie(model, x, y)
+    model.n_learn_rows_, model.n_offered_rows_ = len(x), offered
     del x
     evaluate = _holdout(as_of_date, settings)  # only now: one split in memory at a time
     return _register_xgboost(CLV_MODEL_NAME, model, device, evaluate, predict_spend,
@@ -160,14 +162,16 @@ def train_churn_model(
     """XGBoost classifier of churn = no purchase over the horizon."""
     import xgboost as xgb
 
-    learn = _learning_split(as_of_date, settings)
+    learn = learning_sample(_learning_split(as_of_date, settings))
     device = xgboost_device()
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
     y = learn["churned"].to_numpy()
     x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
+    offered = learn.attrs["n_offered_rows"]
     del learn
     _fit(model, x, y)
+    model.n_learn_rows_, model.n_offered_rows_ = len(x), offered
     del x
     evaluate = _holdout(as_of_date, settings)
     return _register_xgboost(CHURN_MODEL_NAME, model, device, evaluate, predict_churn,
@@ -224,6 +228,8 @@ def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame
                            "n_features": x_eval.shape[1],
                            "best_iteration": getattr(model, "best_iteration", None),
                            "balance_factor": getattr(model, "balance_factor_", None),
+                           "n_learn_rows": getattr(model, "n_learn_rows_", None),
+                           "n_offered_rows": getattr(model, "n_offered_rows_", None),
                            **anchor_params})
         model_report = _log_evaluation(name, f"{name} (xgboost)", y_eval, pred, baselines)
         importance = shap_importance(model, x_eval)

@@ -4,15 +4,21 @@ and ``eval`` (the later, disjoint holdout; :func:`clv.features.backtest_cutoffs`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING
 
-from clv.config import Settings
+import numpy as np
+
+from clv.config import Settings, max_train_rows
 from clv.data import warehouse
 from clv.data.catalog import EXAMPLES as TRAINING_TABLE
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+log = logging.getLogger(__name__)
+#: Seed of the learning sample (the same customers on every re-run of a date).
+SAMPLE_SEED = 42
 
 
 def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
@@ -43,3 +49,19 @@ def _learning_split(as_of_date: dt.date, settings: Settings | None) -> pd.DataFr
 
 def _holdout(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
     return _split_with_rows(as_of_date, "eval", settings)
+
+
+def learning_sample(frame: pd.DataFrame, max_rows: int | None = None) -> pd.DataFrame:
+    """``frame``, or a seeded random sample of ``max_rows`` of its rows (default
+    :func:`clv.config.max_train_rows`) in their original order when it has more; the
+    result's ``attrs["n_offered_rows"]`` keeps how many rows were offered."""
+    limit = max_train_rows() if max_rows is None else max_rows
+    offered = len(frame)
+    if limit and offered > limit:
+        keep = np.sort(np.random.default_rng(SAMPLE_SEED).choice(offered, size=limit,
+                                                                 replace=False))
+        frame = frame.iloc[keep].reset_index(drop=True)
+        log.info("learning from a seeded sample of %d of %d customers (CLV_MAX_TRAIN_ROWS)",
+                 limit, offered)
+    frame.attrs["n_offered_rows"] = offered
+    return frame

@@ -1,0 +1,47 @@
+"""Issue #22's single-node limits: the learning sample and its setting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv.config import MAX_TRAIN_ROWS, max_train_rows
+from clv.models.training.splits import learning_sample
+
+
+def _frame(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": np.arange(n) * 3, "x": np.arange(n, dtype=float)})
+
+
+def test_a_frame_under_the_cap_is_returned_whole():
+    frame = _frame(10)
+    got = learning_sample(frame, max_rows=10)
+    pd.testing.assert_frame_equal(got, frame)
+    assert got.attrs["n_offered_rows"] == 10
+    assert len(learning_sample(_frame(10), max_rows=0)) == 10  # 0 = no cap
+
+
+def test_a_larger_frame_gives_a_seeded_sample_in_the_original_order():
+    got = learning_sample(_frame(1000), max_rows=100)
+    again = learning_sample(_frame(1000), max_rows=100)
+    assert len(got) == 100 and got.attrs["n_offered_rows"] == 1000
+    pd.testing.assert_frame_equal(got, again)  # the same customers on a re-run
+    ids = got["customer_id"].to_numpy()
+    assert (np.diff(ids) > 0).all()  # original (customer) order kept
+    assert set(ids) <= set(_frame(1000)["customer_id"])
+    # the rows keep their own values: x is customer_id / 3
+    np.testing.assert_array_equal(got["x"].to_numpy(), ids / 3)
+    # a random sample, not the first rows: it reaches into the last tenth
+    assert ids.max() > 900 * 3
+
+
+def test_the_cap_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("CLV_MAX_TRAIN_ROWS", raising=False)
+    assert max_train_rows() == MAX_TRAIN_ROWS
+    monkeypatch.setenv("CLV_MAX_TRAIN_ROWS", "7")
+    assert max_train_rows() == 7
+    assert len(learning_sample(_frame(20))) == 7
+    monkeypatch.setenv("CLV_MAX_TRAIN_ROWS", "lots")
+    with pytest.raises(ValueError, match="CLV_MAX_TRAIN_ROWS"):
+        max_train_rows()
