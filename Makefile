@@ -37,6 +37,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__API__HOST := $(HOST)
 export AIRFLOW__API__PORT := $(AIRFLOW_PORT)
 export GX_ANALYTICS_ENABLED := false
+# OpenMP threads sleep instead of spinning while they wait (see src/clv/__init__.py).
+export OMP_WAIT_POLICY ?= PASSIVE
 export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONWARNINGS := ignore::DeprecationWarning
