@@ -148,8 +148,11 @@ test: install pg browser
 lint: install
 	$(BIN)/ruff check .
 
-# Spark feature job vs DuckDB and pandas at 1M and 10M orders (BENCH_LARGE=1 adds 100M).
+# The whole DAG at 1M and 10M synthetic orders as `make up` runs it (each task in its own
+# process, dependencies and the Spark pool honoured), then the Spark feature job vs DuckDB
+# and pandas (BENCH_LARGE=1 adds 100M). Figures: bench/results/*.json (docs/benchmarks.md).
 bench: install
+	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_features.py
 
 summary: install

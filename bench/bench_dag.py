@@ -16,9 +16,14 @@ task's peak is the largest sample between its start and end in Airflow's metadat
 ``--isolated``: as a scheduled run under ``make up`` instead. One Spark Connect
 server (the Spark driver, one JVM) is started, and every task runs in its own
 process with ``airflow tasks test`` (what the LocalExecutor gives each task),
-attached to it. Per task: wall seconds, the task process's peak RSS (``wait4``),
-and the Spark driver's peak PSS while the task ran: the memory each side needs,
-not the sum of a long-lived process that ran everything.
+attached to it, started as the scheduler starts them: once its upstream tasks
+succeeded, at most ``--parallelism`` at once and as many Spark tasks as the Spark
+pool has slots (the task list, dependencies and pools are read from the DAG itself).
+``--sequential`` runs one task at a time instead, for per-task figures without
+overlap. Per task: start, wall seconds, the task process's peak RSS (``wait4``), and
+the Spark driver's peak PSS while the task ran: the memory each side needs, not the
+sum of a long-lived process that ran everything. Each task's log is
+``<home>/logs/<task>.log``.
 
 Prints a table and writes ``bench/results/bench_dag-<name>-<UTC time>.json`` (:mod:`recording`).
 """

@@ -36,7 +36,7 @@ customers of the features of the largest size up to 10M orders, then predicting
 every customer of it
 (regressor + classifier, as ``clv.models.scoring`` does).
 
-Output: a table on stdout and ``.state/bench/bench_features-<UTC time>.json``.
+Output: a table on stdout and ``bench/results/bench_features-<UTC time>.json`` (:mod:`recording`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import recording
 
 START = time.perf_counter()  # cold timings start here (plus the interpreter's own start)
 
@@ -405,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sizes and os.environ.get("BENCH_LARGE") == "1":
         sizes.append(100_000_000)
     engines = args.engines.split(",")
+    load_start = os.getloadavg()
     rows = []
     for n in sizes:
         path, cutoff, n_rows = ensure_data(n)
@@ -449,9 +452,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{scoring['predict_clv_churn_s']:.2f} s); training on {scoring['train_rows']:,} "
               f"rows: clv_spend {scoring['train_clv_spend_s']:.1f} s, "
               f"clv_churn {scoring['train_clv_churn_s']:.1f} s")
-    STATE.mkdir(parents=True, exist_ok=True)
-    out = STATE / f"bench_features-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps({"machine": machine, "rows": rows, "scoring": scoring}, indent=2))
+    out = recording.write("bench_features", {"rows": rows, "scoring": scoring}, load_start)
     print(f"wrote {out}")
     return 0
 
