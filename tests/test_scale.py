@@ -45,3 +45,15 @@ def test_the_cap_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("CLV_MAX_TRAIN_ROWS", "lots")
     with pytest.raises(ValueError, match="CLV_MAX_TRAIN_ROWS"):
         max_train_rows()
+
+
+def test_the_holdout_cap_comes_from_the_environment(monkeypatch):
+    from clv.config import MAX_EVAL_ROWS, max_eval_rows
+
+    monkeypatch.delenv("CLV_MAX_EVAL_ROWS", raising=False)
+    assert max_eval_rows() == MAX_EVAL_ROWS
+    monkeypatch.setenv("CLV_MAX_EVAL_ROWS", "0")
+    assert max_eval_rows() == 0
+    monkeypatch.setenv("CLV_MAX_EVAL_ROWS", "-3")
+    with pytest.raises(ValueError, match="CLV_MAX_EVAL_ROWS"):
+        max_eval_rows()

@@ -437,3 +437,27 @@ def test_a_btyd_fit_whose_predictions_are_not_finite_is_not_registered(caplog):
         assert fit._register_btyd(Degenerate(), evaluate, {"horizon_days": 90}, None) == []
     assert "pareto_nbd not registered" in caplog.text
     assert "clv_spend 2 of 3 customers" in caplog.text
+
+
+def test_capped_learning_and_holdout_samples_are_what_the_versions_use(
+        spark, registry_home, examples, monkeypatch):
+    """CLV_MAX_TRAIN_ROWS / CLV_MAX_EVAL_ROWS (issue #22): the version learns from the
+    seeded sample and says so; every version and baseline is judged on one sample."""
+    import mlflow
+    from clv import pipeline
+    from clv.data import warehouse
+
+    monkeypatch.setenv("CLV_MAX_TRAIN_ROWS", "120")
+    monkeypatch.setenv("CLV_MAX_EVAL_ROWS", "100")
+    result = training.train_clv_model(AS_OF, HORIZON, "run-cap")
+    training.train_churn_model(AS_OF, HORIZON, "run-cap")
+    client = mlflow.MlflowClient()
+    run = client.get_run(client.get_model_version("clv_spend", result.version).run_id)
+    assert run.data.params["n_learn_rows"] == "120"
+    assert run.data.params["n_offered_rows"] == str(len(examples[0]))
+    pipeline.evaluate(AS_OF, HORIZON, "run-cap")
+    table = warehouse.read_partition_pandas(pipeline.MODEL_METRICS, AS_OF)
+    coverage = table["metric"].str.startswith("interval_")  # on the holdout's measuring half
+    assert coverage.any()
+    assert set(table.loc[~coverage, "n_customers"]) == {100}  # of the 250 holdout customers
+    assert (table.loc[coverage, "n_customers"] < 100).all()

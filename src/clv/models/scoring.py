@@ -88,7 +88,7 @@ def _spend_quantiles(model, x: pd.DataFrame, predicted: np.ndarray, as_of_date: 
 
     holdout = None
     if intervals.distribution_source(model) is None:  # only calibrated methods need it
-        holdout = splits.load_split(as_of_date, "eval", settings)
+        holdout = splits.holdout(as_of_date, settings)
         if holdout.empty:
             raise ValueError(f"{splits.TRAINING_TABLE} as_of_date={as_of_date}: no eval "
                              "rows to calibrate the spend intervals on")

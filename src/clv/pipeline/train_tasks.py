@@ -68,7 +68,7 @@ def _with_interval_coverage(table, as_of_date: dt.date):
                   & (table["model_version"] != "baseline")].drop_duplicates("model_version")
     if spend.empty:
         return table
-    holdout = training.load_split(as_of_date, "eval")
+    holdout = training.holdout(as_of_date)  # the customers the versions were judged on
     registry.configure_mlflow()
     client = mlflow.MlflowClient()
     rows = []

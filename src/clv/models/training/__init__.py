@@ -47,7 +47,7 @@ from clv.models.training.fit import (
     train_ziln_model,
 )
 from clv.models.training.register import TrainResult
-from clv.models.training.splits import TRAINING_TABLE, _split_with_rows, load_split
+from clv.models.training.splits import TRAINING_TABLE, _split_with_rows, holdout, load_split
 
 __all__ = [
     "BTYD_BASELINE", "CHURN_MODEL_NAME", "CLV_MODEL_NAME", "MAX_STOPPING_ROWS",
@@ -55,7 +55,7 @@ __all__ = [
     "SHAP_SAMPLE_ROWS", "SIGNATURE_ROWS", "TRAINING_TABLE", "XGB_PARAMS",
     "TrainResult", "_early_stopping_split", "_fit", "_split_with_rows", "_versions_to_evaluate",
     "balance_tweedie", "baseline_predictions", "evaluate_models", "feature_matrix",
-    "load_split", "past_spend_rate", "predict_churn", "predict_spend", "recency_churn_score",
-    "report", "shap_importance", "train_btyd_models", "train_churn_model", "train_clv_model",
-    "train_ziln_model", "truth",
+    "holdout", "load_split", "past_spend_rate", "predict_churn", "predict_spend",
+    "recency_churn_score", "report", "shap_importance", "train_btyd_models",
+    "train_churn_model", "train_clv_model", "train_ziln_model", "truth",
 ]

@@ -343,7 +343,7 @@ def train_btyd_models(as_of_date: dt.date, horizon_days: int, run_id: str,
     """
     from clv.models import btyd_pyfunc
 
-    learn = _learning_split(as_of_date, settings)
+    learn = learning_sample(_learning_split(as_of_date, settings))
     fitted = []
     for kind in kinds or list(btyd_pyfunc.MODELS):
         try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clv.config import Settings, max_train_rows
+from clv.config import Settings, max_eval_rows, max_train_rows
 from clv.data import warehouse
 from clv.data.catalog import EXAMPLES as TRAINING_TABLE
 
@@ -48,10 +48,19 @@ def _learning_split(as_of_date: dt.date, settings: Settings | None) -> pd.DataFr
 
 
 def _holdout(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
-    return _split_with_rows(as_of_date, "eval", settings)
+    return holdout(as_of_date, settings)
 
 
-def learning_sample(frame: pd.DataFrame, max_rows: int | None = None) -> pd.DataFrame:
+def holdout(as_of_date: dt.date, settings: Settings | None = None) -> pd.DataFrame:
+    """The eval split every model is judged on: all of it, or the same seeded sample of
+    :func:`clv.config.max_eval_rows` customers for every version and baseline of the run
+    (``attrs["n_offered_rows"]`` keeps the split's size)."""
+    return learning_sample(_split_with_rows(as_of_date, "eval", settings), max_eval_rows(),
+                           what="holdout")
+
+
+def learning_sample(frame: pd.DataFrame, max_rows: int | None = None,
+                    what: str = "learning") -> pd.DataFrame:
     """``frame``, or a seeded random sample of ``max_rows`` of its rows (default
     :func:`clv.config.max_train_rows`) in their original order when it has more; the
     result's ``attrs["n_offered_rows"]`` keeps how many rows were offered."""
@@ -61,7 +70,7 @@ def learning_sample(frame: pd.DataFrame, max_rows: int | None = None) -> pd.Data
         keep = np.sort(np.random.default_rng(SAMPLE_SEED).choice(offered, size=limit,
                                                                  replace=False))
         frame = frame.iloc[keep].reset_index(drop=True)
-        log.info("learning from a seeded sample of %d of %d customers (CLV_MAX_TRAIN_ROWS)",
-                 limit, offered)
+        log.info("%s: a seeded sample of %d of %d customers (CLV_MAX_%s_ROWS)", what, limit,
+                 offered, "EVAL" if what == "holdout" else "TRAIN")
     frame.attrs["n_offered_rows"] = offered
     return frame
