@@ -23,7 +23,8 @@ def champions(clv_home, monkeypatch):
     evaluate = synthetic_examples(150, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     by_split = {"train": learn, "eval": evaluate}
     monkeypatch.setattr(training.splits, "load_split",
-                        lambda as_of, split, settings=None: by_split[split])
+                        lambda as_of, split, settings=None, max_rows=0:
+                        training.splits.learning_sample(by_split[split], max_rows))
     monkeypatch.setattr(scoring.warehouse, "columns",  # the served frame's columns
                         lambda table, as_of, settings=None: list(evaluate.columns))
     monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",

@@ -24,7 +24,8 @@ def trained_home(spark, clv_home, monkeypatch):
     by_split = {"train": learn, "eval": evaluate}
     for where in (training.splits, training):  # read by the trainers / by clv.pipeline
         monkeypatch.setattr(where, "load_split",
-                            lambda as_of, split, settings=None: by_split[split])
+                            lambda as_of, split, settings=None, max_rows=0:
+                            training.splits.learning_sample(by_split[split], max_rows))
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)

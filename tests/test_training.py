@@ -66,7 +66,8 @@ def registry_home(clv_home, examples, monkeypatch):
     by_split = dict(zip(("train", "eval"), examples, strict=True))
     for where in (training.splits, training):  # read by the trainers / by clv.pipeline
         monkeypatch.setattr(where, "load_split",
-                            lambda as_of, split, settings=None: by_split[split])
+                            lambda as_of, split, settings=None, max_rows=0:
+                            training.splits.learning_sample(by_split[split], max_rows))
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)  # tiny data: threads only contend
@@ -395,6 +396,10 @@ def test_load_split_reads_one_split_sorted_by_customer(spark, clv_home):
     assert training.load_split(AS_OF, "eval", clv_home)["customer_id"].tolist() == ["a"]
     with pytest.raises(ValueError, match="features.training_examples .*no holdout rows"):
         training._split_with_rows(AS_OF, "holdout", clv_home)
+    # a sample is taken in Arrow, after the sort: the rows learning_sample would keep
+    sampled = training.load_split(AS_OF, "train", clv_home, max_rows=2)
+    assert sampled.attrs["n_offered_rows"] == 3
+    pd.testing.assert_frame_equal(sampled, training.splits.learning_sample(learn, 2))
 
 
 def test_early_stopping_holds_out_20_percent_up_to_a_cap():

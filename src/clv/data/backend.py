@@ -9,7 +9,7 @@ which names tables by their catalogue names and delegates here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,8 +51,10 @@ class Backend(Protocol):
     def read_partition_pandas(
         self, table: Table, as_of_date: dt.date, columns: Sequence[str] | None,
         where: Mapping[str, Any] | None, order_by: Sequence[str] | None,
+        keep: Callable[[int], Any] | None = None,
     ) -> pd.DataFrame:
-        """One partition in pandas, without a JVM."""
+        """One partition in pandas, without a JVM; ``keep(n)``: the positions (after
+        ``order_by``) of the rows to return, given the n rows that matched."""
 
     def refresh_catalog(self, tables: Sequence[Table]) -> Any:
         """Make every table with data queryable by analysts."""

@@ -26,7 +26,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,6 +149,7 @@ class ParquetBackend:
     def read_partition_pandas(
         self, table: Table, as_of_date: dt.date, columns: Sequence[str] | None,
         where: Mapping[str, Any] | None, order_by: Sequence[str] | None,
+        keep: Callable[[int], Any] | None = None,
     ) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
@@ -169,6 +170,8 @@ class ParquetBackend:
                                  filters=[(k, "=", v) for k, v in where.items()] if where else None)
         if order_by:  # sorted in Arrow, then converted column by column: no third copy
             pa_table = pa_table.sort_by([(c, "ascending") for c in order_by])
+        if keep is not None:  # in Arrow too: only the kept rows become pandas
+            pa_table = pa_table.take(keep(pa_table.num_rows))
         frame = pa_table.to_pandas(split_blocks=True, self_destruct=True)
         del pa_table
         frame[PARTITION_COLUMN] = as_of_date

@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -358,7 +358,8 @@ def _bounds(tgt: PgTarget, table: Table, column: str,
 def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
                           columns: Sequence[str] | None = None,
                           where: Mapping[str, Any] | None = None,
-                          order_by: Sequence[str] | None = None) -> pd.DataFrame:
+                          order_by: Sequence[str] | None = None,
+                          keep: Callable[[int], Any] | None = None) -> pd.DataFrame:
     """One partition into pandas with psycopg (no JVM); ``columns``: only these;
     ``where``: only rows whose columns equal these values; ``order_by``: sorted by
     these columns as Python sorts (not by the database's collation)."""
@@ -389,6 +390,8 @@ def read_partition_pandas(table: Table, as_of_date: dt.date, settings: Settings,
             frame[col] = frame[col].dt.tz_convert("UTC")
     if order_by:
         frame = frame.sort_values(list(order_by), kind="stable", ignore_index=True)
+    if keep is not None:
+        frame = frame.iloc[keep(len(frame))].reset_index(drop=True)
     frame[PARTITION_COLUMN] = as_of_date
     return frame
 
@@ -441,8 +444,10 @@ class PostgresBackend:
     def read_partition_pandas(
         self, table: Table, as_of_date: dt.date, columns: Sequence[str] | None,
         where: Mapping[str, Any] | None, order_by: Sequence[str] | None,
+        keep: Callable[[int], Any] | None = None,
     ) -> pd.DataFrame:
-        return read_partition_pandas(table, as_of_date, self.settings, columns, where, order_by)
+        return read_partition_pandas(table, as_of_date, self.settings, columns, where, order_by,
+                                     keep)
 
     def refresh_catalog(self, tables: Sequence[Table]) -> str:
         return refresh_catalog(list(tables), self.settings)

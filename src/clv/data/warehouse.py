@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,7 +131,7 @@ def read_table(
 def read_partition_pandas(
     name: str, as_of_date: dt.date, settings: Settings | None = None,
     columns: Sequence[str] | None = None, where: Mapping[str, Any] | None = None,
-    order_by: Sequence[str] | None = None,
+    order_by: Sequence[str] | None = None, keep: Callable[[int], Any] | None = None,
 ) -> pd.DataFrame:
     """Read one customer-level partition into pandas (no JVM needed).
 
@@ -140,9 +140,11 @@ def read_partition_pandas(
     customers take 0.76 GiB in pandas with their text columns, and the training
     examples' two splits read and sorted together peaked at 6.5 GiB. ``order_by``:
     rows sorted by these columns, ascending (strings by code point, as Python sorts).
+    ``keep(n)``: the positions, after sorting, of the rows to return out of the n that
+    matched (a sample: only those rows become pandas).
     """
     return backend(settings).read_partition_pandas(get_table(name), as_of_date, columns,
-                                                   where, order_by)
+                                                   where, order_by, keep)
 
 
 def refresh_catalog(settings: Settings | None = None) -> Path:

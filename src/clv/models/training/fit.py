@@ -55,7 +55,7 @@ from clv.models.training.register import (
     _run_tags,
     _tag_version,
 )
-from clv.models.training.splits import _holdout, _learning_split, learning_sample
+from clv.models.training.splits import _holdout, _learning_split, learning_split
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -137,7 +137,7 @@ def train_clv_model(
     """Tweedie XGBoost regressor of spend over the horizon (zero-inflated target)."""
     import xgboost as xgb
 
-    learn = learning_sample(_learning_split(as_of_date, settings))
+    learn = learning_split(as_of_date, settings)
     device = xgboost_device()
     model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
                              device=device, **XGB_PARAMS)
@@ -162,7 +162,7 @@ def train_churn_model(
     """XGBoost classifier of churn = no purchase over the horizon."""
     import xgboost as xgb
 
-    learn = learning_sample(_learning_split(as_of_date, settings))
+    learn = learning_split(as_of_date, settings)
     device = xgboost_device()
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
@@ -343,7 +343,7 @@ def train_btyd_models(as_of_date: dt.date, horizon_days: int, run_id: str,
     """
     from clv.models import btyd_pyfunc
 
-    learn = learning_sample(_learning_split(as_of_date, settings))
+    learn = learning_split(as_of_date, settings)
     fitted = []
     for kind in kinds or list(btyd_pyfunc.MODELS):
         try:

@@ -21,21 +21,43 @@ log = logging.getLogger(__name__)
 SAMPLE_SEED = 42
 
 
-def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
-               ) -> pd.DataFrame:
-    """One split (``train`` or ``eval``) of the run's training examples, by customer_id.
+def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None,
+               max_rows: int = 0) -> pd.DataFrame:
+    """One split (``train`` or ``eval``) of the run's training examples, by customer_id;
+    with ``max_rows``, the seeded sample :func:`sample_positions` picks (taken before the
+    rows become pandas). ``attrs["n_offered_rows"]``: the split's size.
 
     Read one split at a time, sorted before it becomes pandas: at 2.57M customers
     per split, reading both, filtering and sorting them held 6.5 GiB at peak.
     """
-    return warehouse.read_partition_pandas(TRAINING_TABLE, as_of_date, settings,
-                                           where={"split": split}, order_by=["customer_id"])
+    offered = []
+
+    def keep(n: int) -> np.ndarray:
+        offered.append(n)
+        return sample_positions(n, max_rows)
+
+    frame = warehouse.read_partition_pandas(TRAINING_TABLE, as_of_date, settings,
+                                            where={"split": split}, order_by=["customer_id"],
+                                            keep=keep if max_rows else None)
+    frame.attrs["n_offered_rows"] = offered[0] if offered else len(frame)
+    if offered and offered[0] > len(frame):
+        log.info("%s %s: a seeded sample of %d of %d customers", TRAINING_TABLE, split,
+                 len(frame), offered[0])
+    return frame
 
 
-def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None
-                     ) -> pd.DataFrame:
+def sample_positions(n: int, max_rows: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """Positions of the rows a seeded sample of ``max_rows`` out of ``n`` keeps, in
+    order; every position when ``max_rows`` is 0 or at least ``n``."""
+    if not max_rows or n <= max_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None,
+                     max_rows: int = 0) -> pd.DataFrame:
     """:func:`load_split`, refusing an empty split with the table, date and likely cause."""
-    frame = load_split(as_of_date, split, settings)
+    frame = load_split(as_of_date, split, settings, max_rows)
     if frame.empty:
         raise ValueError(f"{TRAINING_TABLE} as_of_date={as_of_date}: no {split} rows; the "
                          f"{split} cutoff needs customers with history (is the horizon too "
@@ -43,8 +65,15 @@ def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None
     return frame
 
 
-def _learning_split(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
-    return _split_with_rows(as_of_date, "train", settings)
+def _learning_split(as_of_date: dt.date, settings: Settings | None,
+                    max_rows: int = 0) -> pd.DataFrame:
+    return _split_with_rows(as_of_date, "train", settings, max_rows)
+
+
+def learning_split(as_of_date: dt.date, settings: Settings | None = None) -> pd.DataFrame:
+    """The learning customers the models learn from: all of them, or the seeded sample
+    of :func:`clv.config.max_train_rows` (read as such: the rest never become pandas)."""
+    return _learning_split(as_of_date, settings, max_train_rows())
 
 
 def _holdout(as_of_date: dt.date, settings: Settings | None) -> pd.DataFrame:
@@ -55,8 +84,7 @@ def holdout(as_of_date: dt.date, settings: Settings | None = None) -> pd.DataFra
     """The eval split every model is judged on: all of it, or the same seeded sample of
     :func:`clv.config.max_eval_rows` customers for every version and baseline of the run
     (``attrs["n_offered_rows"]`` keeps the split's size)."""
-    return learning_sample(_split_with_rows(as_of_date, "eval", settings), max_eval_rows(),
-                           what="holdout")
+    return _split_with_rows(as_of_date, "eval", settings, max_eval_rows())
 
 
 def learning_sample(frame: pd.DataFrame, max_rows: int | None = None,
@@ -67,9 +95,7 @@ def learning_sample(frame: pd.DataFrame, max_rows: int | None = None,
     limit = max_train_rows() if max_rows is None else max_rows
     offered = len(frame)
     if limit and offered > limit:
-        keep = np.sort(np.random.default_rng(SAMPLE_SEED).choice(offered, size=limit,
-                                                                 replace=False))
-        frame = frame.iloc[keep].reset_index(drop=True)
+        frame = frame.iloc[sample_positions(offered, limit)].reset_index(drop=True)
         log.info("%s: a seeded sample of %d of %d customers (CLV_MAX_%s_ROWS)", what, limit,
                  offered, "EVAL" if what == "holdout" else "TRAIN")
     frame.attrs["n_offered_rows"] = offered
