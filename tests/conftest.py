@@ -67,3 +67,17 @@ def cdnow_path() -> Path:
 def shared_data() -> Path:
     """The read-only reference data folder (../shared/data)."""
     return SHARED_DATA
+
+
+def in_memory_splits(by_split: dict):
+    """A stand-in for ``clv.models.training.splits.load_split`` over frames in memory
+    (``{"train": ..., "eval": ...}``), sampling as the warehouse read does."""
+    from clv.models.training import splits
+
+    def load_split(as_of, split, settings=None, max_rows=0, seed=splits.SAMPLE_SEED):
+        frame = by_split[split]
+        out = frame.iloc[splits.sample_positions(len(frame), max_rows, seed)]
+        out = out.reset_index(drop=True)
+        out.attrs["n_offered_rows"] = len(frame)
+        return out
+    return load_split

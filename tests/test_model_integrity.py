@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from conftest import in_memory_splits
 from test_training import AS_OF, HORIZON, synthetic_examples
 
 from clv.models import registry, scoring, training
@@ -23,8 +24,7 @@ def champions(clv_home, monkeypatch):
     evaluate = synthetic_examples(150, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     by_split = {"train": learn, "eval": evaluate}
     monkeypatch.setattr(training.splits, "load_split",
-                        lambda as_of, split, settings=None, max_rows=0:
-                        training.splits.learning_sample(by_split[split], max_rows))
+                        in_memory_splits(by_split))
     monkeypatch.setattr(scoring.warehouse, "columns",  # the served frame's columns
                         lambda table, as_of, settings=None: list(evaluate.columns))
     monkeypatch.setattr(scoring.warehouse, "read_partition_pandas",

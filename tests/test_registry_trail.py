@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import in_memory_splits
 from test_training import AS_OF, HORIZON, synthetic_examples
 
 from clv.data import lineage
@@ -21,8 +22,7 @@ def trained(clv_home, monkeypatch):
     evaluate = synthetic_examples(200, 2, AS_OF - dt.timedelta(days=HORIZON), "eval")
     by_split = {"train": learn, "eval": evaluate}
     monkeypatch.setattr(training.splits, "load_split",
-                        lambda as_of, split, settings=None, max_rows=0:
-                        training.splits.learning_sample(by_split[split], max_rows))
+                        in_memory_splits(by_split))
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setenv("CLV_AIRFLOW_UI_URL", "http://airflow.example:8080/")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 20)

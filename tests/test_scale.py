@@ -57,3 +57,17 @@ def test_the_holdout_cap_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("CLV_MAX_EVAL_ROWS", "-3")
     with pytest.raises(ValueError, match="CLV_MAX_EVAL_ROWS"):
         max_eval_rows()
+
+
+def test_the_ziln_sample_read_from_the_warehouse_is_the_one_the_network_would_take():
+    """train_ziln_model reads only ZILN's learning sample (splits.sample_positions with
+    the network's seed): the same rows ziln.learning_sample takes from the whole split."""
+    from clv.models import ziln
+    from clv.models.training.splits import sample_positions
+
+    frame = _frame(1000)
+    config = ziln.ZilnConfig(max_learn_rows=100, seed=7)
+    whole, _ = ziln.learning_sample(frame, frame["x"].to_numpy(), config)
+    np.testing.assert_array_equal(
+        whole["customer_id"].to_numpy(),
+        frame["customer_id"].to_numpy()[sample_positions(1000, 100, seed=7)])

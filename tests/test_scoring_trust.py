@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import in_memory_splits
 from test_training import AS_OF, HORIZON, _small_ziln, synthetic_examples
 
 from clv import pipeline
@@ -24,8 +25,7 @@ def trained_home(spark, clv_home, monkeypatch):
     by_split = {"train": learn, "eval": evaluate}
     for where in (training.splits, training):  # read by the trainers / by clv.pipeline
         monkeypatch.setattr(where, "load_split",
-                            lambda as_of, split, settings=None, max_rows=0:
-                            training.splits.learning_sample(by_split[split], max_rows))
+                            in_memory_splits(by_split))
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)

@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import in_memory_splits
 
 from clv.config import N_PERIODS
 from clv.data import warehouse
@@ -66,8 +67,7 @@ def registry_home(clv_home, examples, monkeypatch):
     by_split = dict(zip(("train", "eval"), examples, strict=True))
     for where in (training.splits, training):  # read by the trainers / by clv.pipeline
         monkeypatch.setattr(where, "load_split",
-                            lambda as_of, split, settings=None, max_rows=0:
-                            training.splits.learning_sample(by_split[split], max_rows))
+                            in_memory_splits(by_split))
     monkeypatch.setenv("CLV_DEVICE", "cpu")
     monkeypatch.setitem(training.XGB_PARAMS, "n_estimators", 80)
     monkeypatch.setitem(training.XGB_PARAMS, "n_jobs", 1)  # tiny data: threads only contend

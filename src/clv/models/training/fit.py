@@ -286,13 +286,12 @@ def train_ziln_model(
     import mlflow
     from clv.models import ziln
 
-    learn = _learning_split(as_of_date, settings)
-    n_learn = len(learn)
     config = config or ziln.ZilnConfig()
-    # Keep only the rows the network learns from (250,000 of 2.57M at 10M orders)
-    sample, spend = ziln.learning_sample(learn, learn["spend_next"].to_numpy(dtype=float),
-                                         config)
-    del learn
+    # Only the rows the network learns from become pandas (250,000 of 2.57M at 10M
+    # orders): the sample ziln.learning_sample would take, with the same seed
+    sample = _learning_split(as_of_date, settings, config.max_learn_rows, config.seed)
+    n_learn = sample.attrs["n_offered_rows"]
+    spend = sample["spend_next"].to_numpy(dtype=float)
     model = ziln.ZilnModel.fit(sample, spend, config, n_offered=n_learn)
     del sample, spend
     evaluate = _holdout(as_of_date, settings)

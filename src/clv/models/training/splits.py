@@ -22,7 +22,7 @@ SAMPLE_SEED = 42
 
 
 def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None,
-               max_rows: int = 0) -> pd.DataFrame:
+               max_rows: int = 0, seed: int = SAMPLE_SEED) -> pd.DataFrame:
     """One split (``train`` or ``eval``) of the run's training examples, by customer_id;
     with ``max_rows``, the seeded sample :func:`sample_positions` picks (taken before the
     rows become pandas). ``attrs["n_offered_rows"]``: the split's size.
@@ -34,7 +34,7 @@ def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
 
     def keep(n: int) -> np.ndarray:
         offered.append(n)
-        return sample_positions(n, max_rows)
+        return sample_positions(n, max_rows, seed)
 
     frame = warehouse.read_partition_pandas(TRAINING_TABLE, as_of_date, settings,
                                             where={"split": split}, order_by=["customer_id"],
@@ -55,9 +55,9 @@ def sample_positions(n: int, max_rows: int, seed: int = SAMPLE_SEED) -> np.ndarr
 
 
 def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None,
-                     max_rows: int = 0) -> pd.DataFrame:
+                     max_rows: int = 0, seed: int = SAMPLE_SEED) -> pd.DataFrame:
     """:func:`load_split`, refusing an empty split with the table, date and likely cause."""
-    frame = load_split(as_of_date, split, settings, max_rows)
+    frame = load_split(as_of_date, split, settings, max_rows, seed)
     if frame.empty:
         raise ValueError(f"{TRAINING_TABLE} as_of_date={as_of_date}: no {split} rows; the "
                          f"{split} cutoff needs customers with history (is the horizon too "
@@ -66,8 +66,8 @@ def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None,
 
 
 def _learning_split(as_of_date: dt.date, settings: Settings | None,
-                    max_rows: int = 0) -> pd.DataFrame:
-    return _split_with_rows(as_of_date, "train", settings, max_rows)
+                    max_rows: int = 0, seed: int = SAMPLE_SEED) -> pd.DataFrame:
+    return _split_with_rows(as_of_date, "train", settings, max_rows, seed)
 
 
 def learning_split(as_of_date: dt.date, settings: Settings | None = None) -> pd.DataFrame:
