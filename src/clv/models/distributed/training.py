@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,7 +163,7 @@ def _fit_once(spark: SparkSession, model: Any, learn: DataFrame, features: list[
     """One barrier fit on ``workers`` slots, cancelled if the slots drop under it."""
     estimator = _spark_estimator(model, features, workers)
     sc = spark.sparkContext
-    group = f"{FIT_JOB_GROUP}-{uuid.uuid4().hex[:8]}"
+    group = FIT_JOB_GROUP  # one fit at a time per driver (an Airflow task is one process)
     done, lost = threading.Event(), []
 
     def watch() -> None:
@@ -177,6 +176,7 @@ def _fit_once(spark: SparkSession, model: Any, learn: DataFrame, features: list[
                 sc.cancelJobGroup(group)
                 return
 
+    log.info("xgboost fit starting on %d workers (job group %s)", workers, group)
     sc.setJobGroup(group, f"{FIT_JOB_GROUP}: xgboost on {workers} workers",
                    interruptOnCancel=True)
     watchdog = threading.Thread(target=watch, daemon=True, name=group)
