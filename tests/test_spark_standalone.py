@@ -1,11 +1,11 @@
 """Cluster mode: the feature job on a Spark standalone cluster equals the local run.
 
 A standalone master and two workers (1 core, 1 GiB each; ``tests/spark_cluster.py``)
-start on 127.0.0.1 from the pip pyspark (``bin/spark-class ...deploy.master.Master`` / ``...worker.Worker``;
-the pip package ships no ``sbin/start-*.sh``), on free ports, with their work and
-scratch folders in a temp dir, and are torn down (their process groups, executors
-included) whatever happens. The job is ``jobs/build_features.py`` run by a separate
-Python process whose only change is what a user would set:
+start on 127.0.0.1 from the pip pyspark (``bin/spark-class ...deploy.master.Master`` /
+``...worker.Worker``; the pip package ships no ``sbin/start-*.sh``), on free ports,
+with their work and scratch folders in a temp dir, and are torn down (their process
+groups, executors included) whatever happens. The job is ``jobs/build_features.py``
+run by a separate Python process whose only change is what a user would set:
 ``CLV_SPARK_MASTER=spark://127.0.0.1:<port>`` (plus a smaller driver heap and fewer
 shuffle partitions, ``CLV_SPARK_DRIVER_MEMORY`` / ``CLV_SPARK_SHUFFLE_PARTITIONS``, to
 keep the test lean). Its outputs (``features.customer_features`` and
