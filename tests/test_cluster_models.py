@@ -302,9 +302,12 @@ def test_training_survives_a_worker_killed_mid_fit(cluster, features_home, local
     home = _copy_home(src, tmp_path)
 
     def kill_during_fit(progress: dict, events: dict) -> None:
-        # Both executors up and the fit's barrier job running: kill worker 2 and its
-        # executor (SIGKILL to the process group), as if the machine died.
-        if "killed_at" not in events and progress["executors"] == 2 \
+        # Both executors up and the fit's barrier job running (xgboost.spark logged its
+        # start on 2 workers): kill worker 2 and its executor (SIGKILL to the process
+        # group), as if the machine died.
+        barrier = any("Running xgboost" in line and "on 2 workers" in line
+                      for line in events["log"])
+        if "killed_at" not in events and progress["executors"] == 2 and barrier \
                 and progress["fit_jobs"] > 0:
             cluster.kill("worker2")
             events["killed_at"] = progress
