@@ -75,8 +75,15 @@ def progress():
         try:
             active = set(tracker.getActiveJobsIds())
             fit = [j for j in tracker.getJobIdsForGroup(FIT_JOB_GROUP) if j in active]
+            running = 0  # tasks running at once in the fit's jobs (2: the barrier stage)
+            for job in fit:
+                info = tracker.getJobInfo(job)
+                for stage in (info.stageIds if info else []):
+                    stage_info = tracker.getStageInfo(stage)
+                    running = max(running, stage_info.numActiveTasks if stage_info else 0)
             executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
-            print(f"PROGRESS executors={executors} fit_jobs={len(fit)}", flush=True)
+            print(f"PROGRESS executors={executors} fit_jobs={len(fit)} fit_tasks={running}",
+                  flush=True)
         except Exception:
             return
         time.sleep(0.1)
@@ -302,13 +309,11 @@ def test_training_survives_a_worker_killed_mid_fit(cluster, features_home, local
     home = _copy_home(src, tmp_path)
 
     def kill_during_fit(progress: dict, events: dict) -> None:
-        # Both executors up and the fit's barrier job running (xgboost.spark logged its
-        # start on 2 workers): kill worker 2 and its executor (SIGKILL to the process
-        # group), as if the machine died.
-        barrier = any("Running xgboost" in line and "on 2 workers" in line
-                      for line in events["log"])
-        if "killed_at" not in events and progress["executors"] == 2 and barrier \
-                and progress["fit_jobs"] > 0:
+        # Both executors up and the fit's barrier stage running (2 tasks at once: the
+        # stages before it read one input partition): kill worker 2 and its executor
+        # (SIGKILL to the process group), as if the machine died.
+        if "killed_at" not in events and progress["executors"] == 2 \
+                and progress["fit_tasks"] == 2:
             cluster.kill("worker2")
             events["killed_at"] = progress
 
