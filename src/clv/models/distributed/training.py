@@ -8,10 +8,13 @@ caller's ``xgb.XGBRegressor`` / ``XGBClassifier`` (same params), so registration
 balancing and scoring see the same object type as a driver fit, and one MLflow
 xgboost version comes out either way.
 
-A lost executor: the barrier stage cannot run on fewer slots than ``num_workers``
-(Spark would wait for slots forever), so a watchdog cancels the fit when the slots
-drop, and the fit is retried on the executors still alive (logged), up to
-:data:`MAX_FIT_ATTEMPTS` times.
+A lost executor: Spark aborts a barrier stage whose task failed ("Could not recover
+from a failed barrier ResultStage"), and one that has not started yet cannot run on
+fewer slots than ``num_workers`` (Spark would wait for slots forever: a watchdog
+cancels the fit's job group when the slots drop). Either way the fit is retried on the
+executors still alive (logged), up to :data:`MAX_FIT_ATTEMPTS` times. Both were seen
+in ``tests/test_cluster_models.py``: a worker killed in the barrier stage, and one
+killed in the shuffle that feeds it.
 """
 
 from __future__ import annotations
