@@ -153,11 +153,12 @@ def _fit_surviving_lost_executors(spark: SparkSession, model: Any, learn: DataFr
         try:
             return _fit_once(spark, model, learn, features, workers), workers, attempt
         except Exception as exc:  # noqa: BLE001 (a lost executor surfaces as any Py4J error)
-            if attempt == MAX_FIT_ATTEMPTS:
+            left = executor_slots(spark)
+            if attempt == MAX_FIT_ATTEMPTS or left >= workers:  # not a lost executor
                 raise
-            log.warning("xgboost fit on %d workers failed (attempt %d of %d: %s); retrying "
-                        "on the executors still alive", workers, attempt, MAX_FIT_ATTEMPTS,
-                        str(exc).splitlines()[0][:300])
+            log.warning("xgboost fit on %d workers failed (attempt %d of %d, %d slot(s) "
+                        "left: %s); retrying on the executors still alive", workers, attempt,
+                        MAX_FIT_ATTEMPTS, left, str(exc).splitlines()[0][:300])
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -1,8 +1,10 @@
-"""Where fits and scoring run (clv.models.distributed.placement): no Spark needed.
+"""Where fits and scoring run (clv.models.distributed.placement), and when a fit on the
+executors is retried: no Spark needed (the cluster itself: test_cluster_models.py).
 
 The default on a ``local`` master is the driver (``make run`` unchanged); a cluster
 master, ``CLV_DISTRIBUTED=on`` or enough rows send the work to the executors; over
-Spark Connect an XGBoost fit stays on the driver, with the reason.
+Spark Connect an XGBoost fit stays on the driver, with the reason. A failed fit is
+retried only when executors were lost, on the slots still alive.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 import pytest
 
 from clv.config import DISTRIBUTED_MIN_ROWS, load_settings
-from clv.models.distributed import placement
+from clv.models.distributed import placement, training
 
 
 @pytest.fixture
@@ -69,3 +71,46 @@ def test_over_spark_connect_a_fit_stays_on_the_driver_and_scoring_does_not(setti
     assert (fit.distributed, fit.master) == (False, placement.LOCAL)
     assert "Spark Connect" in fit.reason and "classic SparkContext" in fit.reason
     assert placement.choose("scoring", settings, rows=_never).distributed
+
+
+def _flaky_fit(monkeypatch, slots: list[int], failures: int) -> list[int]:
+    """_fit_once failing ``failures`` times; executor_slots reading ``slots`` in turn.
+    Returns the num_workers each attempt got."""
+    seen, state = [], {"slots": iter(slots), "now": slots[0]}
+
+    def now(spark) -> int:
+        state["now"] = next(state["slots"], state["now"])
+        return state["now"]
+
+    def fit_once(spark, model, learn, features, workers):
+        seen.append(workers)
+        if len(seen) <= failures:
+            raise RuntimeError("Could not recover from a failed barrier ResultStage")
+        return "booster"
+
+    monkeypatch.setattr(training, "_settled_slots", now)
+    monkeypatch.setattr(training, "executor_slots", now)
+    monkeypatch.setattr(training, "_fit_once", fit_once)
+    return seen
+
+
+def test_a_fit_that_lost_an_executor_is_retried_on_the_slots_left(monkeypatch, caplog):
+    # 2 slots at the start, 1 after the failure: the retry runs on 1 worker
+    seen = _flaky_fit(monkeypatch, [2, 1, 1], failures=1)
+    assert training._fit_surviving_lost_executors(None, None, None, []) == ("booster", 1, 2)
+    assert seen == [2, 1]
+    assert "failed (attempt 1 of 3, 1 slot(s) left" in caplog.text
+
+
+def test_a_fit_that_fails_with_every_executor_alive_is_not_retried(monkeypatch):
+    seen = _flaky_fit(monkeypatch, [2, 2], failures=1)
+    with pytest.raises(RuntimeError, match="barrier"):
+        training._fit_surviving_lost_executors(None, None, None, [])
+    assert seen == [2]
+
+
+def test_retries_stop_after_the_last_attempt(monkeypatch):
+    seen = _flaky_fit(monkeypatch, [4, 3, 3, 2, 2, 1], failures=training.MAX_FIT_ATTEMPTS)
+    with pytest.raises(RuntimeError):
+        training._fit_surviving_lost_executors(None, None, None, [])
+    assert seen == [4, 3, 2]
