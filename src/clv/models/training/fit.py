@@ -13,6 +13,8 @@ Three model families compete for the same registered names, ``clv_spend`` and
   with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart; the
   spend version's total at a cutoff is anchored to BG/NBD's at that cutoff (version
   tag ``level_anchor``, :func:`clv.models.btyd_pyfunc.level_factor`: history only, no label);
+  fitted on the driver, or on the Spark executors on a cluster (:mod:`clv.models.distributed`:
+  same params, stopping rule and balancing; version tag ``trained_on``);
 * TensorFlow: one ZILN network (:mod:`clv.models.ziln`) whose expected value is a
   ``clv_spend`` version and whose purchase head (churn = 1 - p) is a ``clv_churn``
   version (:func:`train_ziln_model`), both logged as MLflow pyfunc models from one
