@@ -1,11 +1,11 @@
 """Cluster mode: the feature job on a Spark standalone cluster equals the local run.
 
-A standalone master and two workers (1 core, 1 GiB each) start on 127.0.0.1 from
-the pip pyspark (``bin/spark-class ...deploy.master.Master`` / ``...worker.Worker``;
-the pip package ships no ``sbin/start-*.sh``), on free ports, with their work and
-scratch folders in a temp dir, and are torn down (their process groups, executors
-included) whatever happens. The job is ``jobs/build_features.py`` run by a separate
-Python process whose only change is what a user would set:
+A standalone master and two workers (1 core, 1 GiB each; ``tests/spark_cluster.py``)
+start on 127.0.0.1 from the pip pyspark (``bin/spark-class ...deploy.master.Master`` /
+``...worker.Worker``; the pip package ships no ``sbin/start-*.sh``), on free ports,
+with their work and scratch folders in a temp dir, and are torn down (their process
+groups, executors included) whatever happens. The job is ``jobs/build_features.py``
+run by a separate Python process whose only change is what a user would set:
 ``CLV_SPARK_MASTER=spark://127.0.0.1:<port>`` (plus a smaller driver heap and fewer
 shuffle partitions, ``CLV_SPARK_DRIVER_MEMORY`` / ``CLV_SPARK_SHUFFLE_PARTITIONS``, to
 keep the test lean). Its outputs (``features.customer_features`` and
@@ -26,16 +26,15 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from spark_cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -78,89 +77,6 @@ job = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(job)
 sys.exit(job.main(sys.argv[2:]))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spark_class() -> str:
-    import pyspark
-
-    return str(Path(pyspark.__file__).parent / "bin" / "spark-class")
-
-
-class Cluster:
-    """A standalone master and workers on 127.0.0.1, each in its own process group."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.port, self.ui_port = _free_port(), _free_port()
-        self.url = f"spark://127.0.0.1:{self.port}"
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": "256m",
-                    "SPARK_LOCAL_DIRS": str(root / "scratch"), "SPARK_NO_DAEMONIZE": "1"}
-
-    def _start(self, name: str, *args: str) -> None:
-        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        self.procs[name] = subprocess.Popen(
-            [_spark_class(), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-
-    def start(self, n_workers: int = 2) -> None:
-        (self.root / "scratch").mkdir(parents=True, exist_ok=True)
-        self._start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--webui-port", str(self.ui_port))
-        self._wait(lambda s: True, "the master")
-        for i in range(1, n_workers + 1):
-            work = self.root / f"worker{i}"
-            work.mkdir()
-            self._start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", "--host",
-                        "127.0.0.1", "--cores", "1", "--memory", "1g", "--work-dir", str(work),
-                        "--webui-port", str(_free_port()), self.url)
-        self._wait(lambda s: s.get("aliveworkers") == n_workers, f"{n_workers} alive workers")
-
-    def state(self) -> dict:
-        url = f"http://127.0.0.1:{self.ui_port}/json/"
-        with urllib.request.urlopen(url, timeout=5) as fh:
-            return json.load(fh)
-
-    def _wait(self, ok, what: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited: {self.log(name)}")
-            try:
-                if ok(self.state()):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"waited {timeout} s for {what}; master log: {self.log('master')}")
-
-    def log(self, name: str) -> str:
-        return (self.root / f"{name}.log").read_text()[-3000:]
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Kill a daemon's process group: the daemon and, for a worker, its executors."""
-        proc = self.procs[name]
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.kill(name, signal.SIGTERM)
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill(name, signal.SIGKILL)
-                proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

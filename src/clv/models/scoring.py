@@ -52,11 +52,13 @@ def score_customers(
     churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings,
                                                         horizon_days)
     x = feature_matrix(feats, columns=model_columns(feats))  # each version takes its own
-    clv = np.clip(clv_model.predict(x), 0.0, None)
+    clv, churn = _predict(as_of_date, (clv_version, clv_model), (churn_version, churn_model),
+                          feats, x, settings)
+    clv = np.clip(clv, 0.0, None)
     scores = pd.DataFrame({
         "customer_id": feats["customer_id"].to_numpy(),
         "predicted_clv": clv.astype("float64"),
-        "p_churn": np.clip(churn_model.predict(x), 0.0, 1.0).astype("float64"),
+        "p_churn": np.clip(churn, 0.0, 1.0).astype("float64"),
         "expected_revenue_30d": clv.astype("float64") * min(PERIOD_DAYS / horizon_days, 1.0),
         "horizon_days": horizon_days,
         "clv_model_version": clv_version,
@@ -68,6 +70,21 @@ def score_customers(
         scores[column] = bands[:, i]
     scores["p_alive"] = p_alive(feats)
     return scores[SCORE_COLUMNS].sort_values("customer_id").reset_index(drop=True)
+
+
+def _predict(as_of_date: dt.date, spend: tuple, churn: tuple, feats: pd.DataFrame,
+             x: pd.DataFrame, settings: Settings | None) -> tuple[np.ndarray, np.ndarray]:
+    """(spend, churn) of each customer: on the driver, or inside ``mapInPandas`` on the
+    Spark executors when :func:`clv.models.distributed.choose` says so (same values)."""
+    from clv.config import load_settings
+    from clv.models import distributed
+
+    s = settings or load_settings()
+    where = distributed.choose("scoring", s, rows=lambda: len(feats))
+    if where.distributed:
+        return distributed.predict_on_executors(as_of_date, spend, churn,
+                                                feats["customer_id"], x, s)
+    return spend[1].predict(x), churn[1].predict(x)
 
 
 def model_features(as_of_date: dt.date, settings: Settings | None = None) -> pd.DataFrame:

@@ -88,7 +88,10 @@ class ScoringModel:
         names = schema().input_names() if schema and schema() is not None else None
         return [str(n) for n in names] if names else None
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Any, anchored: bool = True) -> np.ndarray:
+        """The spend or churn probability of each row of ``x``; ``anchored=False``: the
+        spend before its level anchor (a factor over all of ``x``: scoring on the
+        executors applies it on the driver, :meth:`apply_level_anchor`)."""
         output = OUTPUT[self.name]
         columns = self.input_columns() if hasattr(x, "reindex") else None
         if columns is not None and list(x.columns) != columns:
@@ -99,14 +102,19 @@ class ScoringModel:
             if output == "churn":
                 return np.asarray(self.model.predict_proba(x)[:, 1], dtype=float)
             pred = np.clip(np.asarray(self.model.predict(x), dtype=float), 0.0, None)
-            if self.level_anchor:
-                from clv.models import btyd_pyfunc
-
-                pred = pred * btyd_pyfunc.level_factor(
-                    x, pred, self.level_anchor["horizon_days"], self.level_anchor["family"])
-            return pred
+            return self.apply_level_anchor(x, pred) if anchored else pred
         out = np.asarray(self.model.predict(x), dtype=float).reshape(-1)
         return np.clip(out, 0.0, 1.0) if output == "churn" else np.clip(out, 0.0, None)
+
+    def apply_level_anchor(self, x: Any, pred: np.ndarray) -> np.ndarray:
+        """``pred`` (this version's unanchored spend on all of ``x``) times its level
+        anchor's factor; unchanged for a version without one."""
+        if not self.level_anchor:
+            return pred
+        from clv.models import btyd_pyfunc
+
+        return pred * btyd_pyfunc.level_factor(x, pred, self.level_anchor["horizon_days"],
+                                               self.level_anchor["family"])
 
     def __repr__(self) -> str:
         return f"ScoringModel({self.name} v{self.version}, {self.family})"

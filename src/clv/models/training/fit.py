@@ -13,6 +13,8 @@ Three model families compete for the same registered names, ``clv_spend`` and
   with their SHAP global importance (XGBoost's ``pred_contribs``) as a chart; the
   spend version's total at a cutoff is anchored to BG/NBD's at that cutoff (version
   tag ``level_anchor``, :func:`clv.models.btyd_pyfunc.level_factor`: history only, no label);
+  fitted on the driver, or on the Spark executors on a cluster (:mod:`clv.models.distributed`:
+  same params, stopping rule and balancing; version tag ``trained_on``);
 * TensorFlow: one ZILN network (:mod:`clv.models.ziln`) whose expected value is a
   ``clv_spend`` version and whose purchase head (churn = 1 - p) is a ``clv_churn``
   version (:func:`train_ziln_model`), both logged as MLflow pyfunc models from one
@@ -45,7 +47,7 @@ import numpy as np
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, Settings
 from clv.data import lineage
 from clv.features.columns import feature_matrix, model_columns, sources_of
-from clv.models import metrics, registry
+from clv.models import distributed, metrics, registry
 from clv.models.device import xgboost_device
 from clv.models.training.baselines import baseline_predictions, truth
 from clv.models.training.charts import _log_evaluation
@@ -106,10 +108,14 @@ def balance_tweedie(model: Any, x: pd.DataFrame, y: np.ndarray) -> float:
     model, so the registered model predicts the balanced value, and rankings
     (Gini, Spearman) are unchanged.
     """
-    pred_total = float(np.sum(model.predict(x)))
-    if pred_total <= 0 or float(np.sum(y)) <= 0:
+    return _balance(model, float(np.sum(model.predict(x))), float(np.sum(y)))
+
+
+def _balance(model: Any, pred_total: float, label_total: float) -> float:
+    """:func:`balance_tweedie` given the two totals (a fit on the executors sums them there)."""
+    if pred_total <= 0 or label_total <= 0:
         return 1.0
-    factor = float(np.sum(y)) / pred_total
+    factor = label_total / pred_total
     booster = model.get_booster()
     config = json.loads(booster.save_config())
     base = float(str(config["learner"]["learner_model_param"]["base_score"]).strip("[]"))
@@ -137,23 +143,26 @@ def train_clv_model(
     """Tweedie XGBoost regressor of spend over the horizon (zero-inflated target)."""
     import xgboost as xgb
 
-    learn = learning_split(as_of_date, settings)
     device = xgboost_device()
     model = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5,
                              device=device, **XGB_PARAMS)
-    # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
-    y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
-    x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
-    offered = learn.attrs["n_offered_rows"]
-    del learn
-    _fit(model, x, y)
-    balance_tweedie(model, x, y)
-    model.n_learn_rows_, model.n_offered_rows_ = len(x), offered
-    del x
+    trained_on = _fit_on_executors(model, "spend_next", as_of_date, settings)
+    if trained_on is None:  # on the driver, from the learning sample
+        learn = learning_split(as_of_date, settings)
+        # Returns make a customer's window spend negative at times; Tweedie needs >= 0.
+        y = np.clip(learn["spend_next"].to_numpy(), 0.0, None)
+        x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
+        offered = learn.attrs["n_offered_rows"]
+        del learn
+        _fit(model, x, y)
+        balance_tweedie(model, x, y)
+        model.n_learn_rows_, model.n_offered_rows_ = len(x), offered
+        del x
     evaluate = _holdout(as_of_date, settings)  # only now: one split in memory at a time
     return _register_xgboost(CLV_MODEL_NAME, model, device, evaluate, predict_spend,
                              dict(as_of_date=as_of_date, horizon_days=horizon_days,
-                                  run_id=run_id, objective="reg:tweedie"), settings)
+                                  run_id=run_id, objective="reg:tweedie",
+                                  trained_on=trained_on or distributed.LOCAL), settings)
 
 
 def train_churn_model(
@@ -162,21 +171,45 @@ def train_churn_model(
     """XGBoost classifier of churn = no purchase over the horizon."""
     import xgboost as xgb
 
-    learn = learning_split(as_of_date, settings)
     device = xgboost_device()
     model = xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss",
                               device=device, **XGB_PARAMS)
-    y = learn["churned"].to_numpy()
-    x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
-    offered = learn.attrs["n_offered_rows"]
-    del learn
-    _fit(model, x, y)
-    model.n_learn_rows_, model.n_offered_rows_ = len(x), offered
-    del x
+    trained_on = _fit_on_executors(model, "churned", as_of_date, settings)
+    if trained_on is None:  # on the driver, from the learning sample
+        learn = learning_split(as_of_date, settings)
+        y = learn["churned"].to_numpy()
+        x = feature_matrix(learn, "float32", model_columns(learn))  # + optional sources
+        offered = learn.attrs["n_offered_rows"]
+        del learn
+        _fit(model, x, y)
+        model.n_learn_rows_, model.n_offered_rows_ = len(x), offered
+        del x
     evaluate = _holdout(as_of_date, settings)
     return _register_xgboost(CHURN_MODEL_NAME, model, device, evaluate, predict_churn,
                              dict(as_of_date=as_of_date, horizon_days=horizon_days,
-                                  run_id=run_id, objective="binary:logistic"), settings)
+                                  run_id=run_id, objective="binary:logistic",
+                                  trained_on=trained_on or distributed.LOCAL), settings)
+
+
+def _fit_on_executors(model: Any, label: str, as_of_date: dt.date,
+                      settings: Settings | None) -> str | None:
+    """Fit ``model`` on the Spark executors when :func:`clv.models.distributed.choose`
+    says so (same params, early-stopping rule and Tweedie balancing as on the driver);
+    returns the ``trained_on`` tag, or None: fit it on the driver."""
+    from clv.config import load_settings
+    from clv.data import warehouse
+    from clv.models.training.splits import TRAINING_TABLE
+
+    s = settings or load_settings()
+    where = distributed.choose(f"{type(model).__name__} fit", s, needs_spark_context=True,
+                               rows=lambda: warehouse.row_count(TRAINING_TABLE, as_of_date, s))
+    if not where.distributed:
+        return None
+    fitted = distributed.fit_xgboost(model, label, as_of_date, s, _early_stopping_split,
+                                     clip_negative=label == "spend_next")
+    if label == "spend_next":
+        _balance(model, fitted.prediction_total, fitted.label_total)
+    return fitted.trained_on
 
 
 #: SHAP importance is a mean over rows: a seeded sample of this many is enough (TreeSHAP

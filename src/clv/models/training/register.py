@@ -34,7 +34,9 @@ def _run_tags(family: str, device: str, context: dict[str, Any]) -> dict[str, st
     return {"model_family": family, "device": device,
             "horizon_days": str(int(context["horizon_days"])),
             "feature_set": lineage.feature_set(FEATURE_COLUMNS),
-            **lineage.run_tags(context["run_id"], context["as_of_date"])}
+            **lineage.run_tags(context["run_id"], context["as_of_date"]),
+            # where an XGBoost fit ran: ``local`` or ``spark:<master> x<num_workers>``
+            **({"trained_on": context["trained_on"]} if context.get("trained_on") else {})}
 
 
 def _tag_version(name: str, version: str, family: str, device: str, mlflow_run_id: str,
