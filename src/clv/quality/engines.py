@@ -14,6 +14,9 @@ give Spark's answer:
 * an expectation on a column (or row condition) that is neither a string, a boolean
   nor a number (dates, timestamps, decimals, arrays) keeps Spark's comparisons,
   except for column presence and nulls, which mean the same on both engines;
+* a row condition on a column holding nulls: SQL leaves such rows out of
+  ``action != 'none'``, pandas keeps them; likewise a column pair ``A > B`` where
+  either column holds nulls (Spark leaves a row with one null out, pandas flags it);
 * a frame whose float columns hold NaN is validated on Spark entirely: Spark treats
   NaN as a value (not null, larger than any number), pandas as missing.
 
@@ -43,6 +46,7 @@ SPARK_ONLY = frozenset({
 })
 #: Expectations about presence and nulls: the same on both engines whatever the type.
 _TYPE_BLIND = frozenset({"expect_column_to_exist", "expect_column_values_to_not_be_null"})
+_PAIR = "expect_column_pair_values_a_to_be_greater_than_b"
 #: Spark types whose values compare the same in pandas (simple type names).
 _PANDAS_SAFE_TYPES = frozenset({
     "string", "boolean", "tinyint", "smallint", "int", "bigint", "float", "double",
@@ -68,17 +72,21 @@ def small_frame_as_pandas(df: DataFrame, n_rows: int) -> pd.DataFrame | None:
 
 
 def split_by_engine(
-    expectations: list[dict[str, Any]], schema: StructType
+    expectations: list[dict[str, Any]], schema: StructType, frame: pd.DataFrame
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The expectations pandas evaluates as Spark would, and those left to Spark."""
+    """The expectations pandas evaluates as Spark would, and those left to Spark.
+
+    ``frame`` is the Spark frame of ``schema`` collected (:func:`small_frame_as_pandas`).
+    """
     types = {field.name: field.dataType.simpleString() for field in schema.fields}
+    with_nulls = {c for c in frame.columns if frame[c].isna().any()}
     on_pandas, on_spark = [], []
     for exp in expectations:
-        (on_pandas if _pandas_can_evaluate(exp, types) else on_spark).append(exp)
+        (on_pandas if _pandas_can_evaluate(exp, types, with_nulls) else on_spark).append(exp)
     return on_pandas, on_spark
 
 
-def _pandas_can_evaluate(exp: dict[str, Any], types: dict[str, str]) -> bool:
+def _pandas_can_evaluate(exp: dict[str, Any], types: dict[str, str], with_nulls: set[str]) -> bool:
     kind = exp.get("type")
     if kind in SPARK_ONLY:
         return False
@@ -88,8 +96,12 @@ def _pandas_can_evaluate(exp: dict[str, Any], types: dict[str, str]) -> bool:
     condition = _condition_column(kwargs.get("row_condition"))
     if condition is not None:
         columns.append(condition)
-    elif kwargs.get("row_condition") is not None:
-        return False  # a condition in a parser's syntax: leave it to Spark
+    if kwargs.get("row_condition") is not None and (condition is None or condition in with_nulls):
+        # SQL's null != 'x' is null (the row is left out), pandas' None != 'x' is True;
+        # and a condition in a parser's syntax is Spark's to read.
+        return False
+    if kind == _PAIR and {kwargs.get("column_A"), kwargs.get("column_B")} & with_nulls:
+        return False  # Spark leaves a row with one null out of A > B, pandas flags it
     if kind in _TYPE_BLIND and condition is None:
         return True
     return all(types.get(c) in _PANDAS_SAFE_TYPES for c in columns)

@@ -231,7 +231,9 @@ def _run_suite(
     if local is None:
         parts = [(_open_batch(context, df, table), data["expectations"])]
     else:
-        on_pandas, on_spark = engines.split_by_engine(data["expectations"], df.schema)
+        on_pandas, on_spark = engines.split_by_engine(
+            data["expectations"], df.schema, local
+        )
         parts = [(engines.open_pandas_batch(context, local, table), on_pandas)]
         if on_spark:
             parts.append((_open_batch(context, df, table), on_spark))
