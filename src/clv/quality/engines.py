@@ -142,16 +142,21 @@ def merge_results(results: list[Any], order: dict[str, int]) -> Any:
     return merged
 
 
-def plain_details(result: Any) -> None:
-    """Make a pandas-engine result's details plain Python values, in place.
+def plain_details(result: Any, ids: list[str]) -> None:
+    """Make a pandas-engine result's details read as Spark's would, in place.
 
     numpy scalars become ``int``/``float``/``bool``; pandas' missing values (NaN, NaT,
-    ``pd.NA``: on this path they can only stand for Spark's nulls) become None.
+    ``pd.NA``: on this path they can only stand for Spark's nulls) become None. Without
+    id columns (``ids``) pandas lists the offending rows by their position in the frame,
+    which Spark frames do not have: those lists are dropped, as Spark never makes them.
     """
     for entry in result.results:
         details = entry.result
         if not details:
             continue
+        if not ids:
+            details.pop("partial_unexpected_index_list", None)
+            details.pop("unexpected_index_list", None)
         for key in ("observed_value", "partial_unexpected_list", "partial_unexpected_index_list",
                     "partial_unexpected_counts"):
             if key in details:

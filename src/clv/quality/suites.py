@@ -242,7 +242,7 @@ def _run_suite(
         if exps or len(parts) == 1:
             result, failed = _validate_batch(batch, {**data, "expectations": exps}, ids)
             if local is not None:
-                engines.plain_details(result)
+                engines.plain_details(result, ids)
             results.append(result)
             failed_ids |= failed
     result = engines.merge_results(results, order)
