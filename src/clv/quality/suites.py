@@ -134,7 +134,9 @@ def validate_dataframe(
 
     ``id_columns`` identify offending rows in the report (e.g. ``["order_id"]``); those
     absent from ``df`` are left out. The frame is cached for the run (GX computes its
-    metrics in many Spark jobs) unless it already is. ``previous_count`` (the row count
+    metrics in many Spark jobs) unless it already is; a small one is collected once and
+    validated on GX's pandas engine where that gives Spark's answer
+    (:mod:`clv.quality.engines`). ``previous_count`` (the row count
     of the table's previous partition, see :func:`previous_row_count`) adds the rule of
     :func:`check_row_count` as an ``expect_table_row_count_to_be_between``. The run is
     rendered to Data Docs, labelled ``run_name`` (default: Airflow's run id, else "adhoc").
