@@ -36,7 +36,7 @@ TABLES = (
 def _content(report) -> tuple:
     return (report.success, report.n_expectations, [
         (f.expectation_type, f.column, f.unexpected_count, repr(f.observed_value), f.rule,
-         sorted(repr(sorted(r.items())) for r in f.sample_rows))
+         sorted(repr(list(r.items())) for r in f.sample_rows))
         for f in report.failures
     ])
 

@@ -143,7 +143,7 @@ def _content(report) -> tuple:
     failures = [
         (f.expectation_type, f.column, f.unexpected_count, repr(f.observed_value),
          repr(f.expected), f.error, f.condition, f.rule,
-         sorted(repr(sorted(r.items())) for r in f.sample_rows))
+         sorted(repr(list(r.items())) for r in f.sample_rows))  # keys in order
         for f in report.failures
     ]
     return report.success, report.n_expectations, report.skipped, failures

@@ -91,8 +91,7 @@ def _pandas_can_evaluate(exp: dict[str, Any], types: dict[str, str], with_nulls:
     if kind in SPARK_ONLY:
         return False
     kwargs = exp.get("kwargs", {})
-    columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
-    columns += list(kwargs.get("column_list") or [])
+    columns = _checked_columns(kwargs)
     condition = _condition_column(kwargs.get("row_condition"))
     if condition is not None:
         columns.append(condition)
@@ -161,6 +160,24 @@ def plain_details(result: Any, ids: list[str]) -> None:
                     "partial_unexpected_counts"):
             if key in details:
                 details[key] = _plain(details[key])
+        if details.get("partial_unexpected_index_list"):
+            order = ids + _checked_columns(entry.expectation_config.kwargs)
+            details["partial_unexpected_index_list"] = [
+                _spark_key_order(row, order) for row in details["partial_unexpected_index_list"]
+            ]
+
+
+def _checked_columns(kwargs: dict[str, Any]) -> list[str]:
+    columns = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    return columns + list(kwargs.get("column_list") or [])
+
+
+def _spark_key_order(row: Any, order: list[str]) -> Any:
+    """A sample row's keys as Spark lists them: the id columns, then the checked ones."""
+    if not isinstance(row, dict):
+        return row
+    rank = {name: i for i, name in reversed(list(enumerate(order)))}
+    return dict(sorted(row.items(), key=lambda kv: rank.get(kv[0], len(order))))
 
 
 def _plain(value: Any) -> Any:
