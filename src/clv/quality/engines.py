@@ -125,10 +125,11 @@ def open_pandas_batch(context: Any, frame: pd.DataFrame, table: str) -> Any:
 def merge_results(results: list[Any], order: dict[str, int]) -> Any:
     """One GX suite result from per-engine ones: entries in suite order, statistics redone."""
     merged = results[0]
-    if len(results) == 1:
-        return merged
     entries = [r for result in results for r in result.results]
-    entries.sort(key=lambda r: order.get(r.expectation_config.id, 0))
+    entries.sort(key=lambda r: order.get(r.expectation_config.id, 0))  # GX's own order varies
+    if len(results) == 1:
+        merged.results = entries
+        return merged
     n_ok = sum(1 for r in entries if r.success)
     merged.results = entries
     merged.success = n_ok == len(entries)
