@@ -234,5 +234,6 @@ def test_small_frames_take_one_collect_and_docs_show_every_expectation(
     assert report.success
     assert jobs["100000"] <= 3 < jobs["0"]  # a count and one collect, vs a job per metric
     page = Path(report.data_docs_page.removeprefix("file://")).read_text()
-    assert page.count("expect_column_values_to_be_between") >= 1
+    for column in ("p_churn", "predicted_clv", "value_at_risk", "churn_model_version"):
+        assert column in page
     assert report.n_expectations == len(_expectations("churn_alerts"))

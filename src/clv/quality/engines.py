@@ -184,8 +184,8 @@ def _spark_key_order(row: Any, order: list[str]) -> Any:
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+    if isinstance(value, (list, tuple)):  # a pair's values stay a tuple, as Spark gives them
+        return type(value)(_plain(v) for v in value)
     if hasattr(value, "item") and type(value).__module__ == "numpy":
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
