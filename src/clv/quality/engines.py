@@ -24,6 +24,9 @@ Those run on the Spark batch; both results are merged, in suite order, into one 
 result, which Data Docs render. Integer columns with nulls keep Python ints (not
 pandas' float64), and pandas' scalars in the details become plain Python values, so
 the report reads the same whichever engine produced it (tests/test_quality_engines.py).
+One difference remains, in the samples only: when more than ten rows fail
+``expect_column_values_to_be_unique``, Spark lists ten in its shuffle's order and pandas
+the first ten of the frame; the counts, the rule and the outcome are the same.
 """
 
 from __future__ import annotations
