@@ -20,6 +20,12 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 |                       | (``on`` / ``off`` force it; clv.models.distributed) |
 | CLV_DISTRIBUTED_MIN_ROWS | ``10000000``: under ``auto``, also this many  |
 |                       | rows go to the executors on a ``local`` master    |
+| CLV_GX_PANDAS_MAX_ROWS | ``50000``: frames up to this size are validated |
+|                       | on GX's pandas engine (``0``: always Spark)      |
+| CLV_MAX_TRAIN_ROWS    | ``500000``: XGBoost and BTYD learn from a seeded |
+|                       | sample of this many customers (``0``: all)       |
+| CLV_MAX_EVAL_ROWS     | ``500000``: models are judged on a seeded sample |
+|                       | of this many holdout customers (``0``: all)      |
 
 ``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
 ``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,
@@ -118,6 +124,12 @@ DISTRIBUTED_MODES = ("auto", "on", "off")
 DISTRIBUTED_MIN_ROWS = 10_000_000
 
 
+#: Frames of at most this many rows are validated on GX's pandas engine (one collect)
+#: rather than one Spark job per metric (clv.quality.engines); ``CLV_GX_PANDAS_MAX_ROWS``
+#: overrides it, ``0`` validates every frame on Spark.
+DEFAULT_GX_PANDAS_MAX_ROWS = 50_000
+
+
 #: Run-time state (warehouse, MLflow store and model artifacts, Airflow home, Spark
 #: scratch) is the owner's only by default: other local users must not read customer
 #: data or pickled models, nor write what the pipeline later loads and runs.
@@ -138,6 +150,18 @@ def runtime_umask() -> int:
     if not 0 <= value <= 0o777:
         raise ValueError(f"CLV_UMASK={text!r}: expected an octal umask such as 077 or 027")
     return value
+
+
+def gx_pandas_max_rows() -> int:
+    """Largest frame validated on GX's pandas engine (``CLV_GX_PANDAS_MAX_ROWS``).
+
+    Raises:
+        ValueError: the variable is not a whole number >= 0.
+    """
+    text = (os.environ.get("CLV_GX_PANDAS_MAX_ROWS") or str(DEFAULT_GX_PANDAS_MAX_ROWS)).strip()
+    if not text.isdigit():
+        raise ValueError(f"CLV_GX_PANDAS_MAX_ROWS={text!r}: expected a row count >= 0")
+    return int(text)
 
 
 def apply_runtime_umask() -> int:

@@ -4,6 +4,15 @@
   :class:`DataQualityError` (what a check found, and the error it raises).
 - :mod:`clv.quality.suites`: the suite runner (GX Core 1.x): load a suite from
   ``expectations/<name>.json``, validate a frame against it, name each failed rule.
+- :mod:`clv.quality.engines`: which GX engine evaluates what. A frame of at most
+  ``CLV_GX_PANDAS_MAX_ROWS`` rows (default
+  :data:`~clv.config.DEFAULT_GX_PANDAS_MAX_ROWS`; ``0``: always Spark) is collected
+  once through Arrow and validated on GX's pandas engine instead of a Spark job per
+  metric. Spark keeps what pandas would answer differently: ``unexpected_rows``
+  queries (Spark SQL), Spark type names, dates, timestamps and decimals, row conditions
+  and column pairs over columns holding nulls, and every frame with a NaN. The two
+  results merge, in suite order, into the one GX result Data Docs render; the report
+  is the same either way (tests/test_quality_engines.py runs both).
 - :mod:`clv.quality.data_docs`: every validation rendered to GX Data Docs, and an
   index that reads offline.
 - :mod:`clv.quality.checks`: a batch's row count against the previous partition's.

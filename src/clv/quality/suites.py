@@ -26,7 +26,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clv.config import CHECKOUT_ROOT, load_settings
+from clv.config import CHECKOUT_ROOT, gx_pandas_max_rows, load_settings
+from clv.quality import engines
 from clv.quality.checks import MAX_ROW_RATIO, _row_count_expectation, _row_count_rule
 from clv.quality.data_docs import _publish_data_docs, _quiet_gx
 from clv.quality.results import SAMPLE_SIZE, DataQualityError, Failure, ValidationReport
@@ -133,7 +134,9 @@ def validate_dataframe(
 
     ``id_columns`` identify offending rows in the report (e.g. ``["order_id"]``); those
     absent from ``df`` are left out. The frame is cached for the run (GX computes its
-    metrics in many Spark jobs) unless it already is. ``previous_count`` (the row count
+    metrics in many Spark jobs) unless it already is; a small one is collected once and
+    validated on GX's pandas engine where that gives Spark's answer
+    (:mod:`clv.quality.engines`). ``previous_count`` (the row count
     of the table's previous partition, see :func:`previous_row_count`) adds the rule of
     :func:`check_row_count` as an ``expect_table_row_count_to_be_between``. The run is
     rendered to Data Docs, labelled ``run_name`` (default: Airflow's run id, else "adhoc").
@@ -154,11 +157,16 @@ def validate_dataframe(
                     [c for c in id_columns if c not in df.columns])
 
     cached_here = not getattr(df, "is_cached", True)
+    n_rows = None
     if cached_here:
         df = df.cache()
-        df.count()  # materialise once: GX then runs dozens of jobs over the cached rows
+    if cached_here or gx_pandas_max_rows() > 0:
+        # materialise once: GX then runs dozens of jobs (or one collect) over the cached rows
+        n_rows = df.count()
     try:
-        result, failures = _run_suite(df, table, {**data, "expectations": expectations}, ids)
+        result, failures = _run_suite(
+            df, table, {**data, "expectations": expectations}, ids, n_rows
+        )
     finally:
         if cached_here:
             df.unpersist()
@@ -215,20 +223,47 @@ def _applicable(
 
 
 def _run_suite(
-    df: DataFrame, table: str, data: dict[str, Any], ids: list[str]
+    df: DataFrame, table: str, data: dict[str, Any], ids: list[str], n_rows: int | None
 ) -> tuple[Any, list[Failure]]:
-    """Validate in two passes; return GX's result (for Data Docs) and the failures.
+    """Validate on the engine(s) :mod:`clv.quality.engines` picks; return GX's result
+    (for Data Docs, one result in suite order) and the failures."""
+    order = {exp["id"]: i for i, exp in enumerate(data["expectations"])}
+    context = _gx_context()
+    local = None if n_rows is None else engines.small_frame_as_pandas(df, n_rows)
+    if local is None:
+        parts = [(_open_batch(context, df, table), data["expectations"])]
+    else:
+        on_pandas, on_spark = engines.split_by_engine(
+            data["expectations"], df.schema, local
+        )
+        parts = [(engines.open_pandas_batch(context, local, table), on_pandas)]
+        if on_spark:
+            parts.append((_open_batch(context, df, table), on_spark))
+    results, failed_ids = [], set()
+    for batch, exps in parts:
+        if exps or len(parts) == 1:
+            result, failed = _validate_batch(batch, {**data, "expectations": exps}, ids)
+            if local is not None:
+                engines.plain_details(result, ids)
+            results.append(result)
+            failed_ids |= failed
+    result = engines.merge_results(results, order)
+    failures = [_failure(r) for r in result.results if r.expectation_config.id in failed_ids]
+    if not result.success and not failures:  # never report a failed run as a success
+        failures = [_failure(r) for r in result.results if not r.success]
+    return result, failures
+
+
+def _validate_batch(batch: Any, data: dict[str, Any], ids: list[str]) -> tuple[Any, set[str]]:
+    """Validate in two passes; return GX's result and the ids of the failed expectations.
 
     Pass 1, pass/fail only: GX bundles the row-level checks into a few aggregations.
     Asking for samples up front costs one or two Spark jobs per expectation (~5x
     slower), so samples are gathered in pass 2, for the failed expectations only; their
     detailed results replace the pass/fail ones in the returned result.
     """
-    order = {exp["id"]: i for i, exp in enumerate(data["expectations"])}
-    batch = _open_batch(df, table)
     result = batch.validate(_build_suite(data), result_format={"result_format": "BOOLEAN_ONLY"})
     failed_ids = {r.expectation_config.id for r in result.results if not r.success}
-    failures: list[Failure] = []
     if failed_ids:
         detail_format: dict[str, Any] = {
             "result_format": "SUMMARY",
@@ -243,21 +278,22 @@ def _run_suite(
                                 result_format=detail_format)
         by_id = {r.expectation_config.id: r for r in detail.results}
         result.results = [by_id.get(r.expectation_config.id, r) for r in result.results]
-        ordered = sorted(detail.results, key=lambda r: order.get(r.expectation_config.id, 0))
-        failures = [_failure(r) for r in ordered]
-    if not result.success and not failures:  # never report a failed run as a success
-        failures = [_failure(r) for r in result.results if not r.success]
-    return result, failures
+    return result, failed_ids
 
 
-def _open_batch(df: DataFrame, table: str) -> Any:
-    """A GX batch over ``df`` in a fresh ephemeral context (nothing is stored anywhere)."""
+def _gx_context() -> Any:
+    """A fresh ephemeral GX context (nothing is stored anywhere), progress bars off."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _open_batch(context: Any, df: DataFrame, table: str) -> Any:
+    """A GX Spark batch over ``df`` in ``context``."""
     # persist=False: GX would cache the frame and never release it; caching is done
     # (and undone) by validate_dataframe instead.
     datasource = context.data_sources.add_spark(name="clv", persist=False)
