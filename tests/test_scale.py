@@ -71,3 +71,14 @@ def test_the_ziln_sample_read_from_the_warehouse_is_the_one_the_network_would_ta
     np.testing.assert_array_equal(
         whole["customer_id"].to_numpy(),
         frame["customer_id"].to_numpy()[sample_positions(1000, 100, seed=7)])
+
+
+def test_the_customers_explained_are_the_highest_predicted_clvs():
+    from clv.models.reasons import customers_to_explain
+
+    scores = pd.DataFrame({"customer_id": ["a", "b", "c", "d", "e"],
+                           "predicted_clv": [5.0, 9.0, 5.0, 1.0, 7.0]})
+    assert customers_to_explain(scores, 0) is None  # 0 = everyone
+    assert customers_to_explain(scores, 5) is None
+    # ties broken by customer_id: a before c
+    assert customers_to_explain(scores, 3).tolist() == ["b", "e", "a"]

@@ -5,6 +5,7 @@ evaluate logs the interval coverage per spend version."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import in_memory_splits
 from test_training import AS_OF, HORIZON, _small_ziln, synthetic_examples
@@ -39,7 +40,8 @@ def trained_home(spark, clv_home, monkeypatch):
     return feats
 
 
-def test_score_publishes_intervals_p_alive_and_the_champions_shap_reasons(trained_home):
+def test_score_publishes_intervals_p_alive_and_the_champions_shap_reasons(trained_home,
+                                                                        monkeypatch):
     import xgboost as xgb
 
     out = pipeline.score(AS_OF, HORIZON, "run-1")
@@ -67,6 +69,21 @@ def test_score_publishes_intervals_p_alive_and_the_champions_shap_reasons(traine
     expected = np.array(FEATURE_COLUMNS)[np.abs(contrib).argmax(axis=1)]
     first = reasons[reasons["rank"] == 1].set_index("customer_id")["feature"]
     assert (first.loc[trained_home["customer_id"]].to_numpy() == expected).all()
+
+    # CLV_MAX_EXPLAIN_ROWS: only the highest predicted CLVs, with the same reasons
+    monkeypatch.setenv("CLV_MAX_EXPLAIN_ROWS", "50")
+    out = pipeline.explain(AS_OF, "run-1")
+    assert (out["customers_explained"], out["customers_scored"]) == (50, 400)
+    top = scores.sort_values(["predicted_clv", "customer_id"], ascending=[False, True])
+    capped = warehouse.read_partition_pandas("marts.score_reasons", AS_OF)
+    assert set(capped["customer_id"]) == set(top["customer_id"].head(50))
+    key = ["customer_id", "rank"]
+    pd.testing.assert_frame_equal(
+        capped.sort_values(key).reset_index(drop=True)[["customer_id", "rank", "feature",
+                                                         "contribution"]],
+        reasons[reasons["customer_id"].isin(set(top["customer_id"].head(50)))]
+        .sort_values(key).reset_index(drop=True)[["customer_id", "rank", "feature",
+                                                   "contribution"]])
 
 
 def test_evaluate_logs_interval_coverage_per_spend_version(trained_home):

@@ -175,6 +175,17 @@ def explaining_model(champion: Any, settings: Any = None) -> tuple[Any | None, s
                   "(no exact tree attribution) and no xgboost version is registered")
 
 
+def customers_to_explain(scores: pd.DataFrame, limit: int) -> pd.Series | None:
+    """The customer_ids to explain when ``scores`` (customer_id, predicted_clv) hold more
+    than ``limit`` customers: the ``limit`` highest predicted CLVs (ties by customer_id);
+    None when every customer is explained (``limit`` 0 or not exceeded)."""
+    if not limit or len(scores) <= limit:
+        return None
+    ranked = scores.sort_values(["predicted_clv", "customer_id"], ascending=[False, True],
+                                kind="mergesort")
+    return ranked["customer_id"].head(limit).reset_index(drop=True)
+
+
 def customer_reasons(features: pd.DataFrame, champion: Any, settings: Any = None
                      ) -> tuple[pd.DataFrame | None, str]:
     """Top reasons for every customer in ``features`` (customer_id + FEATURE_COLUMNS),

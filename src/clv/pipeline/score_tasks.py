@@ -76,15 +76,24 @@ def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     date, to ``marts.score_reasons`` (none, with the reason why, when no XGBoost model
     explains it). A task of its own, so scoring, segments and the plan do not wait for
     it: exact TreeSHAP costs far more than a prediction (31.8 s for CDNOW's 23,570
-    customers on 2 busy CPU cores, ``bench/bench_intervals.py``)."""
-    from clv.config import CLV_MODEL_NAME
+    customers on 2 busy CPU cores, ``bench/bench_intervals.py``). Past
+    :func:`clv.config.max_explain_rows` customers, only those with the highest predicted
+    CLV are explained (:func:`clv.models.reasons.customers_to_explain`)."""
+    from clv.config import CLV_MODEL_NAME, max_explain_rows
     from clv.models import reasons, registry, scoring
 
-    scored = warehouse.read_partition_pandas(SCORES, as_of_date,
-                                             columns=["clv_model_version", "run_id"])
+    scored = warehouse.read_partition_pandas(
+        SCORES, as_of_date, columns=["customer_id", "predicted_clv", "clv_model_version",
+                                     "run_id"])
     clv_version, scores_run = str(scored["clv_model_version"].iat[0]), scored["run_id"].iat[0]
+    chosen = reasons.customers_to_explain(scored, max_explain_rows())
+    n_customers = len(scored)
     del scored
     feats = scoring.model_features(as_of_date)
+    if chosen is not None:  # the highest predicted CLVs (CLV_MAX_EXPLAIN_ROWS)
+        feats = feats[feats["customer_id"].isin(set(chosen))].reset_index(drop=True)
+        log.info("explaining the %d customers with the highest predicted CLV of %d "
+                 "(CLV_MAX_EXPLAIN_ROWS)", len(feats), n_customers)
     champion = registry.load_version(CLV_MODEL_NAME, clv_version)
     frame, explanation = reasons.customer_reasons(feats, champion)
     if frame is None:
@@ -95,6 +104,7 @@ def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
                            run_id)
     top = frame[frame["rank"] == 1]["feature"].value_counts().head(3)
     return {"rows": len(frame), "explanation": explanation, "data_docs": docs,
+            "customers_explained": len(feats), "customers_scored": n_customers,
             "top_feature_counts": {k: int(v) for k, v in top.items()}}
 
 
