@@ -142,3 +142,18 @@ def test_large_pandas_frames_reach_spark_through_parquet_with_the_same_types(
         assert rows == sorted((tuple(r) for r in direct.collect()), key=str)
     assert list(handoff.iterdir()) == []  # removed with the block
     assert dict((r[0], r[1]) for r in rows)["b"] is None  # NaN -> null, as createDataFrame
+
+
+def test_an_all_null_column_handed_over_through_parquet_still_casts_to_its_type(
+        spark, clv_home, monkeypatch):
+    """churn_alerts of a first run (no previous scores) at 1M orders: previous_as_of_date
+    is None throughout, and the cast to date failed ("cannot cast INT to DATE")."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "previous": [None, None]})
+    monkeypatch.setattr(warehouse, "LOCAL_RELATION_MAX_ROWS", 1)
+    with warehouse.spark_frame(spark, frame, clv_home) as df:
+        typed = df.select("customer_id", F.col("previous").cast("date").alias("previous"))
+        assert typed.dtypes == [("customer_id", "string"), ("previous", "date")]
+        assert [r.previous for r in typed.collect()] == [None, None]

@@ -189,6 +189,10 @@ def spark_frame(spark: SparkSession, frame: pd.DataFrame, settings: Settings | N
     folder.mkdir(parents=True)
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
+        for i, field in enumerate(table.schema):  # an all-None column: Arrow's null type,
+            if pa.types.is_null(field.type):      # which Spark reads as an int that no
+                table = table.set_column(         # cast turns into a date; strings cast
+                    i, field.name, pa.nulls(len(table), pa.string()))  # to every type
         pq.write_table(table, str(folder / "part-00000.parquet"), coerce_timestamps="us")
         del table
         yield spark.read.parquet(str(folder))
