@@ -145,20 +145,13 @@ def _fit_kmeans(features: DataFrame, k: int, seed: int) -> tuple[int, pd.DataFra
     ).orderBy("customer_id")
     vectors = VectorAssembler(inputCols=[name for name, _ in _INPUTS], outputCol="raw",
                               handleInvalid="error").transform(inputs)
-    # Computed once: the scaler's fit, K-means' own pass and the two reads of the
-    # assignments each re-read and re-sorted the features otherwise (issue #22).
-    vectors = vectors.cache()
-    try:
-        scaled = StandardScaler(inputCol="raw", outputCol="x", withMean=True, withStd=True) \
-            .fit(vectors).transform(vectors)
-        model = KMeans(k=k, seed=seed, featuresCol="x", predictionCol="kmeans_id",
-                       maxIter=50).fit(scaled)
-        assigned = model.transform(scaled).select("customer_id", "kmeans_id",
-                                                  *PROFILE_COLUMNS)
-        profiles = assigned.groupBy("kmeans_id").agg(
-            F.count("*").alias("customers"),
-            *[F.avg(c).alias(c) for c in PROFILE_COLUMNS],
-        ).toPandas()
-        return n, profiles, assigned.select("customer_id", "kmeans_id").toPandas()
-    finally:
-        vectors.unpersist()
+    scaled = StandardScaler(inputCol="raw", outputCol="x", withMean=True, withStd=True) \
+        .fit(vectors).transform(vectors)
+    model = KMeans(k=k, seed=seed, featuresCol="x", predictionCol="kmeans_id",
+                   maxIter=50).fit(scaled)
+    assigned = model.transform(scaled).select("customer_id", "kmeans_id", *PROFILE_COLUMNS)
+    profiles = assigned.groupBy("kmeans_id").agg(
+        F.count("*").alias("customers"),
+        *[F.avg(c).alias(c) for c in PROFILE_COLUMNS],
+    ).toPandas()
+    return n, profiles, assigned.select("customer_id", "kmeans_id").toPandas()
