@@ -78,10 +78,6 @@ class ZilnConfig:
     #: epoch costs ~1 s per 19,000 rows: 10M synthetic orders (2.6M customers) would
     #: take ~2 min per epoch without it. CDNOW (23,570) is far below; 0 = no cap.
     max_learn_rows: int = 250_000
-    #: Batches per call into TensorFlow (Keras ``steps_per_execution``): the small GRU
-    #: spent most of each step in Python. Same batches, same order, same result (CDNOW:
-    #: identical predictions, fit 38.4 s -> 18.2 s at 16 on 2 busy cores).
-    steps_per_execution: int = 16
 
 
 # --------------------------------------------------------------------------- maths
@@ -299,8 +295,7 @@ class ZilnModel:
             raise ValueError(f"need rows on both sides of the validation split, got {len(y)}")
         network = build_network(static.shape[1], prep.n_periods, config,
                                 _initial_bias(y[~val]))
-        network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=ziln_loss,
-                        steps_per_execution=config.steps_per_execution)
+        network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=ziln_loss)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                              restore_best_weights=True)
         hist = network.fit(
