@@ -12,9 +12,9 @@ import os as _os
 # OpenMP threads (XGBoost's) wait for work by sleeping, not by spinning. With the
 # default (spinning), two processes that each start a thread per core make every one
 # of their barriers burn the other's CPU: make up's LocalExecutor runs the four
-# training tasks at once. One XGBoost fit (100,000 rows, 300 trees) on the busy 2-core
-# machine: 48.1 s spinning vs 5.1 s passive; four at once 297-305 s vs 9-13 s each
-# (issue #22, docs/benchmarks.md). Read when libgomp loads: before xgboost is imported.
+# training tasks at once. XGBoost fits of 100,000 rows x 300 trees on the quiet 2-core
+# machine: alone 1.6 s spinning vs 2.1 s passive; four at once 33-36 s vs 5.4-6.8 s each
+# (docs/DECISIONS.md, #22). Read when libgomp loads: before xgboost is imported.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Before any task imports Great Expectations or MLflow: their INFO noise (about 200
