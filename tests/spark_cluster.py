@@ -17,6 +17,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -101,3 +103,59 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 self.kill(name, signal.SIGKILL)
                 proc.wait(timeout=15)
+
+
+
+@contextmanager
+def running_cluster(root: Path, n_workers: int = 2) -> Iterator[Cluster]:
+    """A started :class:`Cluster` under ``root``, stopped whatever happens."""
+    c = Cluster(root)
+    try:
+        c.start(n_workers)
+        yield c
+    finally:
+        c.stop()
+
+
+def run_driver(cluster: Cluster, home: Path, argv: list[str], on_line, timeout_s: float,
+               env: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> None:
+    """``python argv...`` in a new session with CLV_SPARK_MASTER pointing at ``cluster``
+    and CLV_HOME at ``home`` (plus ``env``, less ``drop``); each line of its stdout goes
+    to ``on_line``; its stderr to ``home/driver.log``. Killed (its process group) past
+    ``timeout_s`` or on any error; a non-zero exit fails the test with the log's tail."""
+    import queue
+    import sys
+    import threading
+
+    full = {**os.environ, "CLV_HOME": str(home), "CLV_SPARK_MASTER": cluster.url,
+            "CLV_SPARK_DRIVER_MEMORY": "1g", "CLV_SPARK_SHUFFLE_PARTITIONS": "4",
+            "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})}
+    for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS", *drop):
+        full.pop(name, None)
+    stderr = open(home / "driver.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, *argv], env=full, stdout=subprocess.PIPE,
+                            stderr=stderr, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)],
+                     daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                raise TimeoutError(f"cluster job ran over {timeout_s} s") from None
+            if line is None:
+                break
+            on_line(line)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        stderr.close()
+    assert rc == 0, f"cluster job failed (rc {rc}):\n{(home / 'driver.log').read_text()[-4000:]}"
+
+
+def progress_of(line: str) -> dict[str, int]:
+    """The counters of a ``PROGRESS k=v ...`` line."""
+    return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}

@@ -32,20 +32,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
-from spark_cluster import Cluster
+from spark_cluster import Cluster, progress_of, run_driver, running_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -113,31 +108,17 @@ print("REPORT", json.dumps(report), flush=True)
 @contextmanager
 def _home(home: Path, **env: str):
     """CLV_HOME (and ``env``) set for the block; MLflow's URI variables put back after."""
-    names = ("CLV_HOME", "CLV_DISTRIBUTED", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
-             *env)
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ["CLV_HOME"] = str(home)
-    for k in ("CLV_DISTRIBUTED", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        os.environ.pop(k, None)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
+    with mock.patch.dict(os.environ, {"CLV_HOME": str(home), **env}):
+        for k in ("CLV_DISTRIBUTED", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            if k not in env:
                 os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        yield
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("models_cluster"))
-    try:
-        c.start()
+    with running_cluster(tmp_path_factory.mktemp("models_cluster")) as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -222,44 +203,21 @@ def test_scoring_on_the_executors_equals_the_driver_for_every_family(spark, loca
 def _run_on_cluster(cluster: Cluster, home: Path, as_of: dt.date, what: str,
                     on_progress=None) -> dict:
     """DRIVER in a new process with CLV_SPARK_MASTER pointing at the cluster."""
-    env = {**os.environ, "CLV_HOME": str(home), "CLV_SPARK_MASTER": cluster.url,
-           "CLV_SPARK_DRIVER_MEMORY": "1g", "CLV_SPARK_SHUFFLE_PARTITIONS": "4",
-           "SPARK_LOCAL_IP": "127.0.0.1", "CLV_DEVICE": "cpu"}
-    for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
-                 "CLV_MLFLOW_ARTIFACTS", "CLV_DISTRIBUTED", "CLV_SPARK_REMOTE"):
-        env.pop(name, None)
-    stderr = open(home / "driver.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, as_of.isoformat(), str(HORIZON), what, str(home)],
-        env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)],
-                     daemon=True).start()
     events: dict = {"log": []}
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-            except queue.Empty:
-                raise TimeoutError(f"cluster job ran over {JOB_TIMEOUT_S} s") from None
-            if line is None:
-                break
-            if line.startswith("MASTER"):
-                events["master"] = line.split()[1]
-            elif line.startswith("REPORT"):
-                events["report"] = json.loads(line.split(" ", 1)[1])
-            elif line.startswith("LOG"):
-                events["log"].append(line.strip())
-            elif on_progress is not None and line.startswith("PROGRESS"):
-                fields = dict(kv.split("=") for kv in line.split()[1:])
-                on_progress({k: int(v) for k, v in fields.items()}, events)
-        rc = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        stderr.close()
-    assert rc == 0, f"cluster job failed (rc {rc}):\n{(home / 'driver.log').read_text()[-4000:]}"
+
+    def on_line(line: str) -> None:
+        if line.startswith("MASTER"):
+            events["master"] = line.split()[1]
+        elif line.startswith("REPORT"):
+            events["report"] = json.loads(line.split(" ", 1)[1])
+        elif line.startswith("LOG"):
+            events["log"].append(line.strip())
+        elif on_progress is not None and line.startswith("PROGRESS"):
+            on_progress(progress_of(line), events)
+
+    run_driver(cluster, home, ["-c", DRIVER, as_of.isoformat(), str(HORIZON), what, str(home)],
+               on_line, JOB_TIMEOUT_S, env={"CLV_DEVICE": "cpu"},
+               drop=("MLFLOW_REGISTRY_URI", "CLV_DISTRIBUTED", "CLV_SPARK_REMOTE"))
     return events
 
 

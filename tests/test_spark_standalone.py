@@ -23,18 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from spark_cluster import Cluster
+from spark_cluster import Cluster, progress_of, run_driver, running_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -81,12 +75,8 @@ sys.exit(job.main(sys.argv[2:]))
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("spark_cluster"))
-    try:
-        c.start()
+    with running_cluster(tmp_path_factory.mktemp("spark_cluster")) as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -149,41 +139,18 @@ def local_run(spark, orders_home, tmp_path_factory):
 
 def _run_on_cluster(cluster: Cluster, home: Path, as_of: dt.date, on_progress=None) -> dict:
     """jobs/build_features.py in a new process with CLV_SPARK_MASTER pointing at the cluster."""
-    env = {**os.environ, "CLV_HOME": str(home), "CLV_SPARK_MASTER": cluster.url,
-           "CLV_SPARK_DRIVER_MEMORY": "1g", "CLV_SPARK_SHUFFLE_PARTITIONS": "4",
-           "SPARK_LOCAL_IP": "127.0.0.1"}
-    for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
-        env.pop(name, None)
-    stderr = open(home / "driver.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(REPO / "jobs" / "build_features.py"),
-         "--as-of-date", as_of.isoformat(), "--horizon-days", str(HORIZON), "--run-id", "cluster"],
-        env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)],
-                     daemon=True).start()
     out, events = [], {}
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-            except queue.Empty:
-                raise TimeoutError(f"cluster job ran over {JOB_TIMEOUT_S} s") from None
-            if line is None:
-                break
-            out.append(line)
-            if line.startswith("MASTER"):
-                events["master"] = line.split()[1]
-            if on_progress is not None and line.startswith("PROGRESS"):
-                fields = dict(kv.split("=") for kv in line.split()[1:])
-                on_progress({k: int(v) for k, v in fields.items()}, events)
-        rc = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        stderr.close()
-    assert rc == 0, f"cluster job failed (rc {rc}):\n{(home / 'driver.log').read_text()[-4000:]}"
+
+    def on_line(line: str) -> None:
+        out.append(line)
+        if line.startswith("MASTER"):
+            events["master"] = line.split()[1]
+        if on_progress is not None and line.startswith("PROGRESS"):
+            on_progress(progress_of(line), events)
+
+    run_driver(cluster, home, ["-c", DRIVER, str(REPO / "jobs" / "build_features.py"),
+                               "--as-of-date", as_of.isoformat(), "--horizon-days",
+                               str(HORIZON), "--run-id", "cluster"], on_line, JOB_TIMEOUT_S)
     body = "".join(x for x in out if not x.startswith(("PROGRESS", "MASTER")))
     events["report"] = json.loads(body[body.index("{"):])
     return events
