@@ -37,6 +37,7 @@ import numpy as np
 
 from clv.config import N_PERIODS
 from clv.features import RFM_FEATURES, period_columns
+from clv.models.sampling import sample_positions
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -208,8 +209,7 @@ def learning_sample(frame: pd.DataFrame, spend: np.ndarray, config: ZilnConfig
     ``config.max_learn_rows`` (sorted positions)."""
     if not config.max_learn_rows or len(frame) <= config.max_learn_rows:
         return frame, np.asarray(spend)
-    keep = np.sort(np.random.default_rng(config.seed).choice(
-        len(frame), size=config.max_learn_rows, replace=False))
+    keep = sample_positions(len(frame), config.max_learn_rows, config.seed)
     log.info("ZILN learns from a seeded sample of %d of %d customers (max_learn_rows)",
              len(keep), len(frame))
     return frame.iloc[keep].reset_index(drop=True), np.asarray(spend)[keep]

@@ -12,13 +12,12 @@ import numpy as np
 from clv.config import Settings, max_eval_rows, max_train_rows
 from clv.data import warehouse
 from clv.data.catalog import EXAMPLES as TRAINING_TABLE
+from clv.models.sampling import SAMPLE_SEED, sample_positions
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 log = logging.getLogger(__name__)
-#: Seed of the learning sample (the same customers on every re-run of a date).
-SAMPLE_SEED = 42
 
 
 def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None,
@@ -44,14 +43,6 @@ def load_split(as_of_date: dt.date, split: str, settings: Settings | None = None
         log.info("%s %s: a seeded sample of %d of %d customers", TRAINING_TABLE, split,
                  len(frame), offered[0])
     return frame
-
-
-def sample_positions(n: int, max_rows: int, seed: int = SAMPLE_SEED) -> np.ndarray:
-    """Positions of the rows a seeded sample of ``max_rows`` out of ``n`` keeps, in
-    order; every position when ``max_rows`` is 0 or at least ``n``."""
-    if not max_rows or n <= max_rows:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
 def _split_with_rows(as_of_date: dt.date, split: str, settings: Settings | None,
