@@ -111,3 +111,34 @@ def test_dev_make_down_stops_airflow_first_and_waits_for_every_service(tmp_path)
     assert not list(state.glob("*.pid"))
     assert out.stdout.splitlines() == ["stopped airflow", "stopped mlflow",
                                        "stopped spark-connect"]
+
+
+def test_a_group_whose_leader_exits_first_is_waited_for_until_its_last_member(tmp_path):
+    """``make up`` starts Airflow as ``bash -c '... & wait'``: on SIGTERM bash exits at once
+    and may stay an unreaped zombie while the airflow processes still shut down (CI saw one
+    left after ``make down``). Here the leader is our child, never reaped during the stop."""
+    state = tmp_path / ".state"
+    state.mkdir()
+    log = tmp_path / "stopped.log"
+    member_pidfile = state / "member"
+    leader = subprocess.Popen(
+        ["bash", "-c", f'"$0" -c "$1" member {log} {member_pidfile} 1.5 & wait',
+         sys.executable, SERVICE], start_new_session=True)
+    try:
+        for _ in range(200):
+            if member_pidfile.exists():
+                break
+            time.sleep(0.05)
+        member = int(member_pidfile.read_text())
+        (state / "airflow.pid").write_text(str(leader.pid))
+        assert prod.stop_service(state / "airflow.pid", timeout_s=10) == "stopped airflow"
+        assert log.read_text() == "member\n"  # it had finished its shutdown
+        assert not Path(f"/proc/{member}").exists() or \
+            Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        assert not prod._alive(leader.pid)
+    finally:
+        try:
+            os.killpg(leader.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        leader.wait()

@@ -155,18 +155,34 @@ STOP_ORDER = ("airflow-scheduler", "airflow-triggerer", "airflow-dag-processor",
 STOP_TIMEOUT_S = 30.0
 
 
+def _group_state(pid: int) -> list[str]:
+    """The states (``R``, ``S``, ``Z`` ...) of the processes in process group ``pid``,
+    read from ``/proc``: the group outlives its leader while any member runs."""
+    states = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # after the command's ")": state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if len(fields) > 2 and fields[2] == str(pid):
+            states.append(fields[0])
+    return states
+
+
 def _alive(pid: int) -> bool:
-    """True while the process group ``pid`` has a member that is not a zombie."""
+    """True while the process group ``pid`` has a member that is not a zombie.
+
+    The leader (``bash -c '... wait'`` for Airflow) may exit first and stay a zombie
+    nobody reaps while its children still shut down: the whole group counts."""
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a leader that exited but was not reaped yet counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True  # the leader is gone, other members of its group are not
+    if not Path("/proc").is_dir():  # no /proc to look into: a signalable group is alive
+        return True
+    return any(state != "Z" for state in _group_state(pid))
 
 
 def stop_service(pidfile: Path, timeout_s: float = STOP_TIMEOUT_S) -> str:
