@@ -70,6 +70,8 @@ def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
         frame[column] = values.astype(float)
     if ((frame["p_churn"] < 0) | (frame["p_churn"] > 1)).any():
         raise ValueError("p_churn must lie in [0, 1]")
+    if frame["customer_id"].is_monotonic_increasing:  # as the warehouse holds them
+        return frame.reset_index(drop=True)
     return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
 
 
@@ -123,18 +125,20 @@ def assign_segments(
         raise ValueError("scores is empty: terciles are undefined")
     low_max, mid_max = (float(q) for q in frame["predicted_clv"].quantile([1 / 3, 2 / 3]))
     clv, p_churn = frame["predicted_clv"], frame["p_churn"]
-    tier = np.where(clv <= low_max, "low", np.where(clv <= mid_max, "mid", "high"))
-    risk = np.where(p_churn >= churn_threshold, "high", "low")
-    lost = (p_churn >= lost_threshold).to_numpy() & (tier != "high")
-    segment = [
-        LOST_SEGMENT if is_lost else SEGMENTS[(t, r)]
-        for t, r, is_lost in zip(tier, risk, lost, strict=True)
-    ]
-    definition = [
-        f"{_value_tier_text(t, low_max, mid_max)} and "
-        f"{_churn_risk_text(r, is_lost, churn_threshold, lost_threshold)}"
-        for t, r, is_lost in zip(tier, risk, lost, strict=True)
-    ]
+    tier_code = np.where(clv <= low_max, 0, np.where(clv <= mid_max, 1, 2))
+    high_risk = (p_churn >= churn_threshold).to_numpy()
+    lost = (p_churn >= lost_threshold).to_numpy() & (tier_code != 2)
+    tier = np.array(["low", "mid", "high"])[tier_code]
+    risk = np.where(high_risk, "high", "low")
+    # 3 tiers x 2 risks x lost or not: each text made once, not once per customer
+    combos = [(t, r, is_lost) for t in ("low", "mid", "high") for r in ("low", "high")
+              for is_lost in (False, True)]
+    code = tier_code * 4 + high_risk * 2 + lost
+    segment = np.array([LOST_SEGMENT if is_lost else SEGMENTS[(t, r)]
+                        for t, r, is_lost in combos], dtype=object)[code]
+    definition = np.array([f"{_value_tier_text(t, low_max, mid_max)} and "
+                           f"{_churn_risk_text(r, is_lost, churn_threshold, lost_threshold)}"
+                           for t, r, is_lost in combos], dtype=object)[code]
     return pd.DataFrame({
         "customer_id": frame["customer_id"],
         "value_tier": tier,
@@ -262,18 +266,19 @@ def segment_summary(segments: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFram
         (the rule in words; several rules joined by " | " when the segment has more
         than one, e.g. lost); sorted by grouping, then segment.
     """
-    frame = select_customer_columns(segments, tuple(
+    from clv.data.frames import join_one_to_one
+
+    frame = join_one_to_one(select_customer_columns(segments, tuple(
         c for c in ("customer_id", "segment", "segment_definition", "cluster",
-                    "cluster_profile") if c in segments.columns)).merge(
+                    "cluster_profile") if c in segments.columns)),
         select_customer_columns(scores, ("customer_id", "predicted_clv", "p_churn",
-                                         "expected_revenue_30d")),
-        on="customer_id", how="inner", validate="one_to_one")
+                                         "expected_revenue_30d")))
     if len(frame) != len(segments):
         raise ValueError(f"{len(segments) - len(frame)} segmented customers have no score")
     parts = [_summary_rows(frame.assign(definition=frame["segment_definition"]),
                            "value_risk", "segment", len(frame))]
     if "cluster" in frame.columns:
         clusters = frame.assign(definition=frame["cluster_profile"],
-                                cluster=[f"cluster_{c}" for c in frame["cluster"]])
+                                cluster="cluster_" + frame["cluster"].astype(str))
         parts.append(_summary_rows(clusters, "behaviour_cluster", "cluster", len(frame)))
     return pd.concat(parts, ignore_index=True)

@@ -105,6 +105,7 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     ``marts.budget_allocation``, ``marts.budget_summary`` and
     ``marts.allocation_frontier``, and logs the frontier and Qini charts to MLflow.
     """
+    from clv.data.frames import join_one_to_one
     from clv.decisions import allocation, effects
     from clv.decisions import recommendation_action as rec_action
 
@@ -116,7 +117,7 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     scores = warehouse.read_partition_pandas(SCORES, as_of_date, columns=_ALLOCATION_INPUTS)
     segments = warehouse.read_partition_pandas(SEGMENTS, as_of_date,
                                                columns=["customer_id", "segment"])
-    frame = scores.merge(segments, on="customer_id", validate="one_to_one")
+    frame = join_one_to_one(scores, segments)  # both sorted by customer_id: a column copy
     del segments
     covariates = _shop_covariates(as_of_date, frame["customer_id"])
     measured = _measured_effects(as_of_date, sorted(params.action_costs),

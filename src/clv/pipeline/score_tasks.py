@@ -48,17 +48,17 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
 
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     """Value x risk segments and behavioural K-means clusters, with their summary."""
+    from clv.data.frames import join_one_to_one
     from clv.decisions import clusters
     from clv.decisions.segments import assign_segments, segment_summary
 
     spark = _spark()
     scores = warehouse.read_partition_pandas(SCORES, as_of_date)
     found = clusters.behaviour_clusters(warehouse.read_table(spark, FEATURES, as_of_date))
-    segments = assign_segments(scores).merge(
-        found.assignments, on="customer_id", how="left", validate="one_to_one")
-    segments = segments.merge(
-        scores[["customer_id", "clv_model_version", "churn_model_version"]], on="customer_id"
-    )
+    # scores, segments and assignments are all sorted by customer_id: column copies
+    segments = join_one_to_one(assign_segments(scores), found.assignments, how="left")
+    segments = join_one_to_one(
+        segments, scores[["customer_id", "clv_model_version", "churn_model_version"]])
     summary = segment_summary(segments, scores)
     docs = _publish_pandas(_stamp(segments, run_id), "customer_segments", SEGMENTS,
                            as_of_date, run_id)

@@ -83,8 +83,10 @@ def published_plan(plan: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     plan = plan.rename(columns=INCREMENT_NAMES)
     for column in ("uplift_source", "effect_method"):
         plan[column] = plan[column].fillna(NO_ACTION)
-    return plan.merge(scores[["customer_id", "clv_model_version", "churn_model_version"]],
-                      on="customer_id", validate="one_to_one")
+    from clv.data.frames import join_one_to_one
+
+    return join_one_to_one(plan, scores[["customer_id", "clv_model_version",
+                                         "churn_model_version"]])
 
 
 def action_effects_table(per_customer: pd.DataFrame, covariates: pd.DataFrame,
