@@ -123,3 +123,52 @@ def test_over_spark_connect_the_models_are_released_inside_the_call(spark, conne
     assert result["same_again"]
     local = clusters.behaviour_clusters(spark.createDataFrame(_features()), k=2)
     assert result["assignments"] == local.assignments.to_dict("list")
+
+
+def _three_groups(per_group: int = 200) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Three behaviours a glance tells apart, ``per_group`` customers each (ids interleaved,
+    so no group is a range of ids), and each customer's group by spend rank (1 = most)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rows, truth = [], {}
+    shapes = {1: (5, 900, 20, 120.0), 2: (60, 500, 5, 40.0), 3: (330, 350, 1, 12.0)}
+    for i in range(per_group * 3):
+        group = i % 3 + 1
+        recency, tenure, frequency, order_value = shapes[group]
+        jitter = rng.uniform(0.9, 1.1, 4)
+        spend = frequency * order_value * jitter[3]
+        cid = f"c{i:05d}"
+        truth[cid] = group
+        rows.append({"customer_id": cid, "recency_days": recency * jitter[0],
+                     "tenure_days": tenure * jitter[1], "frequency": frequency * jitter[2],
+                     "avg_order_value": order_value * jitter[3], "total_spend": spend,
+                     "spend_p01": spend / 6, "spend_p02": spend / 6, "spend_p03": spend / 6})
+    return pd.DataFrame(rows), truth
+
+
+def test_past_max_fit_rows_the_centroids_come_from_a_hashed_sample_and_all_are_assigned(
+        spark, caplog):
+    frame, truth = _three_groups()
+    features = spark.createDataFrame(frame)
+    # the sample depends on the ids alone: the same customers however the table is split
+    one = clusters.fit_sample(features.repartition(1), len(frame), 150)
+    seven = clusters.fit_sample(features.repartition(7), len(frame), 150)
+    picked = sorted(r.customer_id for r in one.select("customer_id").collect())
+    assert picked == sorted(r.customer_id for r in seven.select("customer_id").collect())
+    assert 100 <= len(picked) <= 200  # ~150 of 600 (binomial sd 10.6)
+    assert clusters.fit_sample(features, len(frame), 600) is features  # not exceeded: all
+    assert clusters.fit_sample(features, len(frame), 0) is features
+
+    with caplog.at_level("INFO", logger="clv.decisions.clusters"):
+        found = clusters.behaviour_clusters(features.repartition(5), k=3, max_fit_rows=150)
+    assert "hashed sample of ~150 of 600 customers" in caplog.text
+    # every customer is assigned, each to its own group (numbered by spend, as a fit on all)
+    assert list(found.assignments["customer_id"]) == sorted(truth)
+    assert dict(zip(found.assignments["customer_id"], found.assignments["cluster"],
+                    strict=True)) == truth
+    assert found.profiles["customers"].tolist() == [200, 200, 200]
+    full = clusters.behaviour_clusters(features, k=3, max_fit_rows=0)
+    pd.testing.assert_frame_equal(found.assignments, full.assignments)
+    again = clusters.behaviour_clusters(features.repartition(2), k=3, max_fit_rows=150)
+    pd.testing.assert_frame_equal(found.profiles, again.profiles)

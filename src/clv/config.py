@@ -28,6 +28,9 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 |                       | of this many holdout customers (``0``: all)      |
 | CLV_MAX_EXPLAIN_ROWS  | ``500000``: SHAP reasons for this many customers,|
 |                       | highest predicted CLV first (``0``: all)         |
+| CLV_MAX_CLUSTER_ROWS  | ``200000``: K-means centroids are fitted on a    |
+|                       | hashed sample of this many customers, then every |
+|                       | customer is assigned (``0``: fit on all)         |
 
 ``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
 ``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,
@@ -104,6 +107,14 @@ MAX_EVAL_ROWS = 500_000
 MAX_EXPLAIN_ROWS = 500_000
 
 
+#: The behavioural K-means (:mod:`clv.decisions.clusters`) fits its centroids on a sample of
+#: about this many customers, chosen by a hash of customer_id, and then assigns every
+#: customer to the nearest (``CLV_MAX_CLUSTER_ROWS``; 0 = fit on all). 5 centroids in 5
+#: dimensions are pinned down long before 200,000 rows; each of the fit's passes over
+#: 2.57M customers is what cost (``bench/bench_clusters.py``).
+MAX_CLUSTER_ROWS = 200_000
+
+
 def _row_cap(variable: str, default: int) -> int:
     text = (os.environ.get(variable) or "").strip()
     if not text:
@@ -121,6 +132,11 @@ def max_train_rows() -> int:
 def max_explain_rows() -> int:
     """:data:`MAX_EXPLAIN_ROWS`, or ``CLV_MAX_EXPLAIN_ROWS`` when set (0 = no cap)."""
     return _row_cap("CLV_MAX_EXPLAIN_ROWS", MAX_EXPLAIN_ROWS)
+
+
+def max_cluster_rows() -> int:
+    """:data:`MAX_CLUSTER_ROWS`, or ``CLV_MAX_CLUSTER_ROWS`` when set (0 = no cap)."""
+    return _row_cap("CLV_MAX_CLUSTER_ROWS", MAX_CLUSTER_ROWS)
 
 
 def max_eval_rows() -> int:

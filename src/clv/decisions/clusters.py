@@ -18,6 +18,13 @@ the most), so the numbering is stable when a retrain finds the same groups in a
 different order. The fit is deterministic for a seed: rows are ordered by
 customer_id before the fit.
 
+Past :func:`clv.config.max_cluster_rows` customers (200,000) the scaler and the
+centroids are fitted on a sample of about that many, the customers whose
+``xxhash64(customer_id)`` falls in the first ``max_rows / n`` of its range (the same
+customers however the table is partitioned), and then every customer is assigned to
+its nearest centroid in one pass. K-means' iterations each cost a pass over the
+input: at 2.57M customers the fit on all of them was most of the segment task.
+
 Over Spark Connect the fitted models live in the server's ML cache and the client
 releases them from a finaliser. The models sit in reference cycles, so that
 finaliser runs whenever the cyclic garbage collector next fires: if that is in the
@@ -95,13 +102,17 @@ def _models_released_here():
             gc.enable()
 
 
-def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEED) -> Clusters:
+def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEED,
+                       max_fit_rows: int | None = None) -> Clusters:
     """Cluster customers by behaviour with Spark MLlib K-means.
 
     Args:
         features: The ``features.customer_features`` partition (Spark).
         k: Clusters wanted; capped at the number of customers.
         seed: K-means seed (k-means|| initialisation).
+        max_fit_rows: Fit on a hashed sample of about this many customers when there are
+            more (0: on all); default :func:`clv.config.max_cluster_rows`. Every
+            customer is assigned either way.
 
     Returns:
         Assignments and per-cluster profiles, clusters numbered by mean spend (1 = highest).
@@ -111,8 +122,12 @@ def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEE
     # Only a Connect client releases models over gRPC; a full collection costs ~1.5 s
     # in a process that holds TensorFlow and Airflow (measured in make run).
     over_connect = type(features).__module__.startswith("pyspark.sql.connect")
+    if max_fit_rows is None:
+        from clv.config import max_cluster_rows
+
+        max_fit_rows = max_cluster_rows()
     with _models_released_here() if over_connect else nullcontext():
-        n, profiles, ids = _fit_kmeans(features, k, seed)
+        n, profiles, ids = _fit_kmeans(features, k, seed, max_fit_rows)
     profiles = profiles.sort_values(["total_spend", "kmeans_id"], ascending=[False, True],
                                     kind="mergesort").reset_index(drop=True)
     profiles["cluster"] = range(1, len(profiles) + 1)
@@ -127,9 +142,26 @@ def behaviour_clusters(features: DataFrame, k: int = N_CLUSTERS, seed: int = SEE
     return Clusters(assignments=assignments, profiles=profiles, k=len(profiles))
 
 
-def _fit_kmeans(features: DataFrame, k: int, seed: int) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+def fit_sample(frame: DataFrame, n: int, max_rows: int) -> DataFrame:
+    """The customers the centroids are fitted on: all of ``frame`` (``n`` rows) when
+    ``max_rows`` is 0 or not exceeded, else those whose ``xxhash64(customer_id)`` lies in
+    the lowest ``max_rows / n`` of its range (about ``max_rows``; a customer's membership
+    depends on its id alone)."""
+    from pyspark.sql import functions as F
+
+    if not max_rows or n <= max_rows:
+        return frame
+    # xxhash64 is uniform over the signed 64-bit range: compare in [0, 1)
+    unit = (F.xxhash64("customer_id").cast("double") + 2.0 ** 63) / 2.0 ** 64
+    return frame.where(unit < F.lit(max_rows / n))
+
+
+def _fit_kmeans(features: DataFrame, k: int, seed: int, max_fit_rows: int = 0
+                ) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     """(customers, per-K-means-cluster counts and means, customer_id -> kmeans_id), in pandas:
     no Spark object outlives this call."""
+    import logging
+
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.feature import StandardScaler, VectorAssembler
     from pyspark.sql import functions as F
@@ -137,19 +169,27 @@ def _fit_kmeans(features: DataFrame, k: int, seed: int) -> tuple[int, pd.DataFra
     n = features.count()
     if n == 0:
         raise ValueError("features.customer_features is empty: nothing to cluster")
-    k = min(k, n)
+    k = min(k, n, max_fit_rows or n)  # a sample of fewer customers than k: fewer clusters
     inputs = features.select(
         "customer_id", *PROFILE_COLUMNS,
         *[F.log1p(F.greatest(F.expr(expr).cast("double"), F.lit(0.0))).alias(name)
           for name, expr in _INPUTS],
-    ).orderBy("customer_id")
-    vectors = VectorAssembler(inputCols=[name for name, _ in _INPUTS], outputCol="raw",
-                              handleInvalid="error").transform(inputs)
-    scaled = StandardScaler(inputCol="raw", outputCol="x", withMean=True, withStd=True) \
-        .fit(vectors).transform(vectors)
+    )
+    assembler = VectorAssembler(inputCols=[name for name, _ in _INPUTS], outputCol="raw",
+                                handleInvalid="error")
+    learn = assembler.transform(fit_sample(inputs, n, max_fit_rows).orderBy("customer_id"))
+    scaler = StandardScaler(inputCol="raw", outputCol="x", withMean=True, withStd=True) \
+        .fit(learn)
+    scaled = scaler.transform(learn)
+    sampled = bool(max_fit_rows) and n > max_fit_rows
+    if sampled:
+        logging.getLogger(__name__).info(
+            "K-means: centroids fitted on a hashed sample of ~%d of %d customers "
+            "(CLV_MAX_CLUSTER_ROWS), every customer assigned", max_fit_rows, n)
     model = KMeans(k=k, seed=seed, featuresCol="x", predictionCol="kmeans_id",
                    maxIter=50).fit(scaled)
-    assigned = model.transform(scaled).select("customer_id", "kmeans_id", *PROFILE_COLUMNS)
+    every = scaler.transform(assembler.transform(inputs)) if sampled else scaled
+    assigned = model.transform(every).select("customer_id", "kmeans_id", *PROFILE_COLUMNS)
     profiles = assigned.groupBy("kmeans_id").agg(
         F.count("*").alias("customers"),
         *[F.avg(c).alias(c) for c in PROFILE_COLUMNS],
