@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -181,3 +183,15 @@ def test_predict_distribution_has_the_scaled_spend_as_its_mean_and_1_minus_churn
                                rtol=1e-9)
     np.testing.assert_allclose(1.0 - p, model.predict_churn(frame), rtol=1e-12)
     assert model.spend_scale != 1.0  # the shift by log(spend_scale) is really exercised
+
+
+def test_a_large_learning_sample_takes_larger_batches_at_a_root_scaled_rate():
+    base = ziln.ZilnConfig()  # 512 rows a step at 3e-4, at most 100 steps an epoch
+    assert ziln.step_settings(base, 18_856) == (512, 3e-4)  # CDNOW's learning rows
+    assert ziln.step_settings(base, 51_200) == (512, 3e-4)  # exactly 100 steps
+    batch, rate = ziln.step_settings(base, 51_201)  # 101 steps of 512: doubled once
+    assert batch == 1024 and rate == pytest.approx(3e-4 * 2 ** 0.5)
+    batch, rate = ziln.step_settings(base, 200_000)  # 10M orders: 391, 196, then 98 steps
+    assert batch == 2048 and rate == pytest.approx(6e-4)
+    assert ziln.step_settings(dataclasses.replace(base, max_steps_per_epoch=0),
+                              200_000) == (512, 3e-4)

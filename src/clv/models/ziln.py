@@ -69,6 +69,13 @@ class ZilnConfig:
     # 1e-3 / 256 (which stopped at epoch 2), decile MAPE 0.102 vs 0.125, same Gini
     learning_rate: float = 3e-4
     batch_size: int = 512
+    #: A larger learning sample takes larger batches, so that an epoch is at most about
+    #: this many steps: the batch doubles from ``batch_size`` until it is, and the rate
+    #: grows with the square root of the batch (:func:`step_settings`). At 10M orders
+    #: (200,000 rows learnt from) 2,048 and 6e-4 fitted in 107 s instead of 150 s with
+    #: the same holdout Gini (0.7059 vs 0.7057), decile MAPE 0.038 vs 0.036
+    #: (``bench/bench_ziln_batch.py``); CDNOW's 18,856 rows keep 512. 0 = never scale.
+    max_steps_per_epoch: int = 100
     max_epochs: int = 60
     patience: int = 10
     validation_share: float = 0.2
@@ -215,6 +222,17 @@ def learning_sample(frame: pd.DataFrame, spend: np.ndarray, config: ZilnConfig
     return frame.iloc[keep].reset_index(drop=True), np.asarray(spend)[keep]
 
 
+def step_settings(config: ZilnConfig, n_rows: int) -> tuple[int, float]:
+    """(batch size, learning rate) for learning from ``n_rows`` rows: ``config``'s, or
+    past ``config.max_steps_per_epoch`` steps an epoch, the batch doubled until it is
+    within them and the rate times the square root of the batch's growth."""
+    batch = config.batch_size
+    if config.max_steps_per_epoch:
+        while -(-n_rows // batch) > config.max_steps_per_epoch:
+            batch *= 2
+    return batch, config.learning_rate * (batch / config.batch_size) ** 0.5
+
+
 def tf_device() -> str:
     """``"GPU"`` when TensorFlow sees a usable GPU (and ``CLV_DEVICE`` is not ``cpu``)."""
     import tensorflow as tf
@@ -295,20 +313,22 @@ class ZilnModel:
             raise ValueError(f"need rows on both sides of the validation split, got {len(y)}")
         network = build_network(static.shape[1], prep.n_periods, config,
                                 _initial_bias(y[~val]))
-        network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=ziln_loss)
+        batch_size, learning_rate = step_settings(config, int((~val).sum()))
+        network.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=ziln_loss)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                              restore_best_weights=True)
         hist = network.fit(
             [static[~val], seq[~val]], y[~val],
             validation_data=([static[val], seq[val]], y[val]),
-            epochs=config.max_epochs, batch_size=config.batch_size, shuffle=True,
+            epochs=config.max_epochs, batch_size=batch_size, shuffle=True,
             callbacks=[stop], verbose=0,
         )
         losses = hist.history["val_loss"]
         history = {"epochs_run": len(losses), "best_epoch": int(np.argmin(losses)) + 1,
                    "best_val_loss": float(np.min(losses)),
                    "final_train_loss": float(hist.history["loss"][-1]),
-                   "n_learn_rows": len(y), "n_offered_rows": n_offered}
+                   "n_learn_rows": len(y), "n_offered_rows": n_offered,
+                   "batch_size_used": batch_size, "learning_rate_used": learning_rate}
         model = cls(network, prep, config, history)
         total = float(model.predict_spend(frame).sum())
         if total > 0 and y.sum() > 0:
