@@ -151,6 +151,7 @@ class ParquetBackend:
         where: Mapping[str, Any] | None, order_by: Sequence[str] | None,
         keep: Callable[[int], Any] | None = None,
     ) -> pd.DataFrame:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         name = table.qualified_name
@@ -174,6 +175,10 @@ class ParquetBackend:
             pa_table = pa_table.take(keep(pa_table.num_rows))
         frame = pa_table.to_pandas(split_blocks=True, self_destruct=True)
         del pa_table
+        # the buffers the conversion freed go back to the system, not to Arrow's pool
+        # (mimalloc kept them: reading the 2.57M-customer features left 1.40 GiB
+        # resident for a 0.53 GiB frame, 0.84 GiB after this)
+        pa.default_memory_pool().release_unused()
         frame[PARTITION_COLUMN] = as_of_date
         return frame
 

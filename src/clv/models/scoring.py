@@ -51,12 +51,14 @@ def score_customers(
     clv_version, clv_model = registry.load_champion(CLV_MODEL_NAME, settings, horizon_days)
     churn_version, churn_model = registry.load_champion(CHURN_MODEL_NAME, settings,
                                                         horizon_days)
+    customers = feats["customer_id"]
     x = feature_matrix(feats, columns=model_columns(feats))  # each version takes its own
+    del feats  # x holds every input (p_alive's too): one copy of 2.57M rows, not two
     clv, churn = _predict(as_of_date, (clv_version, clv_model), (churn_version, churn_model),
-                          feats, x, settings)
+                          customers, x, settings)
     clv = np.clip(clv, 0.0, None)
     scores = pd.DataFrame({
-        "customer_id": feats["customer_id"].to_numpy(),
+        "customer_id": customers.to_numpy(),
         "predicted_clv": clv.astype("float64"),
         "p_churn": np.clip(churn, 0.0, 1.0).astype("float64"),
         "expected_revenue_30d": clv.astype("float64") * min(PERIOD_DAYS / horizon_days, 1.0),
@@ -68,11 +70,11 @@ def score_customers(
     bands = _spend_quantiles(clv_model, x, clv, as_of_date, settings)
     for i, column in enumerate(intervals.INTERVAL_COLUMNS):
         scores[column] = bands[:, i]
-    scores["p_alive"] = p_alive(feats)
+    scores["p_alive"] = p_alive(x)
     return scores[SCORE_COLUMNS].sort_values("customer_id").reset_index(drop=True)
 
 
-def _predict(as_of_date: dt.date, spend: tuple, churn: tuple, feats: pd.DataFrame,
+def _predict(as_of_date: dt.date, spend: tuple, churn: tuple, customers: pd.Series,
              x: pd.DataFrame, settings: Settings | None) -> tuple[np.ndarray, np.ndarray]:
     """(spend, churn) of each customer: on the driver, or inside ``mapInPandas`` on the
     Spark executors when :func:`clv.models.distributed.choose` says so (same values)."""
@@ -80,10 +82,9 @@ def _predict(as_of_date: dt.date, spend: tuple, churn: tuple, feats: pd.DataFram
     from clv.models import distributed
 
     s = settings or load_settings()
-    where = distributed.choose("scoring", s, rows=lambda: len(feats))
+    where = distributed.choose("scoring", s, rows=lambda: len(x))
     if where.distributed:
-        return distributed.predict_on_executors(as_of_date, spend, churn,
-                                                feats["customer_id"], x, s)
+        return distributed.predict_on_executors(as_of_date, spend, churn, customers, x, s)
     return spend[1].predict(x), churn[1].predict(x)
 
 
