@@ -45,3 +45,15 @@ def join_one_to_one(left: pd.DataFrame, right: pd.DataFrame, on: str = "customer
     import pandas as pd
 
     return pd.concat([out, extra], axis=1)
+
+
+def repeated(value: object, n: int) -> np.ndarray:
+    """An object array of ``n`` references to ``value``.
+
+    ``np.full(n, "prior", dtype=object)`` makes a new string per element: 177 MiB
+    instead of 20 MiB for 2.57M customers, and the effects of 6 actions held 2 GiB
+    of copies of two words at 10M orders.
+    """
+    out = np.empty(n, dtype=object)
+    out[:] = value
+    return out

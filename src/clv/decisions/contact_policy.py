@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from clv.config import DEFAULT_CONTACT_MIN_DAYS
+from clv.data.frames import repeated
 
 # The preference rules belong to the import (clv.ingest.feedback); re-exported here.
 from clv.ingest import PREFERENCE_COLUMNS, split_preferences
@@ -216,7 +217,7 @@ def excluded_by(candidates: pd.DataFrame, as_of_date: dt.date, policy: ContactPo
         k = names.get_indexer(frame["channel"].astype(str).to_numpy())
         return np.where((c >= 0) & (k >= 0), c.astype(np.int64) * len(names) + k, -1)
 
-    rule = np.full(len(candidates), "", dtype=object)
+    rule = repeated("", len(candidates))  # one shared "", not one string per candidate
     if len(history):
         day = pd.Timestamp(as_of_date)
         # An earlier plan sent after this date (its send recorded later) is as close a

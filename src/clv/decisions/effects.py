@@ -442,32 +442,35 @@ def customer_effects(covariates: pd.DataFrame, actions: Sequence[str],
     Returns:
         ``EFFECT_COLUMNS``, sorted by customer_id, then action (one row per pair).
     """
+    from clv.data.frames import repeated
+
     measured = dict(measured or {})
     names = sorted(actions)
     if NO_ACTION in names:
         raise ValueError(f"{NO_ACTION!r} is not an action")
     priors = action_catalogue(names, catalogue)
-    frame = covariates.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+    frame = (covariates.reset_index(drop=True)
+             if covariates["customer_id"].is_monotonic_increasing  # as the warehouse has it
+             else covariates.sort_values("customer_id", kind="mergesort").reset_index(drop=True))
     n, k = len(frame), len(names)
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in EFFECT_COLUMNS[2:]}
-    for name in names:
-        prior = priors[name]
-        revenue = (np.full(n, prior.revenue.expected), np.full(n, prior.revenue.low),
-                   np.full(n, prior.revenue.high))
-        source, method = np.full(n, PRIOR, dtype=object), np.full(n, PRIOR, dtype=object)
-        if name in measured:
-            revenue = measured[name].per_customer(frame)
-            source[:], method[:] = measured[name].source, measured[name].method
-        retention = (prior.retention.expected, prior.retention.low, prior.retention.high)
-        values = (*revenue, *(np.full(n, v) for v in retention), source, method)
-        for column, value in zip(EFFECT_COLUMNS[2:], values, strict=True):
-            parts[column].append(value)
-    # parts are action-major; the output is customer-major (customer, then action)
+    # customer-major (customer, then action): action j fills rows j, j + k, j + 2k, ...
     out = {"customer_id": np.repeat(frame["customer_id"].to_numpy(), k),
            "action": np.tile(np.asarray(names, dtype=object), n)}
-    for column, arrays in parts.items():
-        out[column] = np.stack(arrays, axis=1).reshape(-1)
-    return pd.DataFrame(out, columns=list(EFFECT_COLUMNS))
+    for column in EFFECT_COLUMNS[2:]:
+        out[column] = (repeated(PRIOR, n * k) if column in ("uplift_source", "effect_method")
+                       else np.empty(n * k))
+    for j, name in enumerate(names):
+        prior = priors[name]
+        revenue = (prior.revenue.expected, prior.revenue.low, prior.revenue.high)
+        source = method = PRIOR
+        if name in measured:
+            revenue = measured[name].per_customer(frame)
+            source, method = measured[name].source, measured[name].method
+        retention = (prior.retention.expected, prior.retention.low, prior.retention.high)
+        for column, value in zip(EFFECT_COLUMNS[2:], (*revenue, *retention, source, method),
+                                 strict=True):
+            out[column][j::k] = value  # a scalar is one shared object, not n copies
+    return pd.DataFrame(out, columns=list(EFFECT_COLUMNS), copy=False)
 
 
 def outside_support(effect: ActionEffect, covariates: pd.DataFrame) -> float:
