@@ -139,8 +139,12 @@ class _Candidates:
         """Every candidate's net value at the weight ``clv_weight`` on incr_clv."""
         if not 0 <= clv_weight <= 1:
             raise ValueError(f"clv_weight must lie in [0, 1], got {clv_weight}")
-        return (clv_weight * self.numbers[:, 1] + (1 - clv_weight) * self.numbers[:, 2]
-                - self.numbers[:, 0])
+        # clv_weight * incr_clv + (1 - clv_weight) * incr_revenue - cost, the same float
+        # operations in the same order, with two arrays alive instead of four
+        value = np.multiply(self.numbers[:, 1], clv_weight)
+        value += np.multiply(self.numbers[:, 2], 1 - clv_weight)
+        value -= self.numbers[:, 0]
+        return value
 
 
 def _prepare(candidates: pd.DataFrame) -> _Candidates:
@@ -175,5 +179,13 @@ def _prepare(candidates: pd.DataFrame) -> _Candidates:
         if eligible.dtype != bool:
             raise ValueError(f"{ELIGIBLE_COLUMN} must be boolean (True = the contact policy "
                              f"allows the candidate)")
-    return _Candidates(frame, customer, numbers, segment, action,
+    # codes are only compared and used as indexes: int32 / int16 instead of int64 hold
+    # 15.4M candidates' codes (2.57M customers x 6 actions) in 0.3 GiB less
+    return _Candidates(frame, _narrow(customer), numbers, _narrow(segment), _narrow(action),
                        np.asarray(segments), np.asarray(actions), eligible)
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """Factorize codes (0..m-1) in the smallest signed integer type that holds them."""
+    top = int(codes.max(initial=0))
+    return codes.astype(np.int16 if top < 2**15 else np.int32 if top < 2**31 else np.int64)

@@ -197,8 +197,15 @@ def _check_budget(budget: float) -> float:
     return float(budget)
 
 
+def prepared(candidates: pd.DataFrame | _Candidates) -> _Candidates:
+    """``candidates`` checked and sorted for the solver; already prepared ones as they are:
+    a caller solving the same candidates several times prepares them once (at 12.85M
+    candidates each preparation factorises 12.85M customer ids)."""
+    return candidates if isinstance(candidates, _Candidates) else _prepare(candidates)
+
+
 def allocate(
-    candidates: pd.DataFrame,
+    candidates: pd.DataFrame | _Candidates,
     budget: float,
     lam: float,
     segment_share_bounds: ShareBounds | None = None,
@@ -213,7 +220,8 @@ def allocate(
     See the module docstring for the objective, constraints and methods.
 
     Args:
-        candidates: ``CANDIDATE_COLUMNS`` (+ any extra columns, carried to the plan).
+        candidates: ``CANDIDATE_COLUMNS`` (+ any extra columns, carried to the plan),
+            or the same already :func:`prepared`.
         budget: Total cost allowed, >= 0.
         lam: The clv_weight: weight on incr_clv (1 - lam on incr_revenue), in [0, 1];
             the plan's and the result's ``clv_weight`` (the keyword keeps its old name).
@@ -237,7 +245,7 @@ def allocate(
     if not 0 <= lam <= 1:
         raise ValueError(f"lam (clv_weight) must lie in [0, 1], got {lam}")
     clv_weight = float(lam)
-    c = _prepare(candidates)
+    c = prepared(candidates)
     shares, caps = _constraint_codes(c, segment_share_bounds, action_capacity)
     r = _allocate(c, budget, clv_weight, shares, caps, exact_max_candidates, time_limit,
                   _check_threshold(min_net_value), honour_eligibility)

@@ -8,6 +8,7 @@ frame the decide step publishes, from the candidates and the rules, without I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ import pandas as pd
 
 from clv.decisions import closed_loop
 from clv.decisions.allocation.candidates import ELIGIBLE_COLUMN, NO_ACTION
-from clv.decisions.allocation.plan import AllocationResult, allocate
+from clv.decisions.allocation.plan import AllocationResult, allocate, prepared
 from clv.decisions.allocation.reporting import INCREMENT_NAMES, budget_summary
 from clv.decisions.allocation.tradeoff import frontier
 from clv.decisions.contact_policy import RULES, ContactPolicy
@@ -34,7 +35,8 @@ class PolicyAllocation:
     Attributes:
         result: The plan that honours the policy; its plan's budget column is the
             run's budget (what the treated may spend).
-        without_policy: The same solve as if there were no policy.
+        without_policy: The same solve as if there were no policy; its plan holds the
+            customers it treats only.
         planned_budget: The budget the allocator planned for (the holdout included,
             :func:`clv.decisions.closed_loop.allocation_budget`).
         excluded: segment, action, rule, customers: who each rule kept from each action.
@@ -174,15 +176,21 @@ def allocate_with_policy(
                        action_capacity=action_capacity or None)
     planned_budget = closed_loop.allocation_budget(budget)
     threshold = contact.min_net_value
-    result = allocate(candidates, planned_budget, clv_weight, min_net_value=threshold,
+    solvable = prepared(candidates)  # one preparation for the three solves below
+    result = allocate(solvable, planned_budget, clv_weight, min_net_value=threshold,
                       **constraints)
     result.plan["budget"] = budget  # the run's budget: what the treated may spend
-    free = allocate(candidates, planned_budget, clv_weight, honour_eligibility=False,
+    free = allocate(solvable, planned_budget, clv_weight, honour_eligibility=False,
                     **constraints)
+    # only its totals are reported: keep its treated customers, not a row per customer
+    # (0.44 GiB at 2.57M customers while the frontier is solved)
+    free = dataclasses.replace(free, plan=free.plan[free.plan["action"] != NO_ACTION]
+                               .reset_index(drop=True))
     excluded, distinct = policy_exclusions(candidates, rules, clv_weight, threshold)
     policy = contact_policy_row(as_of_date, budget, planned_budget, clv_weight, contact,
                                 result, free, excluded, distinct)
-    front = frontier(candidates, budget, min_net_value=threshold, **constraints)
+    front = frontier(solvable, budget, min_net_value=threshold, **constraints)
+    del solvable
     summary = budget_summary(result.plan, excluded).rename(columns=INCREMENT_NAMES)
     return PolicyAllocation(result=result, without_policy=free, planned_budget=planned_budget,
                             excluded=excluded, excluded_customers=distinct, policy=policy,

@@ -106,10 +106,23 @@ def action_effects_table(per_customer: pd.DataFrame, covariates: pd.DataFrame,
         evidence (campaign, cell counts, measured effect, shrink, Qini, outside support).
     """
     evidence = {a.name: a.evidence for a in DEFAULT_ACTIONS}
-    cells = effects.cell_of(covariates.sort_values("customer_id")["history"].to_numpy(float))
-    k = per_customer["action"].nunique()
-    frame = per_customer.assign(cell=np.repeat(cells, k))
-    table = frame.groupby(["action", "cell"], sort=True).agg(
+    cells = pd.Categorical(effects.cell_of(
+        covariates.sort_values("customer_id")["history"].to_numpy(float)))
+    n = len(cells)
+    k = len(per_customer) // n if n else 0
+    actions = per_customer["action"].to_numpy()
+    names = list(actions[:k])
+    if n * k != len(per_customer) or names != sorted(set(names)) or not np.array_equal(
+            actions, np.tile(np.asarray(names, dtype=object), n)):
+        raise ValueError("per_customer must hold one row per customer of covariates and "
+                         "action, sorted by customer_id then action (customer_effects)")
+    # Grouped by codes: no copy of the 15M (customer, action) rows, no hashing of names
+    frame = pd.DataFrame({
+        "action": pd.Categorical.from_codes(np.tile(np.arange(k), n), categories=names),
+        "cell": pd.Categorical.from_codes(np.repeat(cells.codes, k), cells.categories),
+        **{c: per_customer[c].to_numpy() for c in per_customer.columns if c != "action"}},
+        copy=False)
+    table = frame.groupby(["action", "cell"], sort=True, observed=True).agg(
         customers=("customer_id", "size"),
         uplift_source=("uplift_source", "first"), effect_method=("effect_method", "first"),
         incr_revenue_mean=("incr_revenue", "mean"), incr_revenue_min=("incr_revenue", "min"),
@@ -119,6 +132,7 @@ def action_effects_table(per_customer: pd.DataFrame, covariates: pd.DataFrame,
         incr_retention=("incr_retention", "mean"),
         incr_retention_low=("incr_retention_low", "mean"),
         incr_retention_high=("incr_retention_high", "mean")).reset_index()
+    table = table.astype({"action": object, "cell": object})
     rows = []
     for r in table.itertuples(index=False):
         e = measured.get(r.action)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clv.decisions.allocation.candidates import _prepare
+from clv.decisions.allocation.candidates import _Candidates
 from clv.decisions.allocation.plan import (
     DEFAULT_EXACT_MAX_CANDIDATES,
     DEFAULT_TIME_LIMIT_S,
@@ -22,6 +22,7 @@ from clv.decisions.allocation.plan import (
     _check_budget,
     _check_threshold,
     _constraint_codes,
+    prepared,
 )
 
 #: The frontier's default grid: clv_weight = 0, 0.1, ..., 1.
@@ -29,7 +30,7 @@ DEFAULT_LAMBDAS = tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
 
 
 def frontier(
-    candidates: pd.DataFrame,
+    candidates: pd.DataFrame | _Candidates,
     budget: float,
     lambdas: Sequence[float] | np.ndarray = DEFAULT_LAMBDAS,
     segment_share_bounds: ShareBounds | None = None,
@@ -40,7 +41,7 @@ def frontier(
     """Short-term revenue vs lifetime value of the best plan at each clv_weight.
 
     Args:
-        candidates: As for :func:`allocate`.
+        candidates: As for :func:`allocate` (a DataFrame, or already prepared).
         budget: Total cost allowed.
         lambdas: The clv_weight values (weights on incr_clv) to solve for.
         segment_share_bounds: As for :func:`allocate`.
@@ -59,7 +60,7 @@ def frontier(
     weights = [float(w) for w in lambdas]
     if any(not 0 <= w <= 1 for w in weights):
         raise ValueError(f"every clv_weight in lambdas must lie in [0, 1], got {weights}")
-    c = _prepare(candidates)  # once for every clv_weight
+    c = prepared(candidates)  # once for every clv_weight
     shares, caps = _constraint_codes(c, segment_share_bounds, action_capacity)
     rows = []
     for clv_weight in weights:
