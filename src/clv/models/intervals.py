@@ -209,16 +209,22 @@ class SpendIntervals:
 def fit_intervals(model: Any, holdout: Any) -> SpendIntervals:
     """The interval method for ``model`` (a :class:`clv.models.registry.ScoringModel`), calibrated
     on the calibration half of ``holdout`` (``eval`` training examples) when needed."""
+    return _calibrated(model, holdout)[0]
+
+
+def _calibrated(model: Any, holdout: Any) -> tuple[SpendIntervals, Any, np.ndarray | None]:
+    """(the method, the calibration half, ``model``'s predictions on it); the half and its
+    predictions are None for a method that needs none."""
     from clv.features import feature_matrix, model_columns
 
     if distribution_source(model) is not None:
-        return SpendIntervals(ZILN_METHOD)
+        return SpendIntervals(ZILN_METHOD), None, None
     cal = holdout[calibration_half(holdout["customer_id"])]
     if cal.empty:
         raise ValueError("interval calibration: the holdout's calibration half is empty")
     pred = model.predict(feature_matrix(cal, columns=model_columns(cal)))
-    return SpendIntervals(BAND_METHOD,
-                          BandCalibration.fit(pred, cal["spend_next"].to_numpy(dtype=float)))
+    return SpendIntervals(BAND_METHOD, BandCalibration.fit(
+        pred, cal["spend_next"].to_numpy(dtype=float))), cal, pred
 
 
 def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
@@ -226,12 +232,13 @@ def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
     method itself expects (:data:`NOMINAL_METRIC`, see the module notes)."""
     from clv.features import feature_matrix, model_columns
 
-    method = fit_intervals(model, holdout)
+    method, cal, cal_pred = _calibrated(model, holdout)  # each half predicted once
     measure = holdout[~calibration_half(holdout["customer_id"])]
     if measure.empty:
         raise ValueError("interval coverage: the holdout's measurement half is empty")
     x = feature_matrix(measure, columns=model_columns(measure))
-    q = method.quantiles(model, x, model.predict(x))
+    pred = model.predict(x)
+    q = method.quantiles(model, x, pred)
     y = measure["spend_next"].to_numpy(dtype=float)
     if method.calibration is None:
         p, mu, sigma = distribution_source(model).predict_distribution(x)
@@ -239,10 +246,8 @@ def holdout_coverage(model: Any, holdout: Any) -> dict[str, Any]:
         nominal = float(np.mean(ziln_cdf(q[:, 2], p, mu, sigma) - below))
         pit = pit_coverage(y, 1.0 - p, ziln_cdf(y, p, mu, sigma))
     else:
-        cal = holdout[calibration_half(holdout["customer_id"])]
-        cal_q = method.calibration.predict(model.predict(
-            feature_matrix(cal, columns=model_columns(cal))))
+        cal_q = method.calibration.predict(cal_pred)
         nominal = interval_coverage(cal["spend_next"], cal_q[:, 0], cal_q[:, 2])
-        pit = pit_coverage(y, *method.calibration.cdf(model.predict(x), y))
+        pit = pit_coverage(y, *method.calibration.cdf(pred, y))
     return {COVERAGE_METRIC: interval_coverage(y, q[:, 0], q[:, 2]), NOMINAL_METRIC: nominal,
             PIT_METRIC: pit, "n_customers": int(len(measure)), "method": method.method}
