@@ -43,3 +43,14 @@ def test_duplicates_and_shared_columns_get_pandas_errors_and_suffixes():
     expected = left.merge(right, on="customer_id", validate="one_to_one")
     pd.testing.assert_frame_equal(join_one_to_one(left, right), expected)
     assert {"x_x", "x_y"} <= set(expected.columns)
+
+
+def test_repeated_holds_one_shared_object_where_np_full_makes_one_per_element():
+    from clv.data.frames import repeated
+
+    word = "".join(["pri", "or"])  # built at run time: not an interned constant
+    shared = repeated(word, 1_000)
+    assert shared.dtype == object and shared.shape == (1_000,)
+    assert all(x is word for x in shared)
+    assert len({id(x) for x in np.full(1_000, word, dtype=object)}) > 1  # why it exists
+    assert repeated(word, 0).shape == (0,)
