@@ -38,6 +38,8 @@ and collects once after its Spark objects are gone, when no call is in flight.
 from __future__ import annotations
 
 import gc
+import logging
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -45,6 +47,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
 
 #: Default number of behavioural clusters.
 N_CLUSTERS = 5
@@ -160,8 +164,6 @@ def _fit_kmeans(features: DataFrame, k: int, seed: int, max_fit_rows: int = 0
                 ) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     """(customers, per-K-means-cluster counts and means, customer_id -> kmeans_id), in pandas:
     no Spark object outlives this call."""
-    import logging
-
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.feature import StandardScaler, VectorAssembler
     from pyspark.sql import functions as F
@@ -183,15 +185,21 @@ def _fit_kmeans(features: DataFrame, k: int, seed: int, max_fit_rows: int = 0
     scaled = scaler.transform(learn)
     sampled = bool(max_fit_rows) and n > max_fit_rows
     if sampled:
-        logging.getLogger(__name__).info(
+        log.info(
             "K-means: centroids fitted on a hashed sample of ~%d of %d customers "
             "(CLV_MAX_CLUSTER_ROWS), every customer assigned", max_fit_rows, n)
+    started = time.perf_counter()
     model = KMeans(k=k, seed=seed, featuresCol="x", predictionCol="kmeans_id",
                    maxIter=50).fit(scaled)
+    log.info("K-means: %d centroids fitted in %.1f s", k, time.perf_counter() - started)
     every = scaler.transform(assembler.transform(inputs)) if sampled else scaled
     assigned = model.transform(every).select("customer_id", "kmeans_id", *PROFILE_COLUMNS)
+    started = time.perf_counter()
     profiles = assigned.groupBy("kmeans_id").agg(
         F.count("*").alias("customers"),
         *[F.avg(c).alias(c) for c in PROFILE_COLUMNS],
     ).toPandas()
-    return n, profiles, assigned.select("customer_id", "kmeans_id").toPandas()
+    ids = assigned.select("customer_id", "kmeans_id").toPandas()
+    log.info("K-means: %d customers assigned and profiled in %.1f s", n,
+             time.perf_counter() - started)
+    return n, profiles, ids
