@@ -69,12 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         row.update({f"churn_{k}": v for k, v in metrics.classification_report(y_churn, p).items()
                     if k in ("roc_auc", "brier")})
         rows.append(row)
-        print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
-              flush=True)
-    out = recording.write("bench_train_cap", {"as_of_date": args.as_of_date.isoformat(),
-                                              "holdout_rows": len(hold), "rows": rows},
-                          load_start)
-    print(f"wrote {out}")
+        recording.show(row)
+    recording.write_judged_rows("bench_train_cap", args.as_of_date, len(hold), rows, load_start)
     return 0
 
 

@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
                                               "250000:2048:1.2e-3,100000:512:3e-4")
     args = parser.parse_args(argv)
     os.environ["CLV_HOME"] = str(args.home.resolve())
-    import numpy as np
 
     from clv.features.columns import feature_matrix
     from clv.models import metrics, ziln
@@ -64,13 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                     metrics.classification_report(y_churn, churn).items()
                     if k in ("roc_auc", "brier")})
         rows.append(row)
-        print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()},
-              flush=True)
+        recording.show(row)
         del sample, model
-    out = recording.write("bench_ziln_batch", {"as_of_date": args.as_of_date.isoformat(),
-                                               "holdout_rows": len(hold), "rows": rows},
-                          load_start)
-    print(f"wrote {out}")
+    recording.write_judged_rows("bench_ziln_batch", args.as_of_date, len(hold), rows, load_start)
     return 0
 
 

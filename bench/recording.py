@@ -80,3 +80,18 @@ def write(name: str, payload: dict, load_at_start: tuple[float, float, float] | 
                                "machine": machine(load_at_start), **payload}, indent=2,
                               default=str) + "\n")
     return out
+
+
+def show(row: dict) -> None:
+    """One result row on stdout, floats to 4 decimals (as it is measured)."""
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+
+
+def write_judged_rows(name: str, as_of_date, holdout_rows: int, rows: list[dict],
+                      load_at_start: tuple[float, float, float] | None = None) -> Path:
+    """:func:`write` for a bench whose settings were each judged on one holdout sample:
+    the as-of date, the holdout's size and a row per setting; prints where it went."""
+    out = write(name, {"as_of_date": as_of_date.isoformat(), "holdout_rows": holdout_rows,
+                       "rows": rows}, load_at_start)
+    print(f"wrote {out}")
+    return out
