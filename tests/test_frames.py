@@ -54,3 +54,14 @@ def test_repeated_holds_one_shared_object_where_np_full_makes_one_per_element():
     assert all(x is word for x in shared)
     assert len({id(x) for x in np.full(1_000, word, dtype=object)}) > 1  # why it exists
     assert repeated(word, 0).shape == (0,)
+
+
+def test_by_customer_is_a_stable_sort_by_id_that_skips_sorted_input():
+    from clv.data.frames import by_customer
+
+    frame = pd.DataFrame({"customer_id": ["c", "a", "b"], "x": [3, 1, 2]}, index=[7, 8, 9])
+    out = by_customer(frame)
+    assert out["customer_id"].tolist() == ["a", "b", "c"] and out["x"].tolist() == [1, 2, 3]
+    assert out.index.equals(pd.RangeIndex(3))
+    ready = pd.DataFrame({"customer_id": ["a", "b"], "x": [1, 2]}, index=[5, 6])
+    pd.testing.assert_frame_equal(by_customer(ready), ready.reset_index(drop=True))

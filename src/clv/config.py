@@ -111,7 +111,7 @@ MAX_EXPLAIN_ROWS = 500_000
 #: about this many customers, chosen by a hash of customer_id, and then assigns every
 #: customer to the nearest (``CLV_MAX_CLUSTER_ROWS``; 0 = fit on all). 5 centroids in 5
 #: dimensions are pinned down long before 200,000 rows; each of the fit's passes over
-#: 2.57M customers is what cost (``bench/bench_clusters.py``).
+#: 2.57M customers is what cost (docs/benchmarks.md, "profiled and cut").
 MAX_CLUSTER_ROWS = 200_000
 
 

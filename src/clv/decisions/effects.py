@@ -442,16 +442,14 @@ def customer_effects(covariates: pd.DataFrame, actions: Sequence[str],
     Returns:
         ``EFFECT_COLUMNS``, sorted by customer_id, then action (one row per pair).
     """
-    from clv.data.frames import repeated
+    from clv.data.frames import by_customer, repeated
 
     measured = dict(measured or {})
     names = sorted(actions)
     if NO_ACTION in names:
         raise ValueError(f"{NO_ACTION!r} is not an action")
     priors = action_catalogue(names, catalogue)
-    frame = (covariates.reset_index(drop=True)
-             if covariates["customer_id"].is_monotonic_increasing  # as the warehouse has it
-             else covariates.sort_values("customer_id", kind="mergesort").reset_index(drop=True))
+    frame = by_customer(covariates)
     n, k = len(frame), len(names)
     # customer-major (customer, then action): action j fills rows j, j + k, j + 2k, ...
     out = {"customer_id": np.repeat(frame["customer_id"].to_numpy(), k),

@@ -70,9 +70,9 @@ def _validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
         frame[column] = values.astype(float)
     if ((frame["p_churn"] < 0) | (frame["p_churn"] > 1)).any():
         raise ValueError("p_churn must lie in [0, 1]")
-    if frame["customer_id"].is_monotonic_increasing:  # as the warehouse holds them
-        return frame.reset_index(drop=True)
-    return frame.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+    from clv.data.frames import by_customer
+
+    return by_customer(frame)
 
 
 # --------------------------------------------------------------------------- segments

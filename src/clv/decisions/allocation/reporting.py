@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clv.data.catalog import NO_ACTION
+from clv.data.frames import by_customer, join_one_to_one
 from clv.decisions import effects
 from clv.decisions.contact_policy import RULES
 from clv.decisions.segments import DEFAULT_ACTIONS
@@ -83,8 +84,6 @@ def published_plan(plan: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     plan = plan.rename(columns=INCREMENT_NAMES)
     for column in ("uplift_source", "effect_method"):
         plan[column] = plan[column].fillna(NO_ACTION)
-    from clv.data.frames import join_one_to_one
-
     return join_one_to_one(plan, scores[["customer_id", "clv_model_version",
                                          "churn_model_version"]])
 
@@ -107,7 +106,7 @@ def action_effects_table(per_customer: pd.DataFrame, covariates: pd.DataFrame,
     """
     evidence = {a.name: a.evidence for a in DEFAULT_ACTIONS}
     cells = pd.Categorical(effects.cell_of(
-        covariates.sort_values("customer_id")["history"].to_numpy(float)))
+        by_customer(covariates)["history"].to_numpy(float)))
     n = len(cells)
     k = len(per_customer) // n if n else 0
     actions = per_customer["action"].to_numpy()
