@@ -3,6 +3,7 @@ registered name predicts, and the registry's read-only look-ups (champion, horiz
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,8 +45,31 @@ def configure_mlflow(settings: Settings | None = None) -> str:
     mlflow.set_registry_uri(uri)
     key = (uri, str(s.mlflow_artifact_root))
     if key not in _EXPERIMENT_IDS:  # one look-up per store and process (each costs a query)
-        _EXPERIMENT_IDS[key] = _experiment_id(s)
+        with _first_open(uri):
+            _EXPERIMENT_IDS[key] = _experiment_id(s)
     return _EXPERIMENT_IDS[key]
+
+
+@contextlib.contextmanager
+def _first_open(uri: str):
+    """One process at a time opens a SQLite store for the first time.
+
+    Opening runs MLflow's schema migrations on a new database, and processes that do it at
+    once fail (``table logged_models already exists``, alembic's ``expected to match one
+    row``): the four training tasks a scheduler starts together on a fresh home did. A lock
+    file beside the database serialises the opening; a tracking server migrates its own."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(uri[len("sqlite:///"):]).with_name("store-open.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 _EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
