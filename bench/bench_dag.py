@@ -31,9 +31,11 @@ Prints a table and writes ``bench/results/bench_dag-<name>-<UTC time>.json`` (:m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -188,18 +190,56 @@ def schedule(tasks: list[dict], run_task, parallelism: int, slots: dict[str, int
     return results, failed
 
 
+@contextlib.contextmanager
+def _spark_connect(log, steps: dict):
+    """The Airflow metadata DB and one Spark Connect server (the Spark driver every task
+    attaches to, as under ``make up``), stopped on exit."""
+    from clv.data.spark import free_port, start_connect_server
+
+    bin_dir = Path(sys.executable).parent
+    t0 = time.perf_counter()
+    for argv in (["db", "migrate"], list(SPARK_POOL_ARGS)):
+        subprocess.run([str(bin_dir / "airflow"), *argv], stdout=log,
+                       stderr=subprocess.STDOUT, check=True)
+    steps["airflow_db_s"] = time.perf_counter() - t0
+    port = free_port()
+    os.environ["CLV_SPARK_REMOTE"] = f"sc://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    server = start_connect_server(port, log)
+    try:
+        steps["spark_connect_start_s"] = time.perf_counter() - t0
+        print(f"Spark Connect server up in {steps['spark_connect_start_s']:.1f} s "
+              f"(pid {server.pid}, port {port})", flush=True)
+        yield server
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+
+
+def _load_orders(args: argparse.Namespace, as_of: dt.date, logs: Path, server_pid: int,
+                 steps: dict) -> str | None:
+    """The orders into ``raw.orders`` with the CLI, in its own process; a failure or None."""
+    bin_dir = Path(sys.executable).parent
+    load = ([str(bin_dir / "clv"), "import-cdnow", "--as-of-date", as_of.isoformat()]
+            if args.cdnow else
+            [str(bin_dir / "clv"), "import-orders", str(args.orders), "--format",
+             "parquet", "--as-of-date", as_of.isoformat()])
+    rc, seconds, peak, driver = _run_child(load, logs / "load.log", server_pid)
+    steps["load_orders_s"] = seconds
+    steps["load_orders_task_gib"], steps["load_orders_driver_gib"] = peak, driver
+    print(f"load orders: {seconds:.1f} s, task process {peak:.2f} GiB, "
+          f"Spark driver {driver:.2f} GiB", flush=True)
+    return f"load exited {rc}" if rc else None
+
+
 def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
     """Every task in its own process, attached to one Spark Connect server, started as
     the scheduler starts them (dependencies, the Spark pool, ``--parallelism``)."""
-    from clv.data.spark import free_port, start_connect_server
-
     load_start = os.getloadavg()
     bin_dir = Path(sys.executable).parent
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
     log_path = home / "dag.log"
-    port = free_port()
-    os.environ["CLV_SPARK_REMOTE"] = f"sc://127.0.0.1:{port}"
     as_of = dt.date.fromisoformat(args.as_of_date)
     params = json.dumps({"as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
                          "budget": args.budget})
@@ -209,67 +249,253 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
                  for t in graph if t["task"] in args.tasks]
     parallelism = 1 if args.sequential else args.parallelism
     rows, steps, failed = [], {}, None
-    with open(log_path, "w") as log:
-        t0 = time.perf_counter()
-        for argv in (["db", "migrate"], list(SPARK_POOL_ARGS)):
-            subprocess.run([str(bin_dir / "airflow"), *argv], stdout=log,
-                           stderr=subprocess.STDOUT, check=True)
-        steps["airflow_db_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        server = start_connect_server(port, log)
+    with open(log_path, "w") as log, _spark_connect(log, steps) as server:
+        if not args.tasks:  # a subset re-runs on the home's loaded orders
+            failed = _load_orders(args, as_of, logs, server.pid, steps)
+        # One DAG run for every task (as the scheduler would), so `evaluate` sees the
+        # versions the training tasks registered under its run id.
+        subprocess.run([str(bin_dir / "airflow"), "dags", "reserialize"], stdout=log,
+                       stderr=subprocess.STDOUT, check=False)
+        subprocess.run([str(bin_dir / "airflow"), "dags", "trigger", "clv_pipeline",
+                        "--logical-date", f"{as_of.isoformat()}T00:00:00+00:00",
+                        "--conf", params], stdout=log, stderr=subprocess.STDOUT,
+                       check=False)
+        dag_start = time.perf_counter()
+
+        def run_task(t: dict) -> dict:
+            task_log = logs / f"{t['task']}.log"
+            started = time.perf_counter() - dag_start
+            rc, seconds, peak, driver = _run_child(
+                [str(bin_dir / "airflow"), "tasks", "test", "clv_pipeline", t["task"],
+                 as_of.isoformat(), "--task-params", params], task_log, server.pid)
+            if "Task failed with exception" in task_log.read_text(errors="replace"):
+                rc = rc or 1  # `tasks test` exits 0 when the task fails
+            return {"task": t["task"], "pool": t["pool"], "start_s": started,
+                    "seconds": seconds, "state": "success" if rc == 0 else f"failed ({rc})",
+                    "task_process_peak_gib": peak, "spark_driver_peak_gib": driver}
+
+        if not failed:
+            rows, failed = schedule(graph, run_task, parallelism, _pool_slots(), _report)
+        steps["dag_wall_s"] = time.perf_counter() - dag_start
+    how = (f"each task in its own process (parallelism {parallelism}, Spark pool "
+           f"{_pool_slots()[SPARK_POOL_ARGS[2]]} slots), Spark driver = one Spark Connect "
+           f"server")
+    return _finish(f"bench_dag-isolated-{name}", "isolated", name, args, rows, steps, failed,
+                   how, load_start, parallelism=parallelism)
+
+
+_WORKER_TITLE = re.compile(r"^airflow worker -- ([0-9a-f]{8}-[0-9a-f-]{27})")
+
+
+def _vm_hwm(pid: int) -> int:
+    """A process's peak resident set so far (``VmHWM``, bytes); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class ProcessPeaks(threading.Thread):
+    """Every ``every`` s: each Airflow task process's peak RSS (``VmHWM``, keyed by the
+    task instance id its title names: ``airflow worker -- <ti id>``, set by Airflow's
+    task runner) and the peak of every other process under ``root`` (the scheduler, its
+    executor workers, the DAG processor, triggerer and API server), by command line."""
+
+    def __init__(self, root: int, every: float = 0.25) -> None:
+        super().__init__(daemon=True, name="process-peaks")
+        self.root, self.every, self.stop = root, every, threading.Event()
+        self.tasks: dict[str, int] = {}
+        self.others: dict[str, int] = {}
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.is_set():
+            try:
+                procs = psutil.Process(self.root).children(recursive=True)
+            except psutil.Error:
+                return
+            for p in procs:
+                try:
+                    title = " ".join(p.cmdline())
+                except psutil.Error:
+                    continue
+                peak = _vm_hwm(p.pid)
+                m = _WORKER_TITLE.match(title)
+                key = m.group(1).replace("-", "") if m else f"{title[:60]} (pid {p.pid})"
+                into = self.tasks if m else self.others
+                into[key] = max(into.get(key, 0), peak)
+            self.stop.wait(self.every)
+
+
+def _airflow_components(bin_dir: Path) -> str:
+    """The Airflow processes ``make up`` starts (the Makefile's ``AIRFLOW_COMPONENTS``)."""
+    a = bin_dir / "airflow"
+    return (f"{a} scheduler --skip-serve-logs & {a} dag-processor & "
+            f"{a} triggerer --skip-serve-logs & {a} api-server & wait")
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 180.0) -> None:
+    import urllib.request
+
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Airflow exited ({proc.returncode}) before {url} answered")
         try:
-            steps["spark_connect_start_s"] = time.perf_counter() - t0
-            print(f"Spark Connect server up in {steps['spark_connect_start_s']:.1f} s "
-                  f"(pid {server.pid}, port {port})", flush=True)
-            load = ([str(bin_dir / "clv"), "import-cdnow", "--as-of-date", as_of.isoformat()]
-                    if args.cdnow else
-                    [str(bin_dir / "clv"), "import-orders", str(args.orders), "--format",
-                     "parquet", "--as-of-date", as_of.isoformat()])
-            if not args.tasks:  # a subset re-runs on the home's loaded orders
-                rc, seconds, peak, driver = _run_child(load, logs / "load.log", server.pid)
-                steps["load_orders_s"] = seconds
-                steps["load_orders_task_gib"], steps["load_orders_driver_gib"] = peak, driver
-                print(f"load orders: {seconds:.1f} s, task process {peak:.2f} GiB, "
-                      f"Spark driver {driver:.2f} GiB", flush=True)
-                if rc:
-                    failed = f"load exited {rc}"
-            # One DAG run for every task (as the scheduler would), so `evaluate` sees the
-            # versions the training tasks registered under its run id.
-            subprocess.run([str(bin_dir / "airflow"), "dags", "reserialize"], stdout=log,
-                           stderr=subprocess.STDOUT, check=False)
-            subprocess.run([str(bin_dir / "airflow"), "dags", "trigger", "clv_pipeline",
-                            "--logical-date", f"{as_of.isoformat()}T00:00:00+00:00",
-                            "--conf", params], stdout=log, stderr=subprocess.STDOUT,
-                           check=False)
-            dag_start = time.perf_counter()
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
 
-            def run_task(t: dict) -> dict:
-                task_log = logs / f"{t['task']}.log"
-                started = time.perf_counter() - dag_start
-                rc, seconds, peak, driver = _run_child(
-                    [str(bin_dir / "airflow"), "tasks", "test", "clv_pipeline", t["task"],
-                     as_of.isoformat(), "--task-params", params], task_log, server.pid)
-                if "Task failed with exception" in task_log.read_text(errors="replace"):
-                    rc = rc or 1  # `tasks test` exits 0 when the task fails
-                return {"task": t["task"], "pool": t["pool"], "start_s": started,
-                        "seconds": seconds, "state": "success" if rc == 0 else f"failed ({rc})",
-                        "task_process_peak_gib": peak, "spark_driver_peak_gib": driver}
 
-            def report(r: dict) -> None:
-                print(f"{r['task']:<20}{r['seconds']:>9.1f} s (from {r['start_s']:7.1f} s)  "
-                      f"task process {r['task_process_peak_gib']:5.2f} GiB  Spark driver "
-                      f"{r['spark_driver_peak_gib']:5.2f} GiB  {r['state']}", flush=True)
+def _run_state(db: Path, run_id: str) -> tuple[str | None, list[tuple[str, str | None]]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        row = con.execute("select state from dag_run where dag_id = 'clv_pipeline' and "
+                          "run_id = ?", [run_id]).fetchone()
+        tis = con.execute("select task_id, state from task_instance where dag_id = "
+                          "'clv_pipeline' and run_id = ?", [run_id]).fetchall()
+    finally:
+        con.close()
+    return (row[0] if row else None), tis
 
-            if not failed:
-                rows, failed = schedule(graph, run_task, parallelism, _pool_slots(), report)
-            steps["dag_wall_s"] = time.perf_counter() - dag_start
-        finally:
-            os.killpg(server.pid, 15)
-            server.wait(timeout=60)
+
+def run_scheduled(args: argparse.Namespace, home: Path, name: str) -> int:
+    """As ``make up`` runs it, literally: Airflow's scheduler (LocalExecutor: each task a
+    process forked from an executor worker), DAG processor, triggerer and API server, one
+    Spark Connect server; one triggered run, timed from Airflow's metadata."""
+    from clv.data.spark import free_port
+
+    load_start = os.getloadavg()
+    bin_dir = Path(sys.executable).parent
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    log_path = home / "dag.log"
+    api_port = free_port()
+    os.environ.update({
+        "CLV_SCHEDULE": "none",  # only the triggered run
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+    })
+    as_of = dt.date.fromisoformat(args.as_of_date)
+    params = json.dumps({"as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
+                         "budget": args.budget})
+    db = home / ".state" / "airflow" / "airflow.db"
+    steps: dict = {}
+    rows, failed = [], None
+    airflow = str(bin_dir / "airflow")
+    run_id = f"bench__{as_of.isoformat()}"
+    with open(log_path, "w") as log, _spark_connect(log, steps) as server:
+        failed = _load_orders(args, as_of, logs, server.pid, steps)
+        if not failed:
+            for argv in (["dags", "reserialize"], ["dags", "unpause", "clv_pipeline"]):
+                subprocess.run([airflow, *argv], stdout=log, stderr=subprocess.STDOUT,
+                               check=True)
+            components = subprocess.Popen(["bash", "-c", _airflow_components(bin_dir)],
+                                          stdout=open(logs / "airflow.log", "w"),
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+            peaks = ProcessPeaks(components.pid)
+            driver = MemorySampler(pid=server.pid)
+            try:
+                t0 = time.perf_counter()
+                _wait_http(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", components)
+                steps["airflow_start_s"] = time.perf_counter() - t0
+                peaks.start()
+                driver.start()
+                subprocess.run([airflow, "dags", "trigger", "clv_pipeline", "--run-id", run_id,
+                                "--logical-date", f"{as_of.isoformat()}T00:00:00+00:00",
+                                "--conf", params], stdout=log, stderr=subprocess.STDOUT,
+                               check=True)
+                t0, seen = time.perf_counter(), {}
+                while True:
+                    state, tis = _run_state(db, run_id)
+                    for task, ti_state in tis:
+                        if ti_state in ("success", "failed", "upstream_failed", "skipped") \
+                                and task not in seen:
+                            seen[task] = ti_state
+                            print(f"{time.perf_counter() - t0:8.1f} s  {task:<20}{ti_state}",
+                                  flush=True)
+                    if state in ("success", "failed"):
+                        break
+                    if components.poll() is not None:
+                        state = f"Airflow exited ({components.returncode})"
+                        break
+                    time.sleep(2)
+                steps["dag_wall_s"] = time.perf_counter() - t0
+                if state != "success":
+                    failed = f"run {run_id}: {state}"
+            finally:
+                peaks.stop.set()
+                driver.stop.set()
+                os.killpg(components.pid, 15)
+                try:
+                    components.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(components.pid, 9)
+                peaks.join()
+                driver.join()
+            rows = _scheduled_rows(db, run_id, peaks, driver)
+            steps["airflow_processes_peak_gib"] = {k: v / 2**30 for k, v in peaks.others.items()}
+            if rows:  # Airflow's own account: first task start to last task end
+                steps["dag_tasks_span_s"] = max(r["start_s"] + r["seconds"] for r in rows)
+    others = max(steps.get("airflow_processes_peak_gib", {}).values(), default=0)
+    how = (f"scheduled by Airflow as make up runs it (LocalExecutor, Spark pool "
+           f"{_pool_slots()[SPARK_POOL_ARGS[2]]} slots, one Spark Connect server; largest "
+           f"other Airflow process {others:.2f} GiB)")
+    return _finish(f"bench_dag-scheduled-{name}", "scheduled", name, args, rows, steps,
+                   failed, how, load_start, run_id=run_id)
+
+
+def _scheduled_rows(db: Path, run_id: str, peaks: ProcessPeaks,
+                    driver: MemorySampler) -> list[dict]:
+    """Per task, from Airflow's metadata: start (s after the run's first task started),
+    seconds, state; its process's peak RSS and the Spark driver's peak PSS meanwhile."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        tis = con.execute("select id, task_id, pool, state, start_date, end_date from "
+                          "task_instance where dag_id = 'clv_pipeline' and run_id = ? and "
+                          "start_date is not null order by start_date", [run_id]).fetchall()
+    finally:
+        con.close()
+
+    def ts(v: str) -> dt.datetime:
+        t = dt.datetime.fromisoformat(v)
+        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    if not tis:
+        return []
+    first = min(ts(r[4]) for r in tis)
+    rows = []
+    for ti_id, task, pool, state, start, end in tis:
+        a, b = ts(start), ts(end) if end else dt.datetime.now(dt.UTC)
+        jvm = max((v for t, v in driver.samples if a <= t <= b), default=0)
+        rows.append({"task": task, "pool": pool, "start_s": (a - first).total_seconds(),
+                     "seconds": (b - a).total_seconds(), "state": state,
+                     "task_process_peak_gib": peaks.tasks.get(str(ti_id).replace("-", ""), 0)
+                     / 2**30,
+                     "spark_driver_peak_gib": jvm / 2**30})
+    return rows
+
+
+def _report(r: dict) -> None:
+    print(f"{r['task']:<20}{r['seconds']:>9.1f} s (from {r['start_s']:7.1f} s)  "
+          f"task process {r['task_process_peak_gib']:5.2f} GiB  Spark driver "
+          f"{r['spark_driver_peak_gib']:5.2f} GiB  {r['state']}", flush=True)
+
+
+def _finish(result: str, mode: str, name: str, args: argparse.Namespace, rows: list[dict],
+            steps: dict, failed: str | None, how: str, load_start, **extra) -> int:
+    """Print the per-task table and write the result file; the exit status."""
+    as_of = args.as_of_date
     rows.sort(key=lambda r: r["start_s"])
-    print(f"\nclv_pipeline on {name}, as of {as_of}, horizon {args.horizon_days} d, "
-          f"each task in its own process (parallelism {parallelism}, Spark pool "
-          f"{_pool_slots()[SPARK_POOL_ARGS[2]]} slots), Spark driver = one Spark Connect server")
+    print(f"\nclv_pipeline on {name}, as of {as_of}, horizon {args.horizon_days} d, {how}")
     print(f"{'task':<20}{'start':>8}{'seconds':>9}{'task GiB':>10}{'driver GiB':>12}  state")
     for r in rows:
         print(f"{r['task']:<20}{r['start_s']:>8.1f}{r['seconds']:>9.1f}"
@@ -281,20 +507,20 @@ def run_isolated(args: argparse.Namespace, home: Path, name: str) -> int:
           f"{max((r['spark_driver_peak_gib'] for r in rows), default=0):>12.2f}")
     print(f"{'DAG (wall)':<28}{steps.get('dag_wall_s', 0):>9.1f}")
     if failed:
-        print(f"FAILED: {failed}; logs: {logs}")
+        print(f"FAILED: {failed}; logs: {Path(os.environ['CLV_HOME']) / 'logs'}")
     from clv.config import load_settings
 
     steps["spark_driver_memory"] = load_settings().spark_driver_memory  # the driver's heap
-    payload = {"data": name, "mode": "isolated", "parallelism": parallelism,
+    payload = {"data": name, "mode": mode, **extra,
                "spark_pool_slots": _pool_slots()[SPARK_POOL_ARGS[2]],
-               "as_of_date": as_of.isoformat(), "horizon_days": args.horizon_days,
+               "as_of_date": as_of, "horizon_days": args.horizon_days,
                "steps": steps, "dag_wall_s": steps.get("dag_wall_s"), "tasks_sum_s": total,
                "max_task_process_gib": max((r["task_process_peak_gib"] for r in rows),
                                            default=0),
                "max_spark_driver_gib": max((r["spark_driver_peak_gib"] for r in rows),
                                            default=0),
                "tasks": rows, "failed": failed}
-    out = recording.write(f"bench_dag-isolated-{name}", payload, load_start)
+    out = recording.write(result, payload, load_start)
     print(f"wrote {out}")
     return 1 if failed else 0
 
@@ -310,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path)
     parser.add_argument("--isolated", action="store_true",
                         help="each task in its own process on one Spark Connect server")
+    parser.add_argument("--scheduler", action="store_true",
+                        help="as make up runs it: Airflow's scheduler, DAG processor, "
+                             "triggerer and API server run the DAG (LocalExecutor)")
     parser.add_argument("--parallelism", type=int, default=32,
                         help="with --isolated: tasks at once (Airflow's [core] parallelism)")
     parser.add_argument("--sequential", action="store_true",
@@ -320,9 +549,12 @@ def main(argv: list[str] | None = None) -> int:
                              "CLV_SPARK_DRIVER_MEMORY)")
     args = parser.parse_args(argv)
     name = "cdnow" if args.cdnow else args.orders.parent.name
-    home = (args.home or STATE / f"dag-{name}{'-isolated' if args.isolated else ''}").resolve()
+    mode = "-scheduled" if args.scheduler else "-isolated" if args.isolated else ""
+    home = (args.home or STATE / f"dag-{name}{mode}").resolve()
     home.mkdir(parents=True, exist_ok=True)
     _environment(home)
+    if args.scheduler:
+        return run_scheduled(args, home, name)
     if args.isolated:
         return run_isolated(args, home, name)
 
