@@ -300,15 +300,16 @@ def _vm_hwm(pid: int) -> int:
 
 
 class ProcessPeaks(threading.Thread):
-    """Every ``every`` s: each Airflow task process's peak RSS (``VmHWM``, keyed by the
-    task instance id its title names: ``airflow worker -- <ti id>``, set by Airflow's
-    task runner) and the peak of every other process under ``root`` (the scheduler, its
-    executor workers, the DAG processor, triggerer and API server), by command line."""
+    """Every ``every`` s: each Airflow task process's peak RSS (``VmHWM``) and CPU seconds,
+    keyed by the task instance id its title names (``airflow worker -- <ti id>``, set by
+    Airflow's task runner), and the peak of every other process under ``root`` (the
+    scheduler, its executor workers, the DAG processor, triggerer and API server)."""
 
     def __init__(self, root: int, every: float = 0.25) -> None:
         super().__init__(daemon=True, name="process-peaks")
         self.root, self.every, self.stop = root, every, threading.Event()
         self.tasks: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds (user + system), as last sampled
         self.others: dict[str, int] = {}
 
     def run(self) -> None:
@@ -329,6 +330,12 @@ class ProcessPeaks(threading.Thread):
                 key = m.group(1).replace("-", "") if m else f"{title[:60]} (pid {p.pid})"
                 into = self.tasks if m else self.others
                 into[key] = max(into.get(key, 0), peak)
+                if m:
+                    try:
+                        cpu = p.cpu_times()
+                        self.cpu[key] = cpu.user + cpu.system
+                    except psutil.Error:
+                        pass
             self.stop.wait(self.every)
 
 
@@ -480,6 +487,7 @@ def _scheduled_rows(db: Path, run_id: str, peaks: ProcessPeaks,
                      "seconds": (b - a).total_seconds(), "state": state,
                      "task_process_peak_gib": peaks.tasks.get(str(ti_id).replace("-", ""), 0)
                      / 2**30,
+                     "task_process_cpu_s": peaks.cpu.get(str(ti_id).replace("-", "")),
                      "spark_driver_peak_gib": jvm / 2**30})
     return rows
 
@@ -496,11 +504,14 @@ def _finish(result: str, mode: str, name: str, args: argparse.Namespace, rows: l
     as_of = args.as_of_date
     rows.sort(key=lambda r: r["start_s"])
     print(f"\nclv_pipeline on {name}, as of {as_of}, horizon {args.horizon_days} d, {how}")
-    print(f"{'task':<20}{'start':>8}{'seconds':>9}{'task GiB':>10}{'driver GiB':>12}  state")
+    cpu = any(r.get("task_process_cpu_s") is not None for r in rows)
+    print(f"{'task':<20}{'start':>8}{'seconds':>9}{'task GiB':>10}{'driver GiB':>12}"
+          + (f"{'task CPU s':>12}" if cpu else "") + "  state")
     for r in rows:
         print(f"{r['task']:<20}{r['start_s']:>8.1f}{r['seconds']:>9.1f}"
-              f"{r['task_process_peak_gib']:>10.2f}{r['spark_driver_peak_gib']:>12.2f}  "
-              f"{r['state']}")
+              f"{r['task_process_peak_gib']:>10.2f}{r['spark_driver_peak_gib']:>12.2f}"
+              + (f"{r.get('task_process_cpu_s') or 0:>12.1f}" if cpu else "")
+              + f"  {r['state']}")
     total = sum(r["seconds"] for r in rows)
     print(f"{'tasks (sum)':<28}{total:>9.1f}"
           f"{max((r['task_process_peak_gib'] for r in rows), default=0):>10.2f}"

@@ -490,3 +490,42 @@ def test_dynamic_programme_equals_enumeration(seed):
             total += value[options[g][j - 1]]
             s -= int(weight[options[g][j - 1]])
     assert s >= 0 and total == pytest.approx(reference)
+
+
+def _hull_by_hand(group, cost, value):
+    """Each group's upper hull walked one group at a time in plain Python: from (0, 0),
+    the steepest upgrade worth more and costing more, ties to the cheaper, then to the
+    lower position; the steps ordered by efficiency (descending), group, step."""
+    steps = []
+    for g in sorted(set(group.tolist())):
+        items = [i for i in range(len(group)) if group[i] == g]
+        cc = cv = 0.0
+        for k in itertools.count():
+            ahead = [i for i in items if cost[i] > cc and value[i] > cv]
+            if not ahead:
+                break
+            best = min(ahead, key=lambda i: (-(value[i] - cv) / (cost[i] - cc), cost[i], i))
+            steps.append((best, g, k, cost[best] - cc, value[best] - cv))
+            cc, cv = cost[best], value[best]
+    steps.sort(key=lambda s: (-(s[4] / s[3]), s[1], s[2]))
+    return steps
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hull_steps_match_a_walk_of_each_group_by_hand_ties_included(seed):
+    from clv.decisions.allocation.knapsack_model import Problem
+    from clv.decisions.allocation.knapsack_relaxation import _hull_steps
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 7, 150)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    # small integers: many equal slopes and equal costs, so the tie rules decide
+    cost = rng.integers(1, 6, len(group)).astype(float)
+    value = rng.integers(-3, 9, len(group)).astype(float)
+    codes = np.zeros(len(group), dtype=np.int8)
+    steps = _hull_steps(Problem(group, np.r_[0, np.cumsum(sizes)[:-1]], cost, value,
+                                codes, codes))
+    got = list(zip(steps.var.tolist(), steps.group.tolist(), steps.k.tolist(),
+                   steps.dcost.tolist(), steps.dvalue.tolist(), strict=True))
+    assert got == _hull_by_hand(group, cost, value)
+    assert len(got) > len(sizes)  # groups with more than one hull step were walked

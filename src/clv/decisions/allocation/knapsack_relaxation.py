@@ -48,38 +48,41 @@ class _Steps:
     dvalue: np.ndarray
 
 
-def _next_hull_point(p: Problem, cur_cost: np.ndarray, cur_value: np.ndarray) -> np.ndarray:
-    """Per group, the variable of the steepest upgrade from its current point.
-
-    Ties in slope go to the cheaper option (a finer step is easier to round),
-    then to the lower position. Returns variable positions, one per group
-    that still has an upgrade.
-    """
-    cc, cv = cur_cost[p.group], cur_value[p.group]
-    ok = (p.cost > cc) & (p.value > cv)
-    slope = np.full(p.n, -np.inf)
-    slope[ok] = (p.value[ok] - cv[ok]) / (p.cost[ok] - cc[ok])
-    steepest = np.maximum.reduceat(slope, p.starts)[p.group]
-    tie = ok & (slope == steepest)
-    cheapest = np.minimum.reduceat(np.where(tie, p.cost, np.inf), p.starts)[p.group]
-    pick = np.flatnonzero(tie & (p.cost == cheapest))
-    first = np.r_[True, p.group[pick][1:] != p.group[pick][:-1]] if len(pick) else pick
-    return pick[first.astype(bool)]
-
-
 def _hull_steps(p: Problem) -> _Steps:
-    """Every group's upper convex hull of (cost, value), as sorted upgrade steps."""
+    """Every group's upper convex hull of (cost, value), as sorted upgrade steps.
+
+    Round k moves every group that still has an upgrade from its hull point k to the
+    steepest upgrade (ties in slope go to the cheaper option, a finer step being easier
+    to round, then to the lower position). An item that costs no more, or is worth no
+    more, than its group's current point never becomes an upgrade again (both only
+    grow): each round keeps only the items still ahead of their group, so after the
+    first round it touches a fraction of the items (at 2.57M customers, the frontier's
+    13 solves spent 15.9 s here when every round scanned all 7.1M items).
+    """
     n_groups = len(p.starts)
     cur_cost, cur_value = np.zeros(n_groups), np.zeros(n_groups)
     parts: list[tuple[np.ndarray, ...]] = []
-    for k in range(int(np.diff(np.r_[p.starts, p.n]).max(initial=0))):
-        var = _next_hull_point(p, cur_cost, cur_value)
-        if not len(var):
+    live = np.arange(p.n)  # positions still ahead of their group's point, in group order
+    k = 0
+    while len(live):
+        g = p.group[live]
+        cost, value = p.cost[live], p.value[live]
+        ahead = (cost > cur_cost[g]) & (value > cur_value[g])
+        live, g, cost, value = live[ahead], g[ahead], cost[ahead], value[ahead]
+        if not len(live):
             break
-        c = p.group[var]
+        slope = (value - cur_value[g]) / (cost - cur_cost[g])
+        first = np.r_[True, g[1:] != g[:-1]]
+        starts, run = np.flatnonzero(first), np.cumsum(first) - 1
+        tie = slope == np.maximum.reduceat(slope, starts)[run]
+        cheapest = np.minimum.reduceat(np.where(tie, cost, np.inf), starts)[run]
+        pick = np.flatnonzero(tie & (cost == cheapest))
+        pick = pick[np.r_[True, g[pick][1:] != g[pick][:-1]]]  # the lowest position
+        var, c = live[pick], g[pick]
         parts.append((var, c, np.full(len(var), k),
                       p.cost[var] - cur_cost[c], p.value[var] - cur_value[c]))
         cur_cost[c], cur_value[c] = p.cost[var], p.value[var]
+        k += 1
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return _Steps(empty, empty, empty, np.zeros(0), np.zeros(0))
