@@ -78,3 +78,25 @@ def test_shap_contributions_add_up_to_the_models_margin():
     # the features the target depends on lead the reasons
     top = reasons.top_reasons(contrib, feats, "1", "x")
     assert set(top.loc[top["rank"] == 1, "feature"]) <= {"recency_days", "total_spend"}
+
+
+def test_shap_contributions_of_an_early_stopped_model_explain_the_trees_it_predicts_with():
+    """The booster keeps the rounds past the best one; predict stops at the best, and so
+    must the contributions, or they add up to another model's margin."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(1)
+    feats = _features({c: rng.gamma(2.0, 1.0, 600).tolist() for c in FEATURE_COLUMNS[:5]},
+                      [f"c{k}" for k in range(600)])
+    x = feats[FEATURE_COLUMNS].astype("float32")
+    y = feats["total_spend"] * 0.5 + rng.normal(0, 1.0, 600)  # noisy: it stops early
+    model = xgb.XGBRegressor(n_estimators=400, learning_rate=0.3, max_depth=3, n_jobs=1,
+                             early_stopping_rounds=5)
+    model.fit(x[:400], y[:400], eval_set=[(x[400:], y[400:])], verbose=False)
+    assert model.get_booster().num_boosted_rounds() > model.best_iteration + 1
+    assert reasons.predicting_trees(model) == (0, model.best_iteration + 1)
+    contrib = reasons.shap_contributions(model, x)
+    bias = model.predict(x, output_margin=True) - contrib.sum(axis=1)
+    np.testing.assert_allclose(bias, bias[0], atol=1e-4)
+    full = xgb.XGBRegressor(n_estimators=20, max_depth=2, n_jobs=1).fit(x, y)
+    assert reasons.predicting_trees(full) == (0, 0)  # no early stopping: every tree

@@ -126,13 +126,29 @@ def top_reasons(contributions: Any, features: pd.DataFrame, model_version: str,
     return out.sort_values(["customer_id", "rank"], kind="mergesort").reset_index(drop=True)
 
 
+def predicting_trees(model: Any) -> tuple[int, int]:
+    """The ``iteration_range`` the model's own ``predict`` uses: up to its best iteration
+    when it was early-stopped, else (0, 0), every tree.
+
+    The booster keeps the rounds past the best one (40 with the early stopping of
+    :mod:`clv.models.training.fit`) and its ``predict`` uses them all unless told: SHAP
+    values taken from it explained a model that was not the one scoring the customers,
+    and did not add up to its margin."""
+    try:
+        best = model.best_iteration  # AttributeError: no early stopping
+    except AttributeError:
+        return (0, 0)
+    return (0, int(best) + 1)
+
+
 def shap_contributions(model: Any, x: pd.DataFrame) -> np.ndarray:
-    """Exact TreeSHAP per customer and feature of an XGBoost model (bias column dropped)."""
+    """Exact TreeSHAP per customer and feature of an XGBoost model, over the trees its
+    ``predict`` uses (:func:`predicting_trees`; bias column dropped)."""
     import xgboost as xgb
 
-    booster = model.get_booster()
+    booster, trees = model.get_booster(), predicting_trees(model)
     parts = [booster.predict(xgb.DMatrix(x.iloc[s:s + SHAP_CHUNK_ROWS]),
-                             pred_contribs=True)[:, :-1]
+                             pred_contribs=True, iteration_range=trees)[:, :-1]
              for s in range(0, max(len(x), 1), SHAP_CHUNK_ROWS)]
     return np.concatenate(parts)
 

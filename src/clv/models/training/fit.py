@@ -49,6 +49,7 @@ from clv.data import lineage
 from clv.features.columns import feature_matrix, model_columns, sources_of
 from clv.models import distributed, metrics, registry
 from clv.models.device import xgboost_device
+from clv.models.reasons import predicting_trees
 from clv.models.training.baselines import baseline_predictions, truth
 from clv.models.training.charts import _log_evaluation
 from clv.models.training.register import (
@@ -232,7 +233,8 @@ def shap_importance(model: Any, x: pd.DataFrame, max_rows: int = SHAP_SAMPLE_ROW
 
     if len(x) > max_rows:
         x = x.sample(n=max_rows, random_state=SEED)
-    contribs = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)
+    contribs = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True,
+                                           iteration_range=predicting_trees(model))
     return pd.Series(np.abs(contribs[:, :-1]).mean(axis=0), index=list(x.columns))
 
 
