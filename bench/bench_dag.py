@@ -1,6 +1,7 @@
 """The whole DAG end to end at a given size: wall time and peak memory per task.
 
     .venv/bin/python bench/bench_dag.py --cdnow                       # CDNOW, as make run
+    .venv/bin/python bench/bench_dag.py --cdnow --scheduler           # CDNOW, as make up
     .venv/bin/python bench/bench_dag.py \\
         --orders .state/bench/data/orders-10000000-seed7/orders \\
         --as-of-date 2025-12-29 --horizon-days 90                    # 10M synthetic orders
@@ -13,10 +14,19 @@ A thread samples the memory (PSS, see :class:`MemorySampler`) of the process tre
 (Python + the Spark driver JVM, whose executors run inside it in ``local[2]``) every 0.25 s; each
 task's peak is the largest sample between its start and end in Airflow's metadata.
 
-``--isolated``: as a scheduled run under ``make up`` instead. One Spark Connect
+``--scheduler``: as ``make up`` runs it, literally. Airflow's scheduler (LocalExecutor:
+each task a process forked from an executor worker), DAG processor, triggerer and API
+server are started in the home, with one Spark Connect server; the DAG is triggered once
+and timed from Airflow's metadata (``dag_wall_s``: trigger to the run's end). A thread
+reads each task process's peak RSS (``VmHWM``) and CPU seconds, found by the title
+Airflow's task runner gives it, and the Spark driver's PSS. This is the mode ``make
+bench`` reports (``bench/bench_scale.py``).
+
+``--isolated``: an imitation of a scheduled run, kept for comparison. One Spark Connect
 server (the Spark driver, one JVM) is started, and every task runs in its own
-process with ``airflow tasks test`` (what the LocalExecutor gives each task),
-attached to it, started as the scheduler starts them: once its upstream tasks
+process with ``airflow tasks test`` (its own interpreter, Airflow imported and an
+in-process API server set up per task: ~6 s a task that a forked LocalExecutor task
+does not pay), attached to it, started as the scheduler starts them: once its upstream tasks
 succeeded, at most ``--parallelism`` at once and as many Spark tasks as the Spark
 pool has slots (the task list, dependencies and pools are read from the DAG itself).
 ``--sequential`` runs one task at a time instead, for per-task figures without
