@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,3 +69,20 @@ def test_bad_input_is_a_clear_error():
         alerts.churn_alerts(CURRENT.drop(columns="predicted_clv"), None)
     with pytest.raises(ValueError, match="customer_id must be present and unique"):
         alerts.churn_alerts(pd.concat([CURRENT, CURRENT]), None)
+
+
+@pytest.mark.parametrize("ids_sorted", [True, False])
+def test_alerts_order_by_value_at_risk_then_customer_id_whatever_order_they_come_in(ids_sorted):
+    from clv.decisions.alerts import _by_value_at_risk
+
+    rng = np.random.default_rng(3)
+    ids = np.array([f"c{k:05d}" for k in range(3000)], dtype=object)
+    if not ids_sorted:
+        ids = rng.permutation(ids)
+    # few distinct values: most rows tie, so the customer_id order decides
+    frame = pd.DataFrame({"customer_id": ids,
+                          "value_at_risk": rng.integers(0, 7, 3000) * 0.5})
+    got = _by_value_at_risk(frame)
+    want = sorted(zip(frame["value_at_risk"], frame["customer_id"], strict=True),
+                  key=lambda r: (-r[0], r[1]))
+    assert list(zip(got["value_at_risk"], got["customer_id"], strict=True)) == want

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from clv.data.frames import join_one_to_one
 from clv.decisions.segments import CHURN_THRESHOLD, select_customer_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,25 +58,27 @@ def churn_alerts(current: pd.DataFrame, previous: pd.DataFrame | None,
     """
     import pandas as pd
 
-    now = select_customer_columns(current, _CURRENT).copy()
+    now = select_customer_columns(current, _CURRENT)  # the filter below makes the copy
     if now["p_churn"].isna().any() or now["predicted_clv"].isna().any():
         raise ValueError("marts.customer_scores: p_churn and predicted_clv must not be null")
     ids = pd.Series([], dtype=object)
-    before = (pd.DataFrame({"customer_id": ids, "p_churn": pd.Series([], dtype=float)})
-              if previous is None
-              else select_customer_columns(previous, ("customer_id", "p_churn")))
     # only a customer at risk now can raise an alert: the rest never meet the previous
     # partition (at 2.57M customers the join of everyone was most of the task)
     now = now[now["p_churn"] >= threshold]
-    now = now.merge(before.rename(columns={"p_churn": "previous_p_churn"}),
-                    on="customer_id", how="left", validate="one_to_one")
+    if previous is None:  # a first partition: nobody was known (no 2.7 s uniqueness check)
+        now = now.assign(previous_p_churn=np.nan).reset_index(drop=True)
+    else:
+        before = select_customer_columns(previous, ("customer_id", "p_churn"))
+        now = now.merge(before.rename(columns={"p_churn": "previous_p_churn"}),
+                        on="customer_id", how="left", validate="one_to_one")
     was_known = now["previous_p_churn"].notna()
     crossed = was_known & (now["previous_p_churn"] < threshold)
     alerts = now[crossed | ~was_known].copy()
     alerts["alert_type"] = np.where(alerts["previous_p_churn"].notna(), CROSSED, NEW)
     alerts["value_at_risk"] = alerts["p_churn"] * alerts["predicted_clv"]
-    alerts = alerts.merge(_reason_columns(reasons, alerts["customer_id"]), on="customer_id",
-                          how="left")
+    # row for row the alerts' own customers: a column copy, not a merge of 2.35M ids
+    alerts = join_one_to_one(alerts, _reason_columns(reasons, alerts["customer_id"]),
+                             how="left")
     actions = (pd.DataFrame({"customer_id": ids, "suggested_action": ids}) if plan is None
                else select_customer_columns(plan, ("customer_id", "action"))
                .rename(columns={"action": "suggested_action"}))
@@ -83,9 +86,17 @@ def churn_alerts(current: pd.DataFrame, previous: pd.DataFrame | None,
     for column in ("reason_1", "reason_2", "reason_3", "suggested_action"):  # None, not NaN
         alerts[column] = alerts[column].astype(object).where(alerts[column].notna(), None)
     alerts["previous_as_of_date"] = previous_as_of_date
-    alerts = alerts.sort_values(["value_at_risk", "customer_id"], ascending=[False, True],
-                                kind="mergesort")
-    return alerts[ALERT_COLUMNS].reset_index(drop=True)
+    return _by_value_at_risk(alerts)[ALERT_COLUMNS].reset_index(drop=True)
+
+
+def _by_value_at_risk(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Largest value_at_risk first, ties by customer_id. Rows already by customer_id (as
+    the scores are read) need a stable sort on the value alone: the two-key sort spent
+    3.6 s factorising 2.35M ids at 10M orders."""
+    if alerts["customer_id"].is_monotonic_increasing:
+        return alerts.iloc[np.argsort(-alerts["value_at_risk"].to_numpy(), kind="stable")]
+    return alerts.sort_values(["value_at_risk", "customer_id"], ascending=[False, True],
+                              kind="mergesort")
 
 
 def _reason_columns(reasons: pd.DataFrame | None, customers: pd.Series) -> pd.DataFrame:
