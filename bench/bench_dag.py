@@ -107,21 +107,28 @@ class MemorySampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def _task_times(db: Path) -> tuple[str, list[tuple[str, float, str, dt.datetime, dt.datetime]]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def _query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of ``sql`` on Airflow's SQLite metadata DB, opened read-only."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        run_id = con.execute("select run_id from dag_run where dag_id = 'clv_pipeline' "
-                             "order by id desc limit 1").fetchone()[0]
-        rows = con.execute("select task_id, duration, state, start_date, end_date from "
-                           "task_instance where dag_id = 'clv_pipeline' and run_id = ? "
-                           "order by start_date", [run_id]).fetchall()
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 
-    def ts(v: str) -> dt.datetime:
-        t = dt.datetime.fromisoformat(v)
-        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-    return run_id, [(t, d or 0.0, s, ts(a), ts(b)) for t, d, s, a, b in rows if a and b]
+
+def _utc(value: str) -> dt.datetime:
+    """A timestamp of Airflow's metadata, UTC."""
+    t = dt.datetime.fromisoformat(value)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _task_times(db: Path) -> tuple[str, list[tuple[str, float, str, dt.datetime, dt.datetime]]]:
+    run_id = _query(db, "select run_id from dag_run where dag_id = 'clv_pipeline' "
+                        "order by id desc limit 1")[0][0]
+    rows = _query(db, "select task_id, duration, state, start_date, end_date from "
+                      "task_instance where dag_id = 'clv_pipeline' and run_id = ? "
+                      "order by start_date", [run_id])
+    return run_id, [(t, d or 0.0, s, _utc(a), _utc(b)) for t, d, s, a, b in rows if a and b]
 
 
 def dag_tasks() -> list[dict]:
@@ -372,15 +379,11 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 180.0) -> No
 
 
 def _run_state(db: Path, run_id: str) -> tuple[str | None, list[tuple[str, str | None]]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        row = con.execute("select state from dag_run where dag_id = 'clv_pipeline' and "
-                          "run_id = ?", [run_id]).fetchone()
-        tis = con.execute("select task_id, state from task_instance where dag_id = "
-                          "'clv_pipeline' and run_id = ?", [run_id]).fetchall()
-    finally:
-        con.close()
-    return (row[0] if row else None), tis
+    runs = _query(db, "select state from dag_run where dag_id = 'clv_pipeline' and "
+                      "run_id = ?", [run_id])
+    tis = _query(db, "select task_id, state from task_instance where dag_id = "
+                     "'clv_pipeline' and run_id = ?", [run_id])
+    return (runs[0][0] if runs else None), tis
 
 
 def run_scheduled(args: argparse.Namespace, home: Path, name: str) -> int:
@@ -475,23 +478,15 @@ def _scheduled_rows(db: Path, run_id: str, peaks: ProcessPeaks,
                     driver: MemorySampler) -> list[dict]:
     """Per task, from Airflow's metadata: start (s after the run's first task started),
     seconds, state; its process's peak RSS and the Spark driver's peak PSS meanwhile."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        tis = con.execute("select id, task_id, pool, state, start_date, end_date from "
-                          "task_instance where dag_id = 'clv_pipeline' and run_id = ? and "
-                          "start_date is not null order by start_date", [run_id]).fetchall()
-    finally:
-        con.close()
-
-    def ts(v: str) -> dt.datetime:
-        t = dt.datetime.fromisoformat(v)
-        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    tis = _query(db, "select id, task_id, pool, state, start_date, end_date from "
+                     "task_instance where dag_id = 'clv_pipeline' and run_id = ? and "
+                     "start_date is not null order by start_date", [run_id])
     if not tis:
         return []
-    first = min(ts(r[4]) for r in tis)
+    first = min(_utc(r[4]) for r in tis)
     rows = []
     for ti_id, task, pool, state, start, end in tis:
-        a, b = ts(start), ts(end) if end else dt.datetime.now(dt.UTC)
+        a, b = _utc(start), _utc(end) if end else dt.datetime.now(dt.UTC)
         jvm = max((v for t, v in driver.samples if a <= t <= b), default=0)
         rows.append({"task": task, "pool": pool, "start_s": (a - first).total_seconds(),
                      "seconds": (b - a).total_seconds(), "state": state,
