@@ -81,8 +81,9 @@ def progress():
             executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
             print(f"PROGRESS executors={executors} fit_jobs={len(fit)} fit_tasks={running}",
                   flush=True)
-        except Exception:
-            return
+        except Exception:  # a transient py4j error must not end the reports
+            if sc._jsc is None:  # the context has stopped: the run is over
+                return
         time.sleep(0.1)
 
 threading.Thread(target=progress, daemon=True).start()

@@ -65,7 +65,10 @@ def test_score_publishes_intervals_p_alive_and_the_champions_shap_reasons(traine
     # rank 1 is the feature with the largest |TreeSHAP| of the champion (XGBoost's own)
     model = registry.load_version("clv_spend", "1").model
     x = training.feature_matrix(trained_home, "float32")
-    contrib = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True)[:, :-1]
+    # over the trees its predict uses: an early-stopped model stops at its best round
+    trees = (0, model.best_iteration + 1)
+    contrib = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True,
+                                          iteration_range=trees)[:, :-1]
     expected = np.array(FEATURE_COLUMNS)[np.abs(contrib).argmax(axis=1)]
     first = reasons[reasons["rank"] == 1].set_index("customer_id")["feature"]
     assert (first.loc[trained_home["customer_id"]].to_numpy() == expected).all()
