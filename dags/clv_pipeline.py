@@ -143,6 +143,14 @@ def _horizon() -> int:
     return int(get_current_context()["params"]["horizon_days"])
 
 
+def _beside_the_path() -> None:
+    """A side task (nothing on the way to the plan waits for it) yields the CPU to the
+    tasks that are: clv.ops.priority."""
+    from clv.ops.priority import yield_to_the_path
+
+    yield_to_the_path(get_current_context()["ti"].task_id)
+
+
 @dag(
     dag_id="clv_pipeline",
     doc_md=__doc__,
@@ -246,6 +254,7 @@ def clv_pipeline():
     @task
     def train_clv() -> dict:
         """XGBoost spend model: train out of time, log and register in MLflow."""
+        _beside_the_path()
         from clv import pipeline
 
         return pipeline.train("clv", _as_of_date(), _horizon(), _run_id())
@@ -253,6 +262,7 @@ def clv_pipeline():
     @task
     def train_churn() -> dict:
         """XGBoost churn model: train out of time, log and register in MLflow."""
+        _beside_the_path()
         from clv import pipeline
 
         return pipeline.train("churn", _as_of_date(), _horizon(), _run_id())
@@ -267,6 +277,7 @@ def clv_pipeline():
     @task
     def train_btyd() -> dict:
         """BTYD models (BG/NBD + Gamma-Gamma, ...) fitted on history: log, register in MLflow."""
+        _beside_the_path()
         from clv import pipeline
 
         return pipeline.train("btyd", _as_of_date(), _horizon(), _run_id())
@@ -312,6 +323,7 @@ def clv_pipeline():
     @task(pool=SPARK_POOL)
     def explain() -> dict:
         """Top three SHAP reasons per customer for the spend champion -> marts.score_reasons."""
+        _beside_the_path()
         from clv import pipeline
 
         return pipeline.explain(_as_of_date(), _run_id())
@@ -328,6 +340,7 @@ def clv_pipeline():
     def backtest_scores() -> dict:
         """Earlier scores whose horizon has passed vs realised spend -> marts.score_backtest;
         warns (and returns alert=true) past the error / Gini thresholds."""
+        _beside_the_path()
         from clv import pipeline
 
         return pipeline.backtest_scores(_as_of_date(), _run_id())
@@ -336,6 +349,7 @@ def clv_pipeline():
     def recommend() -> dict:
         """ALS top 10 products per customer, judged out of time against popularity and
         co-purchase -> marts.recommendations (skipped when the shop has no order lines)."""
+        _beside_the_path()
         from clv import pipeline
 
         return pipeline.recommend(_as_of_date(), _horizon(), _run_id())

@@ -117,7 +117,7 @@ def stack(tmp_path_factory, cdnow_path):
         passwords = home / "airflow" / "simple_auth_manager_passwords.json.generated"
         user, password = next(iter(json.loads(passwords.read_text()).items()))
         yield {"airflow": af, "mlflow": ml, "user": user, "password": password,
-               "log": airflow_log}
+               "log": airflow_log, "home": home}
     finally:
         for proc in procs:
             _stop(proc)
@@ -227,6 +227,15 @@ def test_log_in_trigger_with_defaults_then_follow_the_links(stack, browser):
     run = runs["manual"]
     assert run["state"] == "success", (run, _task_states(stack, run["dag_run_id"]))
     assert run["conf"].get("as_of_date") in (None, "")  # the form's default
+    # each task in a process of its own: the side tasks yielded the CPU, the path did not
+    logs = stack["home"] / "airflow" / "logs" / "dag_id=clv_pipeline" / \
+        f"run_id={run['dag_run_id']}"
+    for task in ("train_clv", "train_churn", "train_btyd", "explain"):
+        text = (logs / f"task_id={task}" / "attempt=1.log").read_text()
+        assert f"{task} runs beside the critical path: its process now at nice 10" in text
+    for task in ("train_ziln", "score", "allocate"):
+        text = (logs / f"task_id={task}" / "attempt=1.log").read_text()
+        assert "beside the critical path" not in text and "Done. Returned value" in text, task
     if "scheduled" in runs:  # this week's run, past CDNOW: skipped, not failed 3 times
         scheduled = runs["scheduled"]
         assert scheduled["state"] == "success", scheduled

@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,21 +108,34 @@ def pipeline_runs(tmp_path_factory, cdnow_path, shared_data, spark):
         _airflow(["pools", "set", "spark", "2", "Spark tasks"], env)
         conf = json.dumps({"as_of_date": AS_OF.isoformat(), "horizon_days": 180,
                            "budget": BUDGET, "clv_weight": CLV_WEIGHT})
-        counts, checksums = [], []
+        counts, checksums, outputs = [], [], []
         for _ in range(2):
-            _airflow(["dags", "test", "clv_pipeline", AS_OF.isoformat(), "-c", conf], env)
+            proc = _airflow(["dags", "test", "clv_pipeline", AS_OF.isoformat(), "-c", conf],
+                            env)
+            outputs.append(proc.stdout + proc.stderr)
             counts.append({t: _query(settings, f"select count(*) from {t}")[0][0]
                            for t in ("raw.orders", "features.customer_features",
                                      "marts.customer_scores", "marts.customer_segments",
                                      "marts.budget_allocation")})
             checksums.append({t: _checksum(settings, t) for t in CONTENT_TABLES})
         yield {"settings": settings, "counts": counts, "n_orders": n_orders, "load": load,
-               "checksums": checksums}
+               "checksums": checksums, "outputs": outputs}
     finally:
         if old_home is None:
             os.environ.pop("CLV_HOME", None)
         else:
             os.environ["CLV_HOME"] = old_home
+
+
+def test_side_tasks_leave_the_shared_process_of_dags_test_alone(pipeline_runs):
+    """`airflow dags test` runs every task in one process: a side task must not raise its
+    nice value there, or every task after it would run niced (clv.ops.priority)."""
+    for task in ("train_clv", "train_churn", "train_btyd", "explain", "backtest_scores",
+                 "recommend"):
+        assert re.search(rf"{task} runs beside the critical path; nice left at \d+: it "
+                         r"shares its process with the other tasks \(airflow dags test\)",
+                         pipeline_runs["outputs"][0]), task
+    assert "its process now at nice" not in pipeline_runs["outputs"][0]
 
 
 def test_every_output_table_has_one_row_per_customer(pipeline_runs):

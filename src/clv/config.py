@@ -31,6 +31,8 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 | CLV_MAX_CLUSTER_ROWS  | ``200000``: K-means centroids are fitted on a    |
 |                       | hashed sample of this many customers, then every |
 |                       | customer is assigned (``0``: fit on all)         |
+| CLV_SIDE_TASK_NICE    | ``10``: nice value of a side task's process under |
+|                       | the scheduler (clv.ops.priority; ``0``: none)    |
 
 ``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
 ``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,

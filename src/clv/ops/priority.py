@@ -1,0 +1,85 @@
+"""CPU priority of the DAG's side branches.
+
+The DAG runs tasks side by side on few cores: the challenger fits beside the longest one
+(the ZILN network), the SHAP reasons beside segment -> allocate. The plan waits for the
+critical path only, so a side task's process yields the CPU to it: its nice value is raised
+(``CLV_SIDE_TASK_NICE``, default 10; ``0`` leaves it). A yielding task still gets every
+cycle the path leaves idle, and nothing it computes changes.
+
+Only a process of its own yields: ``airflow dags test`` (``make run``, ``clv demo``) runs
+every task in one process one after another, where a raised nice value would stay with
+the tasks that follow (lowering it again needs privileges).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Nice value a side task's process takes (0-19; 0 = as the path).
+DEFAULT_SIDE_TASK_NICE = 10
+
+
+def side_task_nice() -> int:
+    """``CLV_SIDE_TASK_NICE`` as a nice value in 0..19; a clear error otherwise."""
+    raw = os.environ.get("CLV_SIDE_TASK_NICE", str(DEFAULT_SIDE_TASK_NICE)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise ValueError(f"CLV_SIDE_TASK_NICE={raw!r}: expected a whole number from 0 "
+                         "(no change) to 19 (yield the most)")
+    return value
+
+
+def yield_cpu(nice: int | None = None, *, task_dir: Path = Path("/proc/self/task")) -> int:
+    """Raise the nice value of every thread of this process to ``nice`` (default
+    :func:`side_task_nice`) and return the value the process now has.
+
+    Linux keeps a nice value per thread and a new thread inherits its creator's, so every
+    thread running now is set (thread pools made at import time included) and the ones
+    made later follow. A value already higher is kept."""
+    target = side_task_nice() if nice is None else nice
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if target <= current:
+        return current
+    for tid in sorted(int(name) for name in os.listdir(task_dir)):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
+    return target
+
+
+def task_has_own_process() -> bool:
+    """True in a task process of an Airflow worker (LocalExecutor, Celery, ...), False
+    under ``airflow dags test``, which runs the task inside its own process, and outside
+    Airflow."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    except ImportError:
+        return False
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return comms is not None and not isinstance(comms, InProcessSupervisorComms)
+
+
+def yield_to_the_path(task_id: str) -> int:
+    """Called first thing by a side task: yields the CPU when the task has a process of
+    its own (and ``CLV_SIDE_TASK_NICE`` is not 0); logs and returns the process's nice
+    value."""
+    nice = side_task_nice()
+    if nice and task_has_own_process():
+        value = yield_cpu(nice)
+        log.info("%s runs beside the critical path: its process now at nice %d "
+                 "(CLV_SIDE_TASK_NICE)", task_id, value)
+        return value
+    value = os.getpriority(os.PRIO_PROCESS, 0)
+    why = ("CLV_SIDE_TASK_NICE=0" if not nice else
+           "it shares its process with the other tasks (airflow dags test)")
+    log.info("%s runs beside the critical path; nice left at %d: %s", task_id, value, why)
+    return value
