@@ -529,3 +529,27 @@ def test_hull_steps_match_a_walk_of_each_group_by_hand_ties_included(seed):
                    steps.dcost.tolist(), steps.dvalue.tolist(), strict=True))
     assert got == _hull_by_hand(group, cost, value)
     assert len(got) > len(sizes)  # groups with more than one hull step were walked
+
+
+def test_coupling_rows_by_hand():
+    """Budget, share (min and max) and capacity rows over 5 items, written out by hand;
+    an item of cost 0 leaves its budget entry empty, as it would in any sparse form."""
+    from clv.decisions.allocation.knapsack_model import Problem, _coupling
+
+    cost = np.array([2.0, 0.0, 4.0, 1.0, 3.0])
+    share_class = np.array([1, 1, 0, 2, 1], dtype=np.int8)
+    capacity_class = np.array([0, 3, 3, 0, 3], dtype=np.int8)
+    p = Problem(np.array([0, 0, 1, 2, 2]), np.array([0, 2, 3]), cost,
+                np.ones(5), share_class, capacity_class)
+    rows = _coupling(p, 7.5, {1: (0.25, 0.75), 2: (0.0, 0.5)}, {3: 2})
+    inside1, inside2 = np.array([1, 1, 0, 0, 1.0]), np.array([0, 0, 0, 1, 0.0])
+    expected = np.vstack([
+        cost,                       # budget
+        cost * (0.25 - inside1),    # class 1 takes at least a quarter of the spend
+        cost * (inside1 - 0.75),    # ... and at most three quarters
+        cost * (inside2 - 0.5),     # class 2 at most half (no minimum row)
+        [0, 1, 1, 0, 1.0],          # capacity class 3: at most 2 items
+    ])
+    assert np.array_equal(rows.a.toarray(), expected)
+    assert rows.a.nnz == np.count_nonzero(expected) == 19  # 4 a row, 3 capacity
+    assert rows.b.tolist() == [7.5, 0.0, 0.0, 0.0, 2.0]

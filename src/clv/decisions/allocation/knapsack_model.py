@@ -77,15 +77,27 @@ def _share_rows(p: Problem, shares: ShareCodes) -> list[np.ndarray]:
     return rows
 
 
+def _sparse_rows(dense: list[np.ndarray], n: int) -> sp.csr_matrix:
+    """The rows as CSR, built from their nonzeros. ``sp.csr_matrix`` of a dense array goes
+    through COO over every entry: 0.4 s a call at 7.1M items, 13 calls in a plan."""
+    columns = [np.flatnonzero(row) for row in dense]
+    indptr = np.zeros(len(dense) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in columns], out=indptr[1:])
+    index = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    return sp.csr_matrix((np.concatenate([row[c] for row, c in zip(dense, columns, strict=True)]
+                                         ).astype(float),
+                          np.concatenate(columns).astype(index), indptr.astype(index)),
+                         shape=(len(dense), n))
+
+
 def _coupling(p: Problem, budget: float, shares: ShareCodes, capacity: CapacityCodes) -> Rows:
     """Budget, share and capacity rows over the problem's variables."""
     dense = [p.cost] + _share_rows(p, shares)
     b = [budget] + [0.0] * (len(dense) - 1)
-    blocks = [sp.csr_matrix(np.vstack(dense))]
     for code, cap in sorted(capacity.items()):
-        blocks.append(sp.csr_matrix((p.capacity_class == code).astype(float)[None, :]))
+        dense.append((p.capacity_class == code).astype(float))
         b.append(float(cap))
-    return Rows(a=sp.vstack(blocks, format="csr"), b=np.asarray(b, dtype=float))
+    return Rows(a=_sparse_rows(dense, p.n), b=np.asarray(b, dtype=float))
 
 
 def _group_rows(p: Problem, groups: np.ndarray) -> sp.csr_matrix:
