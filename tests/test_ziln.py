@@ -110,8 +110,9 @@ def test_learns_that_higher_spending_history_means_higher_value(trained):
 def test_save_and_load_give_the_same_predictions(trained, tmp_path):
     frame, _, _, model = trained
     loaded = ziln.ZilnModel.load(model.save(tmp_path / "m"))
-    np.testing.assert_allclose(loaded.predict_spend(frame), model.predict_spend(frame),
-                               rtol=1e-6)
+    before = model.predict_spend(frame)
+    ziln._LOGITS.clear()  # the loaded network itself predicts, not the remembered result
+    np.testing.assert_allclose(loaded.predict_spend(frame), before, rtol=1e-6)
     assert loaded.config == model.config
 
 
@@ -158,6 +159,27 @@ def test_learning_sample_is_capped_seeded_and_equal_to_fitting_that_sample(train
     assert not np.allclose(model.predict_logits(frame), full.predict_logits(frame))
 
 
+def test_the_last_logits_are_remembered_by_the_network_and_inputs(trained, tmp_path):
+    """evaluate predicts one network as its spend version, its churn version (each loaded
+    on its own) and in the interval code, over the same customers: one pass serves all."""
+    frame, spend, _, model = trained
+    ziln._LOGITS.clear()
+    first = model.predict_logits(frame)
+    np.testing.assert_array_equal(first, model._predict_logits(frame))
+    churn_version = ziln.ZilnModel.load(model.save(tmp_path / "churn"))
+    assert churn_version.predict_logits(frame.copy()) is first  # no second pass
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = 0.0
+    changed = frame.copy()
+    changed.loc[7, "total_spend"] += 50.0  # one input of one customer
+    fresh = model.predict_logits(changed)
+    assert fresh is not first and not np.array_equal(fresh[7], first[7])
+    np.testing.assert_array_equal(fresh, model._predict_logits(changed))
+    other = ziln.ZilnModel.fit(frame, spend, dataclasses.replace(SMALL, seed=SMALL.seed + 1))
+    assert other.predict_logits(changed) is not fresh  # another network: its own pass
+    np.testing.assert_array_equal(other.predict_logits(changed), other._predict_logits(changed))
+
+
 def test_predict_both_equals_the_two_predictions(trained):
     frame, _, _, model = trained
     spend, churn = model.predict_both(frame)
@@ -167,10 +189,10 @@ def test_predict_both_equals_the_two_predictions(trained):
 
 def test_chunked_prediction_equals_one_pass(trained, monkeypatch):
     frame, _, _, model = trained
-    whole = model.predict_logits(frame)
+    whole = model._predict_logits(frame)  # not remembered: each call runs the network
     monkeypatch.setattr(ziln, "PREDICT_CHUNK_ROWS", 128)  # 400 rows: chunks 128+128+128+16
     monkeypatch.setattr(ziln, "PREDICT_BATCH", 64)
-    chunked = model.predict_logits(frame)
+    chunked = model._predict_logits(frame)
     assert chunked.shape == whole.shape == (len(frame), 3)
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 
