@@ -144,8 +144,8 @@ def _horizon() -> int:
 
 
 def _beside_the_path() -> None:
-    """A side task (nothing on the way to the plan waits for it) yields the CPU to the
-    tasks that are: clv.ops.priority."""
+    """A side task runs beside a longer one the run waits for (the challenger fits beside
+    ZILN, explain beside segment -> allocate): it yields the CPU, clv.ops.priority."""
     from clv.ops.priority import yield_to_the_path
 
     yield_to_the_path(get_current_context()["ti"].task_id)
