@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clv.models import btyd
+from clv.models.memo import LastResult, content_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -109,7 +110,7 @@ class BtydPyfunc(_python_model_base()):
 #: Empty (``CLV_SPEND_LEVEL_ANCHOR=``) registers new XGBoost versions without it.
 LEVEL_ANCHOR = os.environ.get("CLV_SPEND_LEVEL_ANCHOR", btyd.DEFAULT_FAMILY)
 
-_ANCHOR_TOTALS: dict[tuple, float | None] = {}
+_ANCHOR_TOTALS: LastResult[float | None] = LastResult()
 
 
 def anchor_total(frame: pd.DataFrame, horizon_days: float, family: str) -> float | None:
@@ -119,20 +120,15 @@ def anchor_total(frame: pd.DataFrame, horizon_days: float, family: str) -> float
     Remembered by content (one entry): ``evaluate`` scores several versions on one
     holdout, and each would otherwise refit the same model.
     """
-    import hashlib
-
-    digest = hashlib.sha1()
-    for arr in btyd.rft_from_features(frame):
-        digest.update(np.ascontiguousarray(arr, dtype=float).tobytes())
-    key = (family, float(horizon_days), len(frame), digest.hexdigest())
-    if key not in _ANCHOR_TOTALS:
-        _ANCHOR_TOTALS.clear()
+    def fit() -> float | None:
         try:
             model = BtydModel.fit(family, frame, horizon_days)
-            _ANCHOR_TOTALS[key] = float(np.sum(model.predict_spend(frame)))
+            return float(np.sum(model.predict_spend(frame)))
         except (ValueError, FloatingPointError):  # too few repeat customers: no anchor
-            _ANCHOR_TOTALS[key] = None
-    return _ANCHOR_TOTALS[key]
+            return None
+
+    return _ANCHOR_TOTALS.get(content_digest(btyd.rft_from_features(frame), family,
+                                             float(horizon_days), len(frame)), fit)
 
 
 def level_factor(frame: pd.DataFrame, pred: np.ndarray, horizon_days: float,

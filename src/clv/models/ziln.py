@@ -26,7 +26,6 @@ on a seeded random validation share of the learning customers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ import numpy as np
 
 from clv.config import N_PERIODS
 from clv.features import RFM_FEATURES, period_columns
+from clv.models.memo import LastResult, content_digest
 from clv.models.sampling import sample_positions
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -210,19 +210,7 @@ class Preprocessor:
 #: inputs digest). ``evaluate`` at 10M orders ran the network 5 times over the holdout
 #: (the spend and churn versions on all of it, the interval code 3 times on its
 #: measurement half), 2 of them needed.
-_LOGITS: dict[tuple[str, str], np.ndarray] = {}
-
-
-def _inputs_digest(frame: pd.DataFrame, n_periods: int) -> str:
-    """Digest of the columns the preprocessing reads (one column at a time: no copy of
-    the whole frame), with their order and the row count."""
-    digest = hashlib.blake2b(digest_size=16)
-    columns = list(dict.fromkeys(RFM_FEATURES + _MAYBE_MISSING + period_columns(n_periods)))
-    digest.update(json.dumps([len(frame), columns]).encode())
-    for column in columns:
-        if column in frame.columns:  # a missing one fails in the preprocessing
-            digest.update(np.ascontiguousarray(frame[column].to_numpy(dtype=float)).tobytes())
-    return digest.hexdigest()
+_LOGITS: LastResult[np.ndarray] = LastResult()
 
 
 #: Prediction batch, and rows preprocessed per pass (49 batches).
@@ -375,22 +363,17 @@ class ZilnModel:
         (:data:`_LOGITS`): the spend and the churn version of one network, and the
         interval code, predict the same customers one after another.
         """
-        key = (self._digest(), _inputs_digest(frame, self.preprocessor.n_periods))
-        if key not in _LOGITS:
-            _LOGITS.clear()
-            _LOGITS[key] = self._predict_logits(frame)
-            _LOGITS[key].flags.writeable = False
-        return _LOGITS[key]
+        columns = list(dict.fromkeys(RFM_FEATURES + _MAYBE_MISSING
+                                     + period_columns(self.preprocessor.n_periods)))
+        inputs = content_digest((frame[c] for c in columns if c in frame.columns),
+                                len(frame), columns)  # a missing column fails in transform
+        return _LOGITS.get((self._digest(), inputs), lambda: self._predict_logits(frame))
 
     def _digest(self) -> str:
         """The network's weights, preprocessing and configuration, as one digest."""
         if self._weights_digest is None:
-            digest = hashlib.blake2b(digest_size=16)
-            for w in self.network.get_weights():
-                digest.update(np.ascontiguousarray(w).tobytes())
-            digest.update(json.dumps([asdict(self.preprocessor), asdict(self.config)],
-                                     sort_keys=True).encode())
-            self._weights_digest = digest.hexdigest()
+            self._weights_digest = content_digest(
+                self.network.get_weights(), asdict(self.preprocessor), asdict(self.config))
         return self._weights_digest
 
     def _predict_logits(self, frame: pd.DataFrame) -> np.ndarray:
@@ -400,7 +383,9 @@ class ZilnModel:
                 frame.iloc[start:start + PREDICT_CHUNK_ROWS])
             out = self.network.predict([static, seq], batch_size=PREDICT_BATCH, verbose=0)
             parts.append(np.asarray(out, dtype=float))
-        return np.concatenate(parts)
+        logits = np.concatenate(parts)
+        logits.flags.writeable = False  # remembered and shared (_LOGITS): never changed
+        return logits
 
     def predict_spend(self, frame: pd.DataFrame) -> np.ndarray:
         """Expected spend over the horizon (times :attr:`spend_scale`)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +35,22 @@ def side_task_nice() -> int:
     return value
 
 
-def yield_cpu(nice: int | None = None, *, task_dir: Path = Path("/proc/self/task")) -> int:
-    """Raise the nice value of every thread of this process to ``nice`` (default
-    :func:`side_task_nice`) and return the value the process now has.
+def yield_cpu(nice: int) -> int:
+    """Raise the nice value of every thread of this process to ``nice`` and return the
+    value the process now has.
 
     Linux keeps a nice value per thread and a new thread inherits its creator's, so every
     thread running now is set (thread pools made at import time included) and the ones
     made later follow. A value already higher is kept."""
-    target = side_task_nice() if nice is None else nice
     current = os.getpriority(os.PRIO_PROCESS, 0)
-    if target <= current:
+    if nice <= current:
         return current
-    for tid in sorted(int(name) for name in os.listdir(task_dir)):
+    for tid in os.listdir("/proc/self/task"):
         try:
-            os.setpriority(os.PRIO_PROCESS, tid, target)
+            os.setpriority(os.PRIO_PROCESS, int(tid), nice)
         except ProcessLookupError:  # the thread ended meanwhile
             continue
-    return target
+    return nice
 
 
 def task_has_own_process() -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 
 from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME
 from clv.models import metrics, registry
+from clv.models.memo import LastResult, content_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -67,31 +68,26 @@ def baseline_predictions(frame: pd.DataFrame, horizon_days: int) -> dict[str, di
 #: BTYD fits by content of the frame they were fitted on: the three training tasks and
 #: ``evaluate`` fit the same baseline on the same holdout (3.3 s each on CDNOW); when they
 #: run in one process (``airflow dags test``, ``make run``) it is fitted once.
-_BTYD_MEMO: dict[tuple, tuple[np.ndarray, np.ndarray] | None] = {}
+_BTYD_MEMO: LastResult[tuple[np.ndarray, np.ndarray] | None] = LastResult()
 
 
 def _btyd_predictions(frame: pd.DataFrame, horizon_days: int
                       ) -> tuple[np.ndarray, np.ndarray] | None:
     """(spend, churn) of BG/NBD + Gamma-Gamma fitted on ``frame``; None if it cannot be."""
-    import hashlib
-
     from clv.models import btyd
 
-    # Key on exactly what the fit reads (btyd.rft_from_features): equal key, equal fit.
-    digest = hashlib.sha1()
-    for arr in btyd.rft_from_features(frame):
-        digest.update(np.ascontiguousarray(arr, dtype=float).tobytes())
-    key = (horizon_days, len(frame), digest.hexdigest())
-    if key not in _BTYD_MEMO:
-        _BTYD_MEMO.clear()  # keep one entry: the process's current holdout
+    def fit() -> tuple[np.ndarray, np.ndarray] | None:
         try:
             base = btyd.BtydBaseline.fit(frame)
-            _BTYD_MEMO[key] = (base.predict_spend(frame, horizon_days),
-                               base.predict_churn(frame, horizon_days))
+            return (base.predict_spend(frame, horizon_days),
+                    base.predict_churn(frame, horizon_days))
         except (ValueError, FloatingPointError) as exc:  # too few repeat customers
             log.warning("BTYD baseline not fitted (%s); the BTYD gate is skipped", exc)
-            _BTYD_MEMO[key] = None
-    return _BTYD_MEMO[key]
+            return None
+
+    # Key on exactly what the fit reads (btyd.rft_from_features): equal key, equal fit.
+    return _BTYD_MEMO.get(content_digest(btyd.rft_from_features(frame), horizon_days,
+                                         len(frame)), fit)
 
 
 def _baseline_metrics(name: str, y: np.ndarray, baselines: dict[str, np.ndarray]
