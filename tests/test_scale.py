@@ -80,5 +80,28 @@ def test_the_customers_explained_are_the_highest_predicted_clvs():
                            "predicted_clv": [5.0, 9.0, 5.0, 1.0, 7.0]})
     assert customers_to_explain(scores, 0) is None  # 0 = everyone
     assert customers_to_explain(scores, 5) is None
-    # ties broken by customer_id: a before c
-    assert customers_to_explain(scores, 3).tolist() == ["b", "e", "a"]
+    # ties broken by customer_id: a before c; the ids come in the scores' order
+    assert customers_to_explain(scores, 3).tolist() == ["a", "b", "e"]
+    assert customers_to_explain(scores, 2).tolist() == ["b", "e"]
+
+
+def test_the_customers_explained_match_a_full_sort_with_ties_and_missing_values():
+    """The cutoff-based choice against the reference: every customer sorted by predicted
+    CLV (descending) then customer_id, the first ``limit`` taken; values with many ties,
+    ids in no particular order, and a missing prediction (sorted last)."""
+    from clv.models.reasons import customers_to_explain
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    scores = pd.DataFrame({"customer_id": [f"c{i:05d}" for i in rng.permutation(n)],
+                           "predicted_clv": rng.integers(0, 40, n).astype(float)})
+    for frame in (scores, scores.assign(predicted_clv=scores["predicted_clv"].where(
+            np.arange(n) != 7))):
+        reference = frame.sort_values(["predicted_clv", "customer_id"],
+                                      ascending=[False, True], kind="mergesort")
+        for limit in (1, 37, 50, 1000, 1999):
+            got = customers_to_explain(frame, limit)
+            assert len(got) == limit
+            assert set(got) == set(reference["customer_id"].head(limit))
+            # in the scores' row order
+            assert got.tolist() == [c for c in frame["customer_id"] if c in set(got)]

@@ -193,13 +193,27 @@ def explaining_model(champion: Any, settings: Any = None) -> tuple[Any | None, s
 
 def customers_to_explain(scores: pd.DataFrame, limit: int) -> pd.Series | None:
     """The customer_ids to explain when ``scores`` (customer_id, predicted_clv) hold more
-    than ``limit`` customers: the ``limit`` highest predicted CLVs (ties by customer_id);
-    None when every customer is explained (``limit`` 0 or not exceeded)."""
+    than ``limit`` customers: the ``limit`` highest predicted CLVs (ties by customer_id),
+    in the scores' row order; None when every customer is explained (``limit`` 0 or not
+    exceeded).
+
+    Chosen around the ``limit``-th largest value (``np.partition``), not by sorting every
+    customer: 0.05 s instead of 3.6 s for 2.57M at 10M orders. Scores with a missing
+    prediction (the suite refuses them) are ranked by pandas' sort, missing last."""
     if not limit or len(scores) <= limit:
         return None
-    ranked = scores.sort_values(["predicted_clv", "customer_id"], ascending=[False, True],
-                                kind="mergesort")
-    return ranked["customer_id"].head(limit).reset_index(drop=True)
+    clv = scores["predicted_clv"].to_numpy(dtype=float)
+    if np.isnan(clv).any():
+        ranked = scores.sort_values(["predicted_clv", "customer_id"],
+                                    ascending=[False, True], kind="mergesort")
+        chosen = scores.index.isin(ranked.index[:limit])
+    else:
+        cutoff = np.partition(clv, len(clv) - limit)[len(clv) - limit]  # limit-th largest
+        chosen = clv > cutoff
+        tied = np.flatnonzero(clv == cutoff)  # enough of them to make up the limit
+        ids = scores["customer_id"].to_numpy()[tied]
+        chosen[tied[np.argsort(ids, kind="stable")[:limit - int(chosen.sum())]]] = True
+    return scores["customer_id"][chosen].reset_index(drop=True)
 
 
 def customer_reasons(features: pd.DataFrame, champion: Any, settings: Any = None

@@ -82,16 +82,19 @@ def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     from clv.config import CLV_MODEL_NAME, max_explain_rows
     from clv.models import reasons, registry, scoring
 
-    scored = warehouse.read_partition_pandas(
-        SCORES, as_of_date, columns=["customer_id", "predicted_clv", "clv_model_version",
-                                     "run_id"])
-    clv_version, scores_run = str(scored["clv_model_version"].iat[0]), scored["run_id"].iat[0]
+    # one run writes a partition: its version and run id are read from one row
+    first = warehouse.read_partition_pandas(SCORES, as_of_date,
+                                            columns=["clv_model_version", "run_id"],
+                                            keep=lambda n: [0])
+    clv_version, scores_run = str(first["clv_model_version"].iat[0]), first["run_id"].iat[0]
+    scored = warehouse.read_partition_pandas(SCORES, as_of_date,
+                                             columns=["customer_id", "predicted_clv"])
     chosen = reasons.customers_to_explain(scored, max_explain_rows())
     n_customers = len(scored)
     del scored
     feats = scoring.model_features(as_of_date)
     if chosen is not None:  # the highest predicted CLVs (CLV_MAX_EXPLAIN_ROWS)
-        feats = feats[feats["customer_id"].isin(set(chosen))].reset_index(drop=True)
+        feats = feats[feats["customer_id"].isin(chosen)].reset_index(drop=True)
         log.info("explaining the %d customers with the highest predicted CLV of %d "
                  "(CLV_MAX_EXPLAIN_ROWS)", len(feats), n_customers)
     champion = registry.load_version(CLV_MODEL_NAME, clv_version)
