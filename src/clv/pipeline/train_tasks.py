@@ -39,8 +39,11 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
     go to MLflow, rows to ``marts.model_metrics``."""
     from clv.models import training
 
-    table = training.evaluate_models(as_of_date, horizon_days, run_id)
-    table = _with_interval_coverage(table, as_of_date)
+    # read once: the versions are judged on it, then their intervals (3.6 s at 10M orders)
+    holdout = training.holdout(as_of_date)
+    table = training.evaluate_models(as_of_date, horizon_days, run_id, holdout=holdout)
+    table = _with_interval_coverage(table, as_of_date, holdout)
+    del holdout
     spark = _spark()
     frame = spark.createDataFrame(table[training.METRIC_COLUMNS].astype(
         {"horizon_days": "int32", "n_customers": "int32"}), schema=MODEL_METRICS_SCHEMA)
@@ -54,21 +57,21 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
                         for r in primary.itertuples()}}
 
 
-def _with_interval_coverage(table, as_of_date: dt.date):
+def _with_interval_coverage(table, as_of_date: dt.date, holdout):
     """``table`` (model_metrics rows) plus the 80 % interval's coverage, nominal and PIT
     coverage on the holdout for every evaluated ``clv_spend`` version, also logged as
-    metrics of the version's MLflow run (step = the as-of date as YYYYMMDD)."""
+    metrics of the version's MLflow run (step = the as-of date as YYYYMMDD). ``holdout``:
+    the customers the versions were judged on."""
     import pandas as pd
 
     import mlflow
     from clv.config import CLV_MODEL_NAME
-    from clv.models import intervals, registry, training
+    from clv.models import intervals, registry
 
     spend = table[(table["model_name"] == CLV_MODEL_NAME)
                   & (table["model_version"] != "baseline")].drop_duplicates("model_version")
     if spend.empty:
         return table
-    holdout = training.holdout(as_of_date)  # the customers the versions were judged on
     registry.configure_mlflow()
     client = mlflow.MlflowClient()
     rows = []

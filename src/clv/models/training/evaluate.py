@@ -63,7 +63,8 @@ def _versions_to_evaluate(client: Any, name: str, run_id: str, horizon_days: int
 
 
 def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
-                    settings: Settings | None = None) -> pd.DataFrame:
+                    settings: Settings | None = None,
+                    holdout: pd.DataFrame | None = None) -> pd.DataFrame:
     """Score every aliased or newly registered version and every baseline on the
     holdout, then decide the aliases (:func:`clv.models.registry.decide_aliases`).
 
@@ -73,12 +74,14 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
     cutoff; ``model_alias`` = the alias after the decision) and logs them to an MLflow
     run of their own (``kind=evaluation``): each value as a metric
     ``<model>.v<version>.<metric>``, the table as CSV, and comparison charts.
+    ``holdout``: the as-of date's holdout (:func:`clv.models.training.splits.holdout`) when
+    the caller has read it already.
     """
     import pandas as pd
 
     import mlflow
 
-    evaluate = _holdout(as_of_date, settings)
+    evaluate = _holdout(as_of_date, settings) if holdout is None else holdout
     cutoff = pd.Timestamp(evaluate["cutoff_date"].iat[0]).date()
     x_eval = feature_matrix(evaluate, columns=model_columns(evaluate))  # each version
     # takes its own columns (ScoringModel.predict)
