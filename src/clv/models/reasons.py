@@ -198,21 +198,17 @@ def customers_to_explain(scores: pd.DataFrame, limit: int) -> pd.Series | None:
     exceeded).
 
     Chosen around the ``limit``-th largest value (``np.partition``), not by sorting every
-    customer: 0.05 s instead of 3.6 s for 2.57M at 10M orders. Scores with a missing
-    prediction (the suite refuses them) are ranked by pandas' sort, missing last."""
+    customer: 0.05 s instead of 3.6 s for 2.57M at 10M orders. A missing prediction (the
+    suite refuses them) ranks last."""
     if not limit or len(scores) <= limit:
         return None
     clv = scores["predicted_clv"].to_numpy(dtype=float)
-    if np.isnan(clv).any():
-        ranked = scores.sort_values(["predicted_clv", "customer_id"],
-                                    ascending=[False, True], kind="mergesort")
-        chosen = scores.index.isin(ranked.index[:limit])
-    else:
-        cutoff = np.partition(clv, len(clv) - limit)[len(clv) - limit]  # limit-th largest
-        chosen = clv > cutoff
-        tied = np.flatnonzero(clv == cutoff)  # enough of them to make up the limit
-        ids = scores["customer_id"].to_numpy()[tied]
-        chosen[tied[np.argsort(ids, kind="stable")[:limit - int(chosen.sum())]]] = True
+    clv = np.where(np.isnan(clv), -np.inf, clv)
+    cutoff = np.partition(clv, len(clv) - limit)[len(clv) - limit]  # the limit-th largest
+    chosen = clv > cutoff
+    tied = np.flatnonzero(clv == cutoff)  # enough of them to make up the limit
+    ids = scores["customer_id"].to_numpy()[tied]
+    chosen[tied[np.argsort(ids, kind="stable")[:limit - int(chosen.sum())]]] = True
     return scores["customer_id"][chosen].reset_index(drop=True)
 
 
