@@ -59,10 +59,10 @@ def ensure_mlflow_pipeline_user(env: dict[str, str], tracking_uri: str) -> None:
     (what it creates itself, MLflow lets it manage). It is no admin: it cannot create
     users, grant rights, or touch other experiments and models beyond reading them."""
     from mlflow.exceptions import MlflowException
-    from mlflow.server import get_app_client
 
     import mlflow
     from clv.config import CHURN_MODEL_NAME, CLV_MODEL_NAME, EXPERIMENT_NAME
+    from mlflow.server import get_app_client
 
     user, password = env.get("CLV_MLFLOW_PIPELINE_USER", MLFLOW_PIPELINE_USER), \
         env["CLV_MLFLOW_PIPELINE_PASSWORD"]
