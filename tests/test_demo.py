@@ -41,3 +41,27 @@ def test_airflow_cli_runs_in_process(tmp_path, monkeypatch, capsys):
     import airflow
 
     assert airflow.__version__ in capsys.readouterr().out
+
+
+WARM = """
+import sys
+from clv.ops import demo
+from airflow.sdk.execution_time.supervisor import in_process_api_server
+assert not in_process_api_server.cache_info().currsize
+demo._warm_task_api().join()
+app = in_process_api_server().app  # the one `airflow dags test` asks for (cached)
+print("initialised", app._cadwyn_initialized, flush=True)
+"""
+
+
+def test_task_api_is_built_before_the_dag_run(tmp_path):
+    """The thread leaves Airflow's in-process task API built, routes included, in the
+    very object ``airflow dags test`` then uses (a cached singleton)."""
+    import os
+
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    out = subprocess.run([sys.executable, "-c", WARM], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "initialised True" in out.stdout
+    assert "warming Airflow's task API failed" not in out.stderr
