@@ -103,9 +103,10 @@ MAX_EVAL_ROWS = 500_000
 
 
 #: The explain task's exact TreeSHAP reasons cover at most this many customers, those with
-#: the highest predicted CLV (``CLV_MAX_EXPLAIN_ROWS``; 0 = every customer). TreeSHAP
-#: costs ~1,000x a prediction: 257,000 customers took 239 s of the 1M-order DAG on 2 busy
-#: cores, so 2.57M would take most of an hour.
+#: the highest predicted CLV (``CLV_MAX_EXPLAIN_ROWS``; 0 = every customer). XGBoost's
+#: own TreeSHAP took 239 s for 257,000 customers of the 1M-order DAG on 2 busy cores;
+#: computed once per split pattern (:mod:`clv.models.treeshap`) 500,000 take ~5 s, so
+#: the cap now bounds the reasons table (3 rows a customer) and its validation and write.
 MAX_EXPLAIN_ROWS = 500_000
 
 
