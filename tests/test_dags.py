@@ -62,13 +62,15 @@ def test_pipeline_params_and_order(dagbag):
     assert upstream["train_ziln"] == upstream["train_btyd"] == {"validate_features"}
     assert upstream["evaluate"] == {"train_clv", "train_churn", "train_ziln", "train_btyd"}
     assert upstream["score"] == {"evaluate"}
-    assert upstream["measure_outcomes"] == {"segment"}
+    # the plan reads the segments from the scores: it does not wait for the K-means
+    assert upstream["measure_outcomes"] == upstream["segment"] == {"score"}
     assert upstream["allocate"] == {"measure_outcomes"}
     assert upstream["explain"] == {"score"}
     assert upstream["churn_alerts"] == {"allocate", "explain"}
     assert upstream["backtest_scores"] == {"validate_raw"}
     assert upstream["recommend"] == {"validate_features"}
-    assert upstream["publish_catalog"] == {"churn_alerts", "backtest_scores", "recommend"}
+    assert upstream["publish_catalog"] == {"churn_alerts", "segment", "backtest_scores",
+                                           "recommend"}
     assert upstream["summary"] == {"publish_catalog"}
 
 

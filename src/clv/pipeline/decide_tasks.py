@@ -32,7 +32,6 @@ from clv.pipeline.tables import (
     FRONTIER,
     RECOMMENDATIONS,
     SCORES,
-    SEGMENTS,
 )
 
 log = logging.getLogger(__name__)
@@ -115,10 +114,7 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
         params.action_costs, lists is not None))
     # Only the columns used: at 2.57M customers the full segments frame alone is 0.76 GiB.
     scores = warehouse.read_partition_pandas(SCORES, as_of_date, columns=_ALLOCATION_INPUTS)
-    segments = warehouse.read_partition_pandas(SEGMENTS, as_of_date,
-                                               columns=["customer_id", "segment"])
-    frame = join_one_to_one(scores, segments)  # both sorted by customer_id: a column copy
-    del segments
+    frame = join_one_to_one(scores, _segments(scores))  # both by customer_id: a column copy
     covariates = _shop_covariates(as_of_date, frame["customer_id"])
     measured = _measured_effects(as_of_date, sorted(params.action_costs),
                                  set(covariates["customer_id"]))
@@ -158,10 +154,18 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     out["campaign_plan"] = publish_campaign_plan(as_of_date, run.result.plan, params.budget,
                                                  run_id)
     out["policy_evaluation"] = evaluate_plan_policy(
-        as_of_date, run.result.plan, warehouse.read_partition_pandas(
-            SEGMENTS, as_of_date, columns=["customer_id", "segment"]),
-        params.action_costs, run_id)
+        as_of_date, run.result.plan, _segments(scores), params.action_costs, run_id)
     return out
+
+
+def _segments(scores):
+    """customer_id and value x risk segment (sorted by customer_id). A function of the
+    scores alone (:func:`clv.decisions.segments.assign_segments`, what the segment task
+    publishes in ``marts.customer_segments``), so the plan does not wait for that task's
+    K-means; made again where needed rather than held through the solve (2.57M rows)."""
+    from clv.decisions.segments import assign_segments
+
+    return assign_segments(scores)[["customer_id", "segment"]]
 
 
 def _allocation_summary(run, plan, params: AllocationParams, measured: dict[str, Any],
