@@ -106,6 +106,21 @@ def _one_row_per_pattern(code: np.ndarray, n_splits: int) -> tuple[np.ndarray, n
     return rows, table[code]
 
 
+def _columns(x: pd.DataFrame) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """``x`` as float32 columns, each contiguous (the dtype XGBoost compares in), and the
+    missing rows of each column that has any."""
+    columns = np.ascontiguousarray(x.to_numpy(dtype=np.float32).T)
+    return columns, {f: m for f, m in enumerate(np.isnan(columns)) if m.any()}
+
+
+def pattern_counts(splits: list[TreeSplits], x: pd.DataFrame) -> list[int]:
+    """How many distinct split patterns the rows of ``x`` make in each tree (what XGBoost
+    is asked to compute per tree instead of every row)."""
+    columns, missing = _columns(x)
+    return [len(_one_row_per_pattern(_patterns(columns, missing, tree), len(tree.feature))[0])
+            for tree in splits]
+
+
 def contributions(booster: Any, splits: list[TreeSplits], start: int, x: pd.DataFrame
                   ) -> np.ndarray | None:
     """XGBoost's ``pred_contribs`` of ``x`` over the trees ``splits`` describe (the first is
@@ -114,12 +129,11 @@ def contributions(booster: Any, splits: list[TreeSplits], start: int, x: pd.Data
     import xgboost as xgb
 
     names = list(x.columns)
-    columns = np.ascontiguousarray(x.to_numpy(dtype=np.float32).T)  # a column is contiguous
+    columns, missing = _columns(x)
     if np.isinf(columns).any():
         return None
     if not len(x):
         return np.zeros((0, len(names)), dtype=np.float32)
-    missing = {f: m for f, m in enumerate(np.isnan(columns)) if m.any()}
     total = np.zeros(columns.shape, dtype=np.float32)
     for t, tree in enumerate(splits, start=start):
         rows, pattern = _one_row_per_pattern(_patterns(columns, missing, tree),

@@ -2,9 +2,9 @@
 
 The DAG runs tasks side by side on few cores: the challenger fits beside the longest one
 (the ZILN network), the SHAP reasons and the segments beside measure_outcomes -> allocate.
-The plan waits for the critical path only, so a side task's process yields the CPU to it: its nice value is raised
-(``CLV_SIDE_TASK_NICE``, default 10; ``0`` leaves it). A yielding task still gets every
-cycle the path leaves idle, and nothing it computes changes.
+The plan waits for the critical path only, so a side task's process yields the CPU to it:
+its nice value is raised (``CLV_SIDE_TASK_NICE``, default 10; ``0`` leaves it). A yielding
+task still gets every cycle the path leaves idle, and nothing it computes changes.
 
 Only a process of its own yields: ``airflow dags test`` (``make run``, ``clv demo``) runs
 every task in one process one after another, where a raised nice value would stay with
