@@ -37,8 +37,7 @@ def _synthetic(rows: int, seed: int = 7):
     x.loc[rng.random(rows) < 0.1, "x03"] = np.nan
     x = x.astype("float32")
     y = rng.gamma(2.0, np.exp(0.02 * x["x00"] - 0.01 * x["x01"].fillna(0)) * 20.0)
-    params = {k: v for k, v in XGB_PARAMS.items() if k not in ("device",)}
-    model = xgb.XGBRegressor(objective="reg:tweedie", **params)
+    model = xgb.XGBRegressor(objective="reg:tweedie", **XGB_PARAMS)
     cut = int(rows * 0.8)
     model.fit(x[:cut], y[:cut], eval_set=[(x[cut:], y[cut:])], verbose=False)
     return model, x, "synthetic"
@@ -72,7 +71,7 @@ def main() -> None:
     xgboost_s = time.perf_counter() - started
     started = time.perf_counter()
     splits = treeshap.tree_splits(booster, trees, list(x.columns))
-    got = treeshap.contributions(booster, splits, trees[0], x)
+    got = treeshap.contributions(booster, splits, x)
     patterns_s = time.perf_counter() - started
     per_tree = treeshap.pattern_counts(splits, x)
     row = {"model": what, "rows": len(x), "columns": x.shape[1], "trees": len(splits),

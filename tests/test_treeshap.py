@@ -59,7 +59,7 @@ def test_pattern_shap_is_xgboosts_exactly(depth):
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, _xgboost(model, x))
     # and the patterns were the shortcut's, not XGBoost's whole matrix
-    direct = treeshap.contributions(model.get_booster(), splits, 0, x)
+    direct = treeshap.contributions(model.get_booster(), splits, x)
     np.testing.assert_array_equal(direct, got)
 
 
@@ -91,4 +91,4 @@ def test_an_infinite_input_is_left_to_xgboost():
     model = xgb.XGBRegressor(n_estimators=10, max_depth=3, n_jobs=1).fit(x, x["f0"])
     splits = treeshap.tree_splits(model.get_booster(), (0, 0), list(x.columns))
     x.iat[0, 0] = np.inf
-    assert treeshap.contributions(model.get_booster(), splits, 0, x) is None
+    assert treeshap.contributions(model.get_booster(), splits, x) is None

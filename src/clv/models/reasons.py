@@ -156,7 +156,7 @@ def shap_contributions(model: Any, x: pd.DataFrame) -> np.ndarray:
     for s in range(0, max(len(x), 1), SHAP_CHUNK_ROWS):
         chunk = x.iloc[s:s + SHAP_CHUNK_ROWS]
         part = (None if splits is None
-                else treeshap.contributions(booster, splits, trees[0], chunk))
+                else treeshap.contributions(booster, splits, chunk))
         if part is None:
             part = booster.predict(xgb.DMatrix(chunk), pred_contribs=True,
                                    iteration_range=trees)[:, :-1]

@@ -43,8 +43,10 @@ _TABLE_SPLITS = 20
 
 @dataclass(frozen=True)
 class TreeSplits:
-    """One tree's splits: input column, threshold, and whether a missing value goes right."""
+    """One tree's splits: input column, threshold, and whether a missing value goes right;
+    ``tree`` is the tree's index in the booster."""
 
+    tree: int
     feature: np.ndarray
     threshold: np.ndarray  # float32, as XGBoost compares
     missing_right: np.ndarray
@@ -67,13 +69,14 @@ def tree_splits(booster: Any, iteration_range: tuple[int, int],
     trees = gbm["model"]["trees"]
     start, stop = iteration_range
     found = []
-    for tree in trees[start:stop or len(trees)]:
+    for index, tree in enumerate(trees[start:stop or len(trees)], start=start):
         if any(tree.get("split_type", ())):  # categorical splits
             return None
         inner = np.flatnonzero(np.asarray(tree["left_children"]) != -1)
         if len(inner) > MAX_SPLITS:
             return None
         found.append(TreeSplits(
+            tree=index,
             feature=np.asarray(tree["split_indices"], dtype=np.int64)[inner],
             threshold=np.asarray(tree["split_conditions"], dtype=np.float64)[inner]
             .astype(np.float32),
@@ -121,10 +124,10 @@ def pattern_counts(splits: list[TreeSplits], x: pd.DataFrame) -> list[int]:
             for tree in splits]
 
 
-def contributions(booster: Any, splits: list[TreeSplits], start: int, x: pd.DataFrame
+def contributions(booster: Any, splits: list[TreeSplits], x: pd.DataFrame
                   ) -> np.ndarray | None:
-    """XGBoost's ``pred_contribs`` of ``x`` over the trees ``splits`` describe (the first is
-    tree ``start``), without the bias column: (rows, columns) float32. None when ``x``
+    """XGBoost's ``pred_contribs`` of ``x`` over the trees ``splits`` describe, without the
+    bias column: (rows, columns) float32. None when ``x``
     holds an infinite value (XGBoost's own handling of those is left to it)."""
     import xgboost as xgb
 
@@ -135,10 +138,10 @@ def contributions(booster: Any, splits: list[TreeSplits], start: int, x: pd.Data
     if not len(x):
         return np.zeros((0, len(names)), dtype=np.float32)
     total = np.zeros(columns.shape, dtype=np.float32)
-    for t, tree in enumerate(splits, start=start):
+    for tree in splits:
         rows, pattern = _one_row_per_pattern(_patterns(columns, missing, tree),
                                              len(tree.feature))
-        one_tree = booster[t:t + 1]
+        one_tree = booster[tree.tree:tree.tree + 1]
         values = one_tree.predict(xgb.DMatrix(columns[:, rows].T, feature_names=names),
                                   pred_contribs=True)[:, :-1]
         # the features the tree splits on; the others' contributions are exactly 0
