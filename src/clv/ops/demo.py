@@ -70,13 +70,16 @@ def _airflow(*argv: str) -> None:
 
 
 def _warm_task_api() -> threading.Thread:
-    """Build Airflow's in-process task API in a thread, while the orders load.
+    """Build Airflow's in-process task API and open the MLflow store in a thread, while
+    the orders load.
 
     ``airflow dags test`` reaches its metadata through an execution API server held in
     this process (``in_process_api_server``, built once). Its first request builds
     every versioned route (Cadwyn): ~5 s of Python that opened the DAG run, while the
-    load before it mostly waits for Spark's JVM. A failure here only means the DAG
-    run builds the server itself, as it did before: it is logged, never raised.
+    load before it mostly waits for Spark's JVM. The first training task opened the
+    MLflow store the same way: importing MLflow and, in a new home, creating its tables
+    (~4 s). A failure here only means the DAG run does it itself, as it did before: it
+    is logged, never raised.
     """
     def build() -> None:
         try:
@@ -88,6 +91,13 @@ def _warm_task_api() -> threading.Thread:
             client.get("/health").raise_for_status()
         except Exception as exc:  # noqa: BLE001 -- an optimisation, never a failure
             print(f"warming Airflow's task API failed ({exc!r}); the DAG run builds it",
+                  file=sys.stderr, flush=True)
+        try:
+            from clv.models.registry import configure_mlflow
+
+            configure_mlflow()
+        except Exception as exc:  # noqa: BLE001 -- as above
+            print(f"opening the MLflow store failed ({exc!r}); the DAG run opens it",
                   file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=build, name="warm-task-api", daemon=True)
@@ -142,6 +152,21 @@ def _refuse_mixing(orders: OrdersFile | OlistExport) -> None:
             f"{batches[-1]}, e.g. CDNOW from an earlier make run): {orders.path} would be "
             "mixed with them into one shop. `make clean` empties the warehouse and the "
             "state (MLflow, Airflow) first; `clv import-orders` adds a file to what is there")
+
+
+#: Largest input (bytes: the orders file, or every file of an export) for which the
+#: walk-through starts its Spark driver for a short run over small data
+#: (:data:`clv.data.spark.QUICK_JVM_OPTIONS`); CDNOW's file is 2.5 MB.
+QUICK_JVM_MAX_BYTES = 64 * 2**20
+
+
+def _small_input(orders: OrdersFile | OlistExport | None) -> bool:
+    """True when the run's input is at most :data:`QUICK_JVM_MAX_BYTES`."""
+    from clv import ingest
+
+    path = ingest.cdnow_packaged_path() if orders is None else Path(orders.path)
+    files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+    return sum(f.stat().st_size for f in files) <= QUICK_JVM_MAX_BYTES
 
 
 def _load_olist(spark, export: OlistExport) -> tuple[dt.date, str]:
@@ -201,7 +226,7 @@ def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight
               if isinstance(orders, OlistExport) else RAW_ORDERS)
     with steps.step(f"{source} -> {target} (validated, quarantine, atomic publish)"):
         with _output_to(log_path):
-            spark = get_spark("clv")
+            spark = get_spark("clv", quick_jvm=_small_input(orders))
             if isinstance(orders, OlistExport):
                 batch, result = _load_olist(spark, orders)
             else:
