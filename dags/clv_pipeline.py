@@ -246,11 +246,15 @@ def clv_pipeline():
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_features() -> dict:
-        """Great Expectations suite customer_features over the new partition."""
+        """Great Expectations suite customer_features over the new partition; under
+        `airflow dags test`, segment's K-means then begins beside the fits
+        (clv.ops.head_start)."""
         from clv import pipeline
 
         with _data_errors_fail_fast():
-            return pipeline.validate_features(_as_of_date())
+            checked = pipeline.validate_features(_as_of_date())
+        return {**checked,
+                "clusters_begun": pipeline.begin_clusters(_as_of_date(), _run_id())}
 
     @task
     def train_clv() -> dict:

@@ -145,6 +145,18 @@ def max_cluster_rows() -> int:
 def max_eval_rows() -> int:
     """:data:`MAX_EVAL_ROWS`, or ``CLV_MAX_EVAL_ROWS`` when set (0 = no cap)."""
     return _row_cap("CLV_MAX_EVAL_ROWS", MAX_EVAL_ROWS)
+
+
+#: Largest customer table for which ``airflow dags test`` begins a later task's Spark
+#: work early, in a thread beside the tasks that run meanwhile (:mod:`clv.ops.head_start`):
+#: past it, the work waits for its task, as under the scheduler.
+MAX_HEAD_START_CUSTOMERS = 500_000
+
+
+def max_head_start_customers() -> int:
+    """:data:`MAX_HEAD_START_CUSTOMERS`, or ``CLV_HEAD_START_MAX_CUSTOMERS`` when set
+    (0 = no head starts)."""
+    return _row_cap("CLV_HEAD_START_MAX_CUSTOMERS", MAX_HEAD_START_CUSTOMERS)
 #: Where the XGBoost fits and the scoring run (``CLV_DISTRIBUTED``,
 #: :mod:`clv.models.distributed`): ``auto`` puts them on the Spark executors when the
 #: master is a cluster (``spark://``, ``yarn``, ``k8s://``) or the table holds

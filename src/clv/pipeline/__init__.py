@@ -56,6 +56,7 @@ from clv.pipeline.publishing import (
 from clv.pipeline.recommend_tasks import recommend
 from clv.pipeline.score_tasks import (
     backtest_scores,
+    begin_clusters,
     churn_alerts,
     explain,
     score,
@@ -125,6 +126,7 @@ __all__ = [
     "StaleDataError",
     "allocate",
     "backtest_scores",
+    "begin_clusters",
     "recommend",
     "build_features",
     "churn_alerts",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -46,15 +47,37 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
             "clv_p90_total": float(scores["clv_p90"].sum())}
 
 
-def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
-    """Value x risk segments and behavioural K-means clusters, with their summary."""
-    from clv.data.frames import join_one_to_one
-    from clv.decisions import clusters
-    from clv.decisions.segments import assign_segments, segment_summary
+def begin_clusters(as_of_date: dt.date, run_id: str) -> bool:
+    """Under ``airflow dags test``, begin :func:`segment`'s K-means (Spark jobs, on the
+    validated features alone) in a thread beside the model fits, which hold the Python
+    interpreter (:mod:`clv.ops.head_start`); True when begun."""
+    from clv.ops import head_start
 
-    spark = _spark()
+    customers = warehouse.row_count(FEATURES, as_of_date) or 0
+    return head_start.begin(_clusters_key(as_of_date, run_id),
+                            functools.partial(_clusters, as_of_date), customers)
+
+
+def _clusters_key(as_of_date: dt.date, run_id: str) -> tuple:
+    return ("behaviour clusters", as_of_date.isoformat(), run_id)
+
+
+def _clusters(as_of_date: dt.date):
+    from clv.decisions import clusters
+
+    return clusters.behaviour_clusters(warehouse.read_table(_spark(), FEATURES, as_of_date))
+
+
+def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """Value x risk segments and behavioural K-means clusters (begun by
+    :func:`begin_clusters` when it could), with their summary."""
+    from clv.data.frames import join_one_to_one
+    from clv.decisions.segments import assign_segments, segment_summary
+    from clv.ops import head_start
+
     scores = warehouse.read_partition_pandas(SCORES, as_of_date)
-    found = clusters.behaviour_clusters(warehouse.read_table(spark, FEATURES, as_of_date))
+    found = head_start.take(_clusters_key(as_of_date, run_id),
+                            functools.partial(_clusters, as_of_date))
     # scores, segments and assignments are all sorted by customer_id: column copies
     segments = join_one_to_one(assign_segments(scores), found.assignments, how="left")
     segments = join_one_to_one(
