@@ -53,13 +53,15 @@ app = in_process_api_server().app  # the one `airflow dags test` asks for (cache
 print("initialised", app._cadwyn_initialized, flush=True)
 from clv.models.registry import store
 print("experiment ids cached", len(store._EXPERIMENT_IDS), flush=True)
+print("tensorflow imported", "tensorflow" in sys.modules, flush=True)
 """
 
 
 def test_task_api_is_built_and_the_mlflow_store_opened_before_the_dag_run(tmp_path):
     """The thread leaves Airflow's in-process task API built, routes included, in the
-    very object ``airflow dags test`` then uses (a cached singleton), and the MLflow
-    store of the home created, with the experiment the training tasks log to."""
+    very object ``airflow dags test`` then uses (a cached singleton), the MLflow store of
+    the home created, with the experiment the training tasks log to, and TensorFlow
+    imported."""
     import os
     import sqlite3
 
@@ -73,6 +75,7 @@ def test_task_api_is_built_and_the_mlflow_store_opened_before_the_dag_run(tmp_pa
     assert out.returncode == 0, out.stderr[-2000:]
     assert "initialised True" in out.stdout
     assert "experiment ids cached 1" in out.stdout
+    assert "tensorflow imported True" in out.stdout
     assert "failed" not in out.stderr
     with sqlite3.connect(home / ".state" / "mlflow" / "mlflow.db") as db:
         names = [r[0] for r in db.execute("select name from experiments")]

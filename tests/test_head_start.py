@@ -22,7 +22,8 @@ def _nothing_left_begun():
 def test_outside_airflow_dags_test_nothing_begins_and_take_calls_the_function():
     assert not head_start.tasks_share_this_process()
     calls = []
-    assert not head_start.begin("k", lambda: calls.append("begun"), customers=10)
+    assert not head_start.begin("k", lambda: calls.append("begun"),
+                                customers=lambda: calls.append("counted") or 10)
     assert head_start.pending() == []
     assert head_start.take("k", lambda: "inline") == "inline"
     assert calls == []
@@ -36,8 +37,8 @@ def test_begun_work_runs_in_the_head_start_thread_and_take_returns_its_result():
         started.set()
         return 42
 
-    assert head_start.begin("k", work, customers=10, force=True)
-    assert not head_start.begin("k", lambda: -1, customers=10, force=True)  # left as is
+    assert head_start.begin("k", work, customers=lambda: 10, force=True)
+    assert not head_start.begin("k", lambda: -1, customers=lambda: 10, force=True)  # left as is
     assert started.wait(30)
     assert head_start.take("k", lambda: "inline") == 42
     assert ran_in[0].startswith("head-start") and ran_in[0] != threading.current_thread().name
@@ -52,7 +53,7 @@ def test_the_works_error_is_raised_by_take():
         started.set()
         raise ValueError("features.customer_features: bad column")
 
-    head_start.begin("k", work, customers=10, force=True)
+    head_start.begin("k", work, customers=lambda: 10, force=True)
     assert started.wait(30)
     with pytest.raises(ValueError, match="bad column"):
         head_start.take("k", lambda: "inline")
@@ -67,9 +68,9 @@ def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task():
         release.wait(30)
         return "blocker"
 
-    head_start.begin("first", blocker, customers=10, force=True)
+    head_start.begin("first", blocker, customers=lambda: 10, force=True)
     assert started.wait(30)
-    head_start.begin("second", lambda: queued.append("ran in the pool"), customers=10,
+    head_start.begin("second", lambda: queued.append("ran in the pool"), customers=lambda: 10,
                      force=True)
     assert head_start.take("second", lambda: threading.current_thread().name) == \
         threading.current_thread().name
@@ -80,14 +81,14 @@ def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task():
 
 def test_off_switch_and_customer_limit(monkeypatch):
     monkeypatch.setenv("CLV_HEAD_START", "off")
-    assert not head_start.begin("k", lambda: 1, customers=10, force=True)
+    assert not head_start.begin("k", lambda: 1, customers=lambda: 10, force=True)
     monkeypatch.setenv("CLV_HEAD_START", "maybe")
     with pytest.raises(ValueError, match="CLV_HEAD_START='maybe'"):
-        head_start.begin("k", lambda: 1, customers=10, force=True)
+        head_start.begin("k", lambda: 1, customers=lambda: 10, force=True)
     monkeypatch.setenv("CLV_HEAD_START", "on")
     monkeypatch.setenv("CLV_HEAD_START_MAX_CUSTOMERS", "100")
-    assert not head_start.begin("k", lambda: 1, customers=101, force=True)
-    assert head_start.begin("k", lambda: 1, customers=100, force=True)
+    assert not head_start.begin("k", lambda: 1, customers=lambda: 101, force=True)
+    assert head_start.begin("k", lambda: 1, customers=lambda: 100, force=True)
     assert head_start.take("k", lambda: 1) == 1  # from the thread, or run here if not begun
 
 
@@ -120,7 +121,7 @@ def test_segment_clusters_begun_ahead_are_the_clusters_of_the_task(spark, clv_ho
         started.set()
         return score_tasks._clusters(day)
 
-    assert head_start.begin(key, work, 300, force=True)
+    assert head_start.begin(key, work, lambda: 300, force=True)
     assert started.wait(60)
     ahead = head_start.take(key, work)
     assert ran_in == [ran_in[0]] and ran_in[0].startswith("head-start")

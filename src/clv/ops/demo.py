@@ -77,9 +77,9 @@ def _warm_task_api() -> threading.Thread:
     this process (``in_process_api_server``, built once). Its first request builds
     every versioned route (Cadwyn): ~5 s of Python that opened the DAG run, while the
     load before it mostly waits for Spark's JVM. The first training task opened the
-    MLflow store the same way: importing MLflow and, in a new home, creating its tables
-    (~4 s). A failure here only means the DAG run does it itself, as it did before: it
-    is logged, never raised.
+    MLflow store the same way (importing MLflow and, in a new home, creating its tables:
+    ~4 s), and the ZILN task imported TensorFlow (~3-5 s). A failure here only means the
+    DAG run does it itself, as it did before: it is logged, never raised.
     """
     def build() -> None:
         try:
@@ -98,6 +98,12 @@ def _warm_task_api() -> threading.Thread:
             configure_mlflow()
         except Exception as exc:  # noqa: BLE001 -- as above
             print(f"opening the MLflow store failed ({exc!r}); the DAG run opens it",
+                  file=sys.stderr, flush=True)
+        try:  # imported, not started: the ZILN task still picks the device
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 -- as above
+            print(f"importing TensorFlow failed ({exc!r}); the ZILN task imports it",
                   file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=build, name="warm-task-api", daemon=True)
@@ -245,7 +251,8 @@ def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight
     as_of_date = as_of_date or batch
     conf = {"as_of_date": as_of_date.isoformat(), "horizon_days": horizon_days,
             "budget": budget, "clv_weight": clv_weight}
-    warming.join()  # before the DAG step: its time stays the DAG's own
+    with _output_to(log_path):  # what the libraries print while it ends goes to the log
+        warming.join()  # before the DAG step: its time stays the DAG's own
     with steps.step(f"DAG {DAG_ID} for {as_of_date} (airflow dags test; log {log_path})"):
         try:
             with _output_to(log_path):

@@ -58,12 +58,12 @@ def tasks_share_this_process() -> bool:
     return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
 
 
-def begin(key: Hashable, fn: Callable[[], Any], customers: int, *,
+def begin(key: Hashable, fn: Callable[[], Any], customers: Callable[[], int], *,
           force: bool = False) -> bool:
     """Start ``fn`` in the head-start thread under ``key`` when the tasks share this
-    process (or ``force``), head starts are on and ``customers`` is within
-    :func:`clv.config.max_head_start_customers`; True when it was started. Work already
-    begun under ``key`` is left as it is."""
+    process (or ``force``), head starts are on and ``customers()`` (asked only then) is
+    within :func:`clv.config.max_head_start_customers`; True when it was started. Work
+    already begun under ``key`` is left as it is."""
     from clv.config import max_head_start_customers
 
     if not (force or tasks_share_this_process()):
@@ -71,10 +71,10 @@ def begin(key: Hashable, fn: Callable[[], Any], customers: int, *,
     if not enabled():
         log.info("no head start for %s: CLV_HEAD_START is off", key)
         return False
-    limit = max_head_start_customers()
-    if customers > limit:
+    limit, n = max_head_start_customers(), customers()
+    if n > limit:
         log.info("no head start for %s: %d customers > %d (CLV_HEAD_START_MAX_CUSTOMERS)",
-                 key, customers, limit)
+                 key, n, limit)
         return False
     global _pool
     with _lock:

@@ -53,9 +53,9 @@ def begin_clusters(as_of_date: dt.date, run_id: str) -> bool:
     interpreter (:mod:`clv.ops.head_start`); True when begun."""
     from clv.ops import head_start
 
-    customers = warehouse.row_count(FEATURES, as_of_date) or 0
     return head_start.begin(_clusters_key(as_of_date, run_id),
-                            functools.partial(_clusters, as_of_date), customers)
+                            functools.partial(_clusters, as_of_date),
+                            lambda: warehouse.row_count(FEATURES, as_of_date) or 0)
 
 
 def _clusters_key(as_of_date: dt.date, run_id: str) -> tuple:
