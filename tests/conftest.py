@@ -14,14 +14,15 @@ CDNOW_MASTER = SHARED_DATA / "cdnow" / "CDNOW_master.txt.gz"
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    """One local SparkSession shared by every test (the JVM starts once)."""
+    """One local SparkSession shared by every test (the JVM starts once), started as
+    ``clv demo`` starts it for a small input: the tests' Spark jobs are many and small."""
     # Never the checkout's own warehouse or MLflow store: tests get a scratch home.
     os.environ["CLV_HOME"] = str(tmp_path_factory.mktemp("clv_session_home"))
     for name in ("CLV_WAREHOUSE_URI", "MLFLOW_TRACKING_URI", "CLV_MLFLOW_ARTIFACTS"):
         os.environ.pop(name, None)
     from clv.data.spark import get_spark
 
-    session = get_spark("clv-tests")
+    session = get_spark("clv-tests", quick_jvm=True)
     yield session
     session.stop()
 
