@@ -81,10 +81,12 @@ def test_only_a_task_with_a_process_of_its_own_yields(monkeypatch):
     monkeypatch.setenv("CLV_SIDE_TASK_NICE", "10")
     assert not hasattr(task_runner, "SUPERVISOR_COMMS")  # outside any task
     assert priority.task_has_own_process() is False
+    assert priority.tasks_share_this_process() is False
     # `airflow dags test`: the task runs in the process that runs every task
     in_process = InProcessSupervisorComms(supervisor=None)
     with set_supervisor_comms(in_process):
         assert priority.task_has_own_process() is False
+        assert priority.tasks_share_this_process() is True
         before = os.getpriority(os.PRIO_PROCESS, 0)
         assert priority.yield_to_the_path("explain") == before  # left as it was
         assert os.getpriority(os.PRIO_PROCESS, 0) == before
@@ -92,3 +94,4 @@ def test_only_a_task_with_a_process_of_its_own_yields(monkeypatch):
     decoder = CommsDecoder.__new__(CommsDecoder)
     with set_supervisor_comms(decoder):
         assert priority.task_has_own_process() is True
+        assert priority.tasks_share_this_process() is False

@@ -29,6 +29,8 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from clv.ops.priority import tasks_share_this_process
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -46,16 +48,6 @@ def enabled() -> bool:
     if text in ("1", "on", "true", "yes"):
         return True
     raise ValueError(f"CLV_HEAD_START={text!r}: expected on or off")
-
-
-def tasks_share_this_process() -> bool:
-    """True inside ``airflow dags test``'s in-process task runner only."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
-    except ImportError:
-        return False
-    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
 
 
 def begin(key: Hashable, fn: Callable[[], Any], customers: Callable[[], int], *,
