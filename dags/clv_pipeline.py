@@ -248,7 +248,7 @@ def clv_pipeline():
     def validate_features() -> dict:
         """Great Expectations suite customer_features over the new partition; under
         `airflow dags test`, segment's K-means then begins beside the fits
-        (clv.ops.head_start)."""
+        (clv.pipeline.head_start)."""
         from clv import pipeline
 
         with _data_errors_fail_fast():

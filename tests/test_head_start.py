@@ -1,4 +1,4 @@
-"""Head starts (clv.ops.head_start): work begun in a thread, taken by its task."""
+"""Head starts (clv.pipeline.head_start): work begun in a thread, taken by its task."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.ops import head_start
+from clv.pipeline import head_start
 
 
 @pytest.fixture(autouse=True)

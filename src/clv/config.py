@@ -148,7 +148,7 @@ def max_eval_rows() -> int:
 
 
 #: Largest customer table for which ``airflow dags test`` begins a later task's Spark
-#: work early, in a thread beside the tasks that run meanwhile (:mod:`clv.ops.head_start`):
+#: work early, in a thread beside the tasks that run meanwhile (:mod:`clv.pipeline.head_start`):
 #: past it, the work waits for its task, as under the scheduler.
 MAX_HEAD_START_CUSTOMERS = 500_000
 

@@ -16,6 +16,11 @@ from __future__ import annotations
 import logging
 import os
 
+from clv.pipeline.task_process import task_has_own_process, tasks_share_this_process
+
+__all__ = ["DEFAULT_SIDE_TASK_NICE", "side_task_nice", "task_has_own_process",
+           "tasks_share_this_process", "yield_cpu", "yield_to_the_path"]
+
 log = logging.getLogger(__name__)
 
 #: Nice value a side task's process takes (0-19; 0 = as the path).
@@ -51,32 +56,6 @@ def yield_cpu(nice: int) -> int:
         except ProcessLookupError:  # the thread ended meanwhile
             continue
     return nice
-
-
-def _supervisor_comms() -> tuple[object | None, bool]:
-    """The task SDK's link to this task's supervisor (None outside a task), and whether
-    it is ``airflow dags test``'s in-process one."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
-    except ImportError:
-        return None, False
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
-    return comms, isinstance(comms, InProcessSupervisorComms)
-
-
-def task_has_own_process() -> bool:
-    """True in a task process of an Airflow worker (LocalExecutor, Celery, ...), False
-    under ``airflow dags test``, which runs the task inside its own process, and outside
-    Airflow."""
-    comms, in_process = _supervisor_comms()
-    return comms is not None and not in_process
-
-
-def tasks_share_this_process() -> bool:
-    """True under ``airflow dags test``, which runs every task of the run in its own
-    process one after another; False in a worker's task process and outside Airflow."""
-    return _supervisor_comms()[1]
 
 
 def yield_to_the_path(task_id: str) -> int:

@@ -19,6 +19,8 @@ Submodules:
 * ``loop_tasks``: the closed loop: campaign plan, sends, outcomes, policy value.
 * ``recommend_tasks``: top products per customer from the order lines (when present).
 * ``catalog_tasks``: the analysts' catalog and the run's summary.
+* ``task_process``: whether Airflow runs the task in a process of its own.
+* ``head_start``: under ``airflow dags test``, a later task's Spark work begun early.
 """
 
 from clv.pipeline.catalog_tasks import (

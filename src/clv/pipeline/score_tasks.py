@@ -50,8 +50,8 @@ def score(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]
 def begin_clusters(as_of_date: dt.date, run_id: str) -> bool:
     """Under ``airflow dags test``, begin :func:`segment`'s K-means (Spark jobs, on the
     validated features alone) in a thread beside the model fits, which hold the Python
-    interpreter (:mod:`clv.ops.head_start`); True when begun."""
-    from clv.ops import head_start
+    interpreter (:mod:`clv.pipeline.head_start`); True when begun."""
+    from clv.pipeline import head_start
 
     return head_start.begin(_clusters_key(as_of_date, run_id),
                             functools.partial(_clusters, as_of_date),
@@ -73,7 +73,7 @@ def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     :func:`begin_clusters` when it could), with their summary."""
     from clv.data.frames import join_one_to_one
     from clv.decisions.segments import assign_segments, segment_summary
-    from clv.ops import head_start
+    from clv.pipeline import head_start
 
     scores = warehouse.read_partition_pandas(SCORES, as_of_date)
     found = head_start.take(_clusters_key(as_of_date, run_id),

@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from clv.ops.priority import tasks_share_this_process
+from clv.pipeline.task_process import tasks_share_this_process
 
 log = logging.getLogger(__name__)
 
