@@ -48,7 +48,7 @@ import sys
 from clv.ops import demo
 from airflow.sdk.execution_time.supervisor import in_process_api_server
 assert not in_process_api_server.cache_info().currsize
-demo._warm_task_api().join()
+demo._warm_up().join()
 app = in_process_api_server().app  # the one `airflow dags test` asks for (cached)
 print("initialised", app._cadwyn_initialized, flush=True)
 from clv.models.registry import store

@@ -19,6 +19,19 @@ def _nothing_left_begun():
         head_start.take(key, lambda: None)
 
 
+@pytest.fixture
+def dags_test():
+    """Inside a task as ``airflow dags test`` runs it: the task SDK's in-process comms."""
+    from airflow.sdk.execution_time.supervisor import (
+        InProcessSupervisorComms,
+        set_supervisor_comms,
+    )
+
+    with set_supervisor_comms(InProcessSupervisorComms(supervisor=None)):
+        assert head_start.tasks_share_this_process()
+        yield
+
+
 def test_outside_airflow_dags_test_nothing_begins_and_take_calls_the_function():
     assert not head_start.tasks_share_this_process()
     calls = []
@@ -29,7 +42,7 @@ def test_outside_airflow_dags_test_nothing_begins_and_take_calls_the_function():
     assert calls == []
 
 
-def test_begun_work_runs_in_the_head_start_thread_and_take_returns_its_result():
+def test_begun_work_runs_in_the_head_start_thread_and_take_returns_its_result(dags_test):
     ran_in, started = [], threading.Event()
 
     def work():
@@ -37,8 +50,8 @@ def test_begun_work_runs_in_the_head_start_thread_and_take_returns_its_result():
         started.set()
         return 42
 
-    assert head_start.begin("k", work, customers=lambda: 10, force=True)
-    assert not head_start.begin("k", lambda: -1, customers=lambda: 10, force=True)  # left as is
+    assert head_start.begin("k", work, customers=lambda: 10)
+    assert not head_start.begin("k", lambda: -1, customers=lambda: 10)  # left as is
     assert started.wait(30)
     assert head_start.take("k", lambda: "inline") == 42
     assert ran_in[0].startswith("head-start") and ran_in[0] != threading.current_thread().name
@@ -46,20 +59,20 @@ def test_begun_work_runs_in_the_head_start_thread_and_take_returns_its_result():
     assert head_start.take("k", lambda: "inline") == "inline"  # taken once
 
 
-def test_the_works_error_is_raised_by_take():
+def test_the_works_error_is_raised_by_take(dags_test):
     started = threading.Event()
 
     def work():
         started.set()
         raise ValueError("features.customer_features: bad column")
 
-    head_start.begin("k", work, customers=lambda: 10, force=True)
+    head_start.begin("k", work, customers=lambda: 10)
     assert started.wait(30)
     with pytest.raises(ValueError, match="bad column"):
         head_start.take("k", lambda: "inline")
 
 
-def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task():
+def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task(dags_test):
     release, started = threading.Event(), threading.Event()
     queued = []
 
@@ -68,10 +81,9 @@ def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task():
         release.wait(30)
         return "blocker"
 
-    head_start.begin("first", blocker, customers=lambda: 10, force=True)
+    head_start.begin("first", blocker, customers=lambda: 10)
     assert started.wait(30)
-    head_start.begin("second", lambda: queued.append("ran in the pool"), customers=lambda: 10,
-                     force=True)
+    head_start.begin("second", lambda: queued.append("ran in the pool"), customers=lambda: 10)
     assert head_start.take("second", lambda: threading.current_thread().name) == \
         threading.current_thread().name
     release.set()
@@ -79,16 +91,16 @@ def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task():
     assert queued == []  # the queued copy never ran
 
 
-def test_off_switch_and_customer_limit(monkeypatch):
+def test_off_switch_and_customer_limit(monkeypatch, dags_test):
     monkeypatch.setenv("CLV_HEAD_START", "off")
-    assert not head_start.begin("k", lambda: 1, customers=lambda: 10, force=True)
+    assert not head_start.begin("k", lambda: 1, customers=lambda: 10)
     monkeypatch.setenv("CLV_HEAD_START", "maybe")
     with pytest.raises(ValueError, match="CLV_HEAD_START='maybe'"):
-        head_start.begin("k", lambda: 1, customers=lambda: 10, force=True)
+        head_start.begin("k", lambda: 1, customers=lambda: 10)
     monkeypatch.setenv("CLV_HEAD_START", "on")
     monkeypatch.setenv("CLV_HEAD_START_MAX_CUSTOMERS", "100")
-    assert not head_start.begin("k", lambda: 1, customers=lambda: 101, force=True)
-    assert head_start.begin("k", lambda: 1, customers=lambda: 100, force=True)
+    assert not head_start.begin("k", lambda: 1, customers=lambda: 101)
+    assert head_start.begin("k", lambda: 1, customers=lambda: 100)
     assert head_start.take("k", lambda: 1) == 1  # from the thread, or run here if not begun
 
 
@@ -104,7 +116,8 @@ def _features(n: int = 300, seed: int = 5) -> pd.DataFrame:
         "spend_p01": spend[:, 0], "spend_p02": spend[:, 1], "spend_p03": spend[:, 2]})
 
 
-def test_segment_clusters_begun_ahead_are_the_clusters_of_the_task(spark, clv_home):
+def test_segment_clusters_begun_ahead_are_the_clusters_of_the_task(spark, clv_home,
+                                                                  dags_test):
     """The K-means begun in the thread (Spark jobs from a second Python thread) gives the
     assignments and profiles the task computes itself, value for value."""
     from clv.data import warehouse
@@ -121,7 +134,7 @@ def test_segment_clusters_begun_ahead_are_the_clusters_of_the_task(spark, clv_ho
         started.set()
         return score_tasks._clusters(day)
 
-    assert head_start.begin(key, work, lambda: 300, force=True)
+    assert head_start.begin(key, work, lambda: 300)
     assert started.wait(60)
     ahead = head_start.take(key, work)
     assert ran_in == [ran_in[0]] and ran_in[0].startswith("head-start")

@@ -157,6 +157,8 @@ def max_head_start_customers() -> int:
     """:data:`MAX_HEAD_START_CUSTOMERS`, or ``CLV_HEAD_START_MAX_CUSTOMERS`` when set
     (0 = no head starts)."""
     return _row_cap("CLV_HEAD_START_MAX_CUSTOMERS", MAX_HEAD_START_CUSTOMERS)
+
+
 #: Where the XGBoost fits and the scoring run (``CLV_DISTRIBUTED``,
 #: :mod:`clv.models.distributed`): ``auto`` puts them on the Spark executors when the
 #: master is a cluster (``spark://``, ``yarn``, ``k8s://``) or the table holds

@@ -69,9 +69,9 @@ def _airflow(*argv: str) -> None:
     args.func(args)
 
 
-def _warm_task_api() -> threading.Thread:
-    """Build Airflow's in-process task API and open the MLflow store in a thread, while
-    the orders load.
+def _warm_up() -> threading.Thread:
+    """Build Airflow's in-process task API, open the MLflow store and import TensorFlow
+    in a thread, while the orders load.
 
     ``airflow dags test`` reaches its metadata through an execution API server held in
     this process (``in_process_api_server``, built once). Its first request builds
@@ -81,32 +81,34 @@ def _warm_task_api() -> threading.Thread:
     ~4 s), and the ZILN task imported TensorFlow (~3-5 s). A failure here only means the
     DAG run does it itself, as it did before: it is logged, never raised.
     """
+    def task_api() -> None:
+        import httpx
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+        client = httpx.Client(transport=in_process_api_server().transport,
+                              base_url="http://in-process.invalid./")
+        client.get("/health").raise_for_status()
+
+    def mlflow_store() -> None:
+        from clv.models.registry import configure_mlflow
+
+        configure_mlflow()
+
+    def import_tensorflow() -> None:  # imported, not started: the ZILN task still picks the device
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
     def build() -> None:
-        try:
-            import httpx
-            from airflow.sdk.execution_time.supervisor import in_process_api_server
+        for what, step in (("building Airflow's task API", task_api),
+                           ("opening the MLflow store", mlflow_store),
+                           ("importing TensorFlow", import_tensorflow)):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 -- an optimisation, never a failure
+                print(f"warm-up: {what} failed ({exc!r}); the DAG run does it itself",
+                      file=sys.stderr, flush=True)
 
-            client = httpx.Client(transport=in_process_api_server().transport,
-                                  base_url="http://in-process.invalid./")
-            client.get("/health").raise_for_status()
-        except Exception as exc:  # noqa: BLE001 -- an optimisation, never a failure
-            print(f"warming Airflow's task API failed ({exc!r}); the DAG run builds it",
-                  file=sys.stderr, flush=True)
-        try:
-            from clv.models.registry import configure_mlflow
-
-            configure_mlflow()
-        except Exception as exc:  # noqa: BLE001 -- as above
-            print(f"opening the MLflow store failed ({exc!r}); the DAG run opens it",
-                  file=sys.stderr, flush=True)
-        try:  # imported, not started: the ZILN task still picks the device
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 -- as above
-            print(f"importing TensorFlow failed ({exc!r}); the ZILN task imports it",
-                  file=sys.stderr, flush=True)
-
-    thread = threading.Thread(target=build, name="warm-task-api", daemon=True)
+    thread = threading.Thread(target=build, name="warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -226,7 +228,7 @@ def run(as_of_date: dt.date | None, horizon_days: int, budget: float, clv_weight
             _output_to(log_path):
         _airflow("db", "migrate")
         _airflow(*SPARK_POOL_ARGS)
-    warming = _warm_task_api()  # side by side with the loads (needs the migrated DB)
+    warming = _warm_up()  # side by side with the loads (needs the migrated DB)
     source = "CDNOW" if orders is None else str(orders.path)
     target = ("raw.order_lines, raw.orders, raw.reviews, raw.customers"
               if isinstance(orders, OlistExport) else RAW_ORDERS)

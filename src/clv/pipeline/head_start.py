@@ -50,15 +50,14 @@ def enabled() -> bool:
     raise ValueError(f"CLV_HEAD_START={text!r}: expected on or off")
 
 
-def begin(key: Hashable, fn: Callable[[], Any], customers: Callable[[], int], *,
-          force: bool = False) -> bool:
+def begin(key: Hashable, fn: Callable[[], Any], customers: Callable[[], int]) -> bool:
     """Start ``fn`` in the head-start thread under ``key`` when the tasks share this
-    process (or ``force``), head starts are on and ``customers()`` (asked only then) is
-    within :func:`clv.config.max_head_start_customers`; True when it was started. Work
-    already begun under ``key`` is left as it is."""
+    process, head starts are on and ``customers()`` (asked only then) is within
+    :func:`clv.config.max_head_start_customers`; True when it was started. Work already
+    begun under ``key`` is left as it is."""
     from clv.config import max_head_start_customers
 
-    if not (force or tasks_share_this_process()):
+    if not tasks_share_this_process():
         return False
     if not enabled():
         log.info("no head start for %s: CLV_HEAD_START is off", key)
