@@ -45,6 +45,16 @@ def _mlflow_env_restored():
             os.environ[k] = v
 
 
+@pytest.fixture(autouse=True)
+def _no_airflow_task_context():
+    """No test starts inside an earlier test's Airflow task: a task run in this process
+    (``dag.test()``) leaves its ``AIRFLOW_CTX_*`` variables in os.environ, and with them
+    a validation would take itself for a DAG run's (its Data Docs page left to the end)."""
+    for name in [k for k in os.environ if k.startswith("AIRFLOW_CTX_")]:
+        del os.environ[name]
+    yield
+
+
 @pytest.fixture
 def clv_home(tmp_path, monkeypatch):
     """A fresh, empty CLV_HOME (warehouse, MLflow store, state) for one test."""

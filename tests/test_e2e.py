@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import pytest
@@ -276,6 +277,12 @@ def test_data_docs_render_every_suite_the_dag_ran(pipeline_runs):
                   "customer_segments", "segment_summary", "budget_allocation", "budget_summary",
                   "allocation_frontier", "campaign_responses"):
         assert suite in html, suite
+    # The tasks' passed pages were rendered at the run's end (publish_catalog): no link
+    # of the index is dead.
+    links = re.findall(r"<a href='(validations/[^']+)'>",
+                       (index.parent / "offline_index.html").read_text())
+    assert len(links) >= 10
+    assert [link for link in links if not (index.parent / unquote(link)).is_file()] == []
 
 
 def test_the_run_report_and_the_registry_trail(pipeline_runs):

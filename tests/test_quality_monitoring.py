@@ -303,6 +303,46 @@ def test_a_passed_validation_adds_its_page_and_the_index_is_rebuilt_once(spark, 
     assert offline.count("<td>passed</td>") == 2 and "2 stored validations" in offline
 
 
+def test_inside_a_dag_run_passed_pages_wait_for_the_runs_end(spark, clv_home, monkeypatch):
+    """In an Airflow task a passed validation is stored, not rendered; the run's end
+    (publish_catalog's rebuild) renders the missing pages once, leaves rendered ones
+    alone; a failed validation renders at once, with the pages its index links to."""
+    from clv.quality import rebuild_data_docs_index
+
+    docs = clv_home.state_dir / "gx" / "data_docs"
+    good = [("c1", dt.date(2019, 1, 1)), ("c2", None)]
+    before = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
+                                "raw.customers", ["customer_id"], run_name="cli")
+    old_page = Path(before.data_docs_page)
+    assert old_page.is_file()  # outside a DAG run: rendered at once, as before
+    old_rendered = old_page.stat().st_mtime_ns
+
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_RUN_ID", "manual__1")
+    first, second = (validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA),
+                                        "customers", "raw.customers", ["customer_id"])
+                     for _ in range(2))
+    pages = [Path(r.data_docs_page) for r in (first, second)]
+    assert first.success and second.success and pages[0] != pages[1]
+    assert pages[0].parts[-3] == "manual__1" and not any(p.exists() for p in pages)
+
+    assert rebuild_data_docs_index() == str(docs / "index.html")  # publish_catalog
+    assert all(p.is_file() for p in pages)
+    assert old_page.stat().st_mtime_ns == old_rendered  # not rendered a second time
+    index = (docs / "index.html").read_text()
+    assert all(str(p.relative_to(docs)) in index for p in [old_page, *pages])
+
+    # A run that stopped before its end: the next failure renders what its index links to.
+    third = validate_dataframe(spark.createDataFrame(good, CUSTOMERS_SCHEMA), "customers",
+                               "raw.customers", ["customer_id"])
+    assert not Path(third.data_docs_page).exists()
+    bad = [("c1", dt.date(2019, 1, 1)), ("c1", None)]
+    failed = validate_dataframe(spark.createDataFrame(bad, CUSTOMERS_SCHEMA), "customers",
+                                "raw.customers", ["customer_id"])
+    assert not failed.success
+    assert Path(failed.data_docs_page).is_file() and Path(third.data_docs_page).is_file()
+    assert str(Path(third.data_docs_page).relative_to(docs)) in (docs / "index.html").read_text()
+
+
 # --------------------------------------------------------------------------- row counts
 
 @pytest.mark.parametrize(

@@ -1,10 +1,13 @@
 """Great Expectations Data Docs: every validation rendered under ``$CLV_HOME/.state/gx``.
 
 Each validation, passed or failed, is stored and rendered (see :func:`data_docs_dir`;
-``CLV_GX_DATA_DOCS=0`` turns this off); :func:`rebuild_data_docs_index` re-renders the
-index once a run is over, and :func:`write_offline_index` writes an index that reads
-without the internet. Data Docs are a view of the outcome: failing to build them is
-logged, never raised.
+``CLV_GX_DATA_DOCS=0`` turns this off); :func:`rebuild_data_docs_index` renders the
+pages not yet rendered and the index once a run is over, and :func:`write_offline_index`
+writes an index that reads without the internet. Inside an Airflow task a passed
+validation is only stored: its page is rendered with the others at the run's end
+(:func:`rebuild_data_docs_index`, the DAG's ``publish_catalog``), in one pass that costs
+~0.02 s a page instead of ~0.09 s one at a time. Data Docs are a view of the outcome:
+failing to build them is logged, never raised.
 """
 
 from __future__ import annotations
@@ -89,29 +92,54 @@ def _write_data_docs(
     # What the page's header shows (GX's checkpoints set these; batch.validate does not).
     result.meta["run_id"] = key.run_id
     result.meta["batch_kwargs"] = {"data_asset_name": table}
+    index = root / "data_docs" / "index.html"
     with warehouse.exclusive_lock(root / ".lock"):  # concurrent runs would interleave index.html
         context = _docs_context(root)
         context.validation_results_store.set(key, result)
         _prune(root / "validations", DATA_DOCS_KEEP)
-        # The index re-reads every stored result (0.7 s at 105 of them, ~11 validations
-        # per DAG run): rebuilt here only when a check failed or there is none yet,
-        # else once at the end of the run (rebuild_data_docs_index).
-        index = root / "data_docs" / "index.html"
-        build_index = not result.success or not index.exists()
-        context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[key],
-                                build_index=build_index)
-        if build_index:
-            write_offline_index(root)
-        [page] = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
-    return str(index), _url_path(page["site_url"])
+        if result.success and _rendered_at_run_end():
+            log.info("%s: Data Docs page rendered when the run ends", table)
+        else:
+            # The index re-reads every stored result (0.7 s at 105 of them): built here
+            # when a check failed or there is none yet, with the pages it would link to
+            # and that are not rendered yet; else at the run's end (rebuild_data_docs_index).
+            build_index = not result.success or not index.exists()
+            keys = [key, *(k for k in _unrendered(context, root) if k != key)] \
+                if build_index else [key]
+            context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=keys,
+                                    build_index=build_index)
+            if build_index:
+                write_offline_index(root)
+    return str(index), str(_page_path(root, key))
+
+
+def _rendered_at_run_end() -> bool:
+    """True inside an Airflow task: the DAG's publish_catalog renders the run's pages
+    (:func:`rebuild_data_docs_index`); a run that fails before it leaves them to the
+    next run's, which renders every stored result still without a page."""
+    return bool(os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"))
+
+
+def _page_path(root: Path, key: Any) -> Path:
+    """Where the site renders the stored result ``key`` (its store path, as HTML)."""
+    *folders, name = key.to_tuple()  # the batch, e.g. "marts.customer_scores"
+    return root.joinpath("data_docs", "validations", *folders, f"{name}.html")
+
+
+def _unrendered(context: Any, root: Path) -> list[Any]:
+    """The stored results whose page is not on the site yet."""
+    return [key for key in context.validation_results_store.list_keys()
+            if not _page_path(root, key).is_file()]
 
 
 def rebuild_data_docs_index(settings: Settings | None = None) -> str | None:
-    """Re-render the Data Docs index over every stored validation; returns its path.
+    """Render the stored validations that have no page yet, and the Data Docs index over
+    every stored one; returns the index's path.
 
-    Validations that pass add only their own page (see :func:`_write_data_docs`); the
-    DAG calls this once at its end so the index lists the whole run. Never raises:
-    Data Docs are a view, a failure to build them is logged.
+    A passed validation renders no index (see :func:`_write_data_docs`), and inside an
+    Airflow task not even its page; the DAG calls this once at its end, so the index
+    lists the whole run and every link has its page. Never raises: Data Docs are a
+    view, a failure to build them is logged.
     """
     if not data_docs_enabled():
         return None
@@ -120,7 +148,12 @@ def rebuild_data_docs_index(settings: Settings | None = None) -> str | None:
         return None
     try:
         with warehouse.exclusive_lock(root / ".lock"):
-            built = _docs_context(root).build_data_docs(site_names=[DATA_DOCS_SITE])
+            context = _docs_context(root)
+            # Only the pages not rendered yet (an empty list would render every stored
+            # result again: 200 kept, ~4 s); with none, one of them again, for the index.
+            keys = _unrendered(context, root) or context.validation_results_store.list_keys()[-1:]
+            built = context.build_data_docs(site_names=[DATA_DOCS_SITE],
+                                            resource_identifiers=keys)
             write_offline_index(root)
     except Exception as exc:
         log.warning("Data Docs index not built: %s: %s", type(exc).__name__, exc)
