@@ -237,3 +237,47 @@ def test_small_frames_take_one_collect_and_docs_show_every_expectation(
     for column in ("p_churn", "predicted_clv", "value_at_risk", "churn_model_version"):
         assert column in page
     assert report.n_expectations == len(_expectations("churn_alerts"))
+
+
+@pytest.mark.parametrize(("suite", "ids"), [("budget_allocation", ["customer_id"]),
+                                            ("churn_alerts", ["customer_id"]),
+                                            ("segment_summary", [])])
+def test_rows_known_in_pandas_are_neither_counted_nor_collected(spark, no_docs, monkeypatch,
+                                                               suite, ids):
+    """A frame published from pandas (createDataFrame) is validated from those rows: the
+    same pandas frame Spark's collect gives, the same report, two Spark jobs fewer."""
+    import pandas as pd
+
+    monkeypatch.setenv("CLV_GX_PANDAS_MAX_ROWS", "100000")
+    sc = spark.sparkContext
+    for seed in (None, 1, 2):
+        rows = _frame(spark, suite, seed).toArrow().to_pandas(integer_object_nulls=True)
+        floats = [c for c in rows.columns if rows[c].dtype == "float64"]
+        if seed == 2 and floats:
+            rows.loc[3, floats[0]] = float("nan")  # pandas' missing value: null in Spark too
+        df = spark.createDataFrame(rows)
+        known = engines.rows_as_pandas(rows, df.schema)
+        assert known is not None, "the suite's frame is strings, booleans and numbers"
+        pd.testing.assert_frame_equal(known, engines.small_frame_as_pandas(df, len(rows)))
+        reports, jobs = {}, {}
+        for way, given in (("collected", None), ("known", rows)):
+            sc.setJobGroup(f"rows-{suite}-{seed}-{way}", "test")
+            reports[way] = _content(validate_dataframe(df, suite, suite, ids, rows=given))
+            jobs[way] = len(sc.statusTracker().getJobIdsForGroup(f"rows-{suite}-{seed}-{way}"))
+        sc.setJobGroup("", "")
+        assert reports["known"] == reports["collected"], f"seed {seed}"
+        assert jobs["known"] <= jobs["collected"] - 2, jobs
+
+
+def test_rows_of_other_types_are_collected_by_spark(spark, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("CLV_GX_PANDAS_MAX_ROWS", "100000")
+    rows = pd.DataFrame({"customer_id": ["a", "b"], "day": [dt.date(2020, 1, 1), None]})
+    assert engines.rows_as_pandas(rows, spark.createDataFrame(rows).schema) is None  # a date
+    simple = rows[["customer_id"]]
+    schema = spark.createDataFrame(simple).schema
+    assert engines.rows_as_pandas(simple, schema) is not None
+    assert engines.rows_as_pandas(simple.iloc[:0], schema) is None  # empty: Spark's engine
+    monkeypatch.setenv("CLV_GX_PANDAS_MAX_ROWS", "1")
+    assert engines.rows_as_pandas(simple, schema) is None  # larger than the pandas limit

@@ -32,16 +32,17 @@ def _path(p) -> str | None:
 
 
 def _validate_and_publish(frame, suite: str, table: str, as_of_date: dt.date,
-                          run_id: str, compare_count: bool = True) -> str | None:
+                          run_id: str, compare_count: bool = True,
+                          rows=None) -> str | None:
     """Validate a Spark frame with its suite (row count vs the previous partition
     included unless ``compare_count`` is False: tables whose size is meant to swing,
     like the churn alerts), then publish it as the as-of date's partition. Returns the
-    Data Docs page."""
+    Data Docs page. ``rows``: the pandas frame the Spark one was made from, if it was."""
     from clv import quality
 
     previous = quality.previous_row_count(table, as_of_date) if compare_count else None
     report = quality.assert_valid(frame, suite, table, list(warehouse.get_table(table).key),
-                                  previous_count=previous, run_name=run_id)
+                                  previous_count=previous, run_name=run_id, rows=rows)
     warehouse.write_partition(frame, table, as_of_date)
     return _path(report.data_docs_page)
 
@@ -51,7 +52,8 @@ def _publish_pandas(frame, suite: str, table: str, as_of_date: dt.date,
     """:func:`_validate_and_publish` of a pandas frame (large ones reach Spark through
     Parquet, not the driver: :func:`clv.data.warehouse.spark_frame`)."""
     with warehouse.spark_frame(_spark(), frame) as df:
-        return _validate_and_publish(df, suite, table, as_of_date, run_id, compare_count)
+        return _validate_and_publish(df, suite, table, as_of_date, run_id, compare_count,
+                                     rows=frame)
 
 
 def _publish_typed(frame, schema: str, suite: str, table: str, as_of_date: dt.date,

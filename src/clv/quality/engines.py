@@ -64,10 +64,40 @@ def small_frame_as_pandas(df: DataFrame, n_rows: int) -> pd.DataFrame | None:
     """
     if not 0 < n_rows <= gx_pandas_max_rows():
         return None
+    return _validated_as(df.toArrow())  # one Spark job: the rows, columnar, through Arrow
+
+
+def rows_as_pandas(rows: pd.DataFrame, schema: StructType) -> pd.DataFrame | None:
+    """:func:`small_frame_as_pandas` of a Spark frame made from the pandas ``rows``
+    (``createDataFrame``, or :func:`clv.data.warehouse.spark_frame`), without its two
+    Spark jobs (the count and the collect).
+
+    The rows are converted to the frame's own Arrow schema, as Spark's ``toArrow``
+    hands them back: same types, NaN in a float column null in both. Only where every
+    column is of :data:`_PANDAS_SAFE_TYPES` (strings, booleans, numbers); else, or if
+    the conversion fails, None, and the caller asks Spark.
+    """
+    if not 0 < len(rows) <= gx_pandas_max_rows():
+        return None
+    if any(f.dataType.simpleString() not in _PANDAS_SAFE_TYPES for f in schema.fields):
+        return None
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    try:
+        table = pa.Table.from_pandas(rows[schema.fieldNames()], schema=to_arrow_schema(schema),
+                                     preserve_index=False)
+    except (pa.ArrowException, KeyError, TypeError, ValueError):
+        return None
+    return _validated_as(table)
+
+
+def _validated_as(table: Any) -> pd.DataFrame | None:
+    """The Arrow ``table`` as the pandas frame GX's pandas engine validates; None when a
+    float column holds a NaN (Spark and pandas read it differently)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = df.toArrow()  # one Spark job: the frame's rows, columnar, through Arrow
     for column in table.columns:
         if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
             return None

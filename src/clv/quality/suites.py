@@ -34,6 +34,7 @@ from clv.quality.results import SAMPLE_SIZE, DataQualityError, Failure, Validati
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_expectations as gx
+    import pandas as pd
     from pyspark.sql import DataFrame
 
 log = logging.getLogger("clv.quality")  # the package's logger, as before the split
@@ -129,6 +130,7 @@ def validate_dataframe(
     previous_count: int | None = None,
     max_ratio: float = MAX_ROW_RATIO,
     run_name: str | None = None,
+    rows: pd.DataFrame | None = None,
 ) -> ValidationReport:
     """Run suite ``suite_name`` against ``df`` and summarise the outcome.
 
@@ -140,6 +142,8 @@ def validate_dataframe(
     of the table's previous partition, see :func:`previous_row_count`) adds the rule of
     :func:`check_row_count` as an ``expect_table_row_count_to_be_between``. The run is
     rendered to Data Docs, labelled ``run_name`` (default: Airflow's run id, else "adhoc").
+    ``rows``: the pandas frame ``df`` was made from, when it was (its rows need no Spark
+    job to be counted and collected for the pandas engine).
     """
     started = time.monotonic()
     data = _read_suite_dict(suite_name)
@@ -156,16 +160,18 @@ def validate_dataframe(
         log.warning("%s: id column(s) %s not in the frame", table,
                     [c for c in id_columns if c not in df.columns])
 
-    cached_here = not getattr(df, "is_cached", True)
+    # rows known in pandas: no Spark job to count and collect them (engines.rows_as_pandas)
+    local = None if rows is None else engines.rows_as_pandas(rows, df.schema)
+    cached_here = local is None and not getattr(df, "is_cached", True)
     n_rows = None
     if cached_here:
         df = df.cache()
-    if cached_here or gx_pandas_max_rows() > 0:
+    if local is None and (cached_here or gx_pandas_max_rows() > 0):
         # materialise once: GX then runs dozens of jobs (or one collect) over the cached rows
         n_rows = df.count()
     try:
         result, failures = _run_suite(
-            df, table, {**data, "expectations": expectations}, ids, n_rows
+            df, table, {**data, "expectations": expectations}, ids, n_rows, local
         )
     finally:
         if cached_here:
@@ -198,11 +204,12 @@ def assert_valid(
     previous_count: int | None = None,
     max_ratio: float = MAX_ROW_RATIO,
     run_name: str | None = None,
+    rows: pd.DataFrame | None = None,
 ) -> ValidationReport:
     """Validate ``df``; raise :class:`DataQualityError` unless every expectation holds."""
     report = validate_dataframe(
         df, suite_name, table, id_columns,
-        previous_count=previous_count, max_ratio=max_ratio, run_name=run_name,
+        previous_count=previous_count, max_ratio=max_ratio, run_name=run_name, rows=rows,
     )
     if not report.success:
         raise DataQualityError(report)
@@ -223,13 +230,16 @@ def _applicable(
 
 
 def _run_suite(
-    df: DataFrame, table: str, data: dict[str, Any], ids: list[str], n_rows: int | None
+    df: DataFrame, table: str, data: dict[str, Any], ids: list[str], n_rows: int | None,
+    local: pd.DataFrame | None = None,
 ) -> tuple[Any, list[Failure]]:
-    """Validate on the engine(s) :mod:`clv.quality.engines` picks; return GX's result
-    (for Data Docs, one result in suite order) and the failures."""
+    """Validate on the engine(s) :mod:`clv.quality.engines` picks (``local``: the rows
+    already collected); return GX's result (for Data Docs, one result in suite order)
+    and the failures."""
     order = {exp["id"]: i for i, exp in enumerate(data["expectations"])}
     context = _gx_context()
-    local = None if n_rows is None else engines.small_frame_as_pandas(df, n_rows)
+    if local is None and n_rows is not None:
+        local = engines.small_frame_as_pandas(df, n_rows)
     if local is None:
         parts = [(_open_batch(context, df, table), data["expectations"])]
     else:
