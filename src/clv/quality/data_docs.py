@@ -122,7 +122,7 @@ def _rendered_at_run_end() -> bool:
 
 def _page_path(root: Path, key: Any) -> Path:
     """Where the site renders the stored result ``key`` (its store path, as HTML)."""
-    *folders, name = key.to_tuple()  # the batch, e.g. "marts.customer_scores"
+    *folders, name = key.to_tuple()  # the last part: the batch, the table's name
     return root.joinpath("data_docs", "validations", *folders, f"{name}.html")
 
 
