@@ -64,7 +64,7 @@ def small_frame_as_pandas(df: DataFrame, n_rows: int) -> pd.DataFrame | None:
     """
     if not 0 < n_rows <= gx_pandas_max_rows():
         return None
-    return _validated_as(df.toArrow())  # one Spark job: the rows, columnar, through Arrow
+    return _pandas_engine_frame(df.toArrow())  # one Spark job: the rows, columnar, through Arrow
 
 
 def rows_as_pandas(rows: pd.DataFrame, schema: StructType) -> pd.DataFrame | None:
@@ -89,10 +89,10 @@ def rows_as_pandas(rows: pd.DataFrame, schema: StructType) -> pd.DataFrame | Non
                                      preserve_index=False)
     except (pa.ArrowException, KeyError, TypeError, ValueError):
         return None
-    return _validated_as(table)
+    return _pandas_engine_frame(table)
 
 
-def _validated_as(table: Any) -> pd.DataFrame | None:
+def _pandas_engine_frame(table: Any) -> pd.DataFrame | None:
     """The Arrow ``table`` as the pandas frame GX's pandas engine validates; None when a
     float column holds a NaN (Spark and pandas read it differently)."""
     import pyarrow as pa
