@@ -163,15 +163,14 @@ def validate_dataframe(
     # rows known in pandas: no Spark job to count and collect them (engines.rows_as_pandas)
     local = None if rows is None else engines.rows_as_pandas(rows, df.schema)
     cached_here = local is None and not getattr(df, "is_cached", True)
-    n_rows = None
     if cached_here:
         df = df.cache()
     if local is None and (cached_here or gx_pandas_max_rows() > 0):
         # materialise once: GX then runs dozens of jobs (or one collect) over the cached rows
-        n_rows = df.count()
+        local = engines.small_frame_as_pandas(df, df.count())
     try:
         result, failures = _run_suite(
-            df, table, {**data, "expectations": expectations}, ids, n_rows, local
+            df, table, {**data, "expectations": expectations}, ids, local
         )
     finally:
         if cached_here:
@@ -230,16 +229,14 @@ def _applicable(
 
 
 def _run_suite(
-    df: DataFrame, table: str, data: dict[str, Any], ids: list[str], n_rows: int | None,
-    local: pd.DataFrame | None = None,
+    df: DataFrame, table: str, data: dict[str, Any], ids: list[str],
+    local: pd.DataFrame | None,
 ) -> tuple[Any, list[Failure]]:
     """Validate on the engine(s) :mod:`clv.quality.engines` picks (``local``: the rows
-    already collected); return GX's result (for Data Docs, one result in suite order)
-    and the failures."""
+    collected for GX's pandas engine, or None: Spark's alone); return GX's result (for
+    Data Docs, one result in suite order) and the failures."""
     order = {exp["id"]: i for i, exp in enumerate(data["expectations"])}
     context = _gx_context()
-    if local is None and n_rows is not None:
-        local = engines.small_frame_as_pandas(df, n_rows)
     if local is None:
         parts = [(_open_batch(context, df, table), data["expectations"])]
     else:
