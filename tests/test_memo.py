@@ -45,3 +45,43 @@ def test_a_remembered_none_is_not_recomputed():
     for _ in range(3):
         assert memo.get("k", lambda: calls.append(1)) is None
     assert calls == [1]
+
+
+def test_threads_asking_for_the_key_being_computed_wait_for_it_and_compute_nothing():
+    """A head start trains in a thread beside the tasks (clv.pipeline.head_start): a second
+    caller of the key in computation gets that result, and no caller gets another key's."""
+    import threading
+
+    memo: LastResult[str] = LastResult()
+    started, release = threading.Event(), threading.Event()
+    calls, got = [], {}
+
+    def slow():
+        calls.append("a")
+        started.set()
+        release.wait(30)
+        return "A"
+
+    def ask(name, key, compute):
+        got[name] = memo.get(key, compute)
+
+    first = threading.Thread(target=ask, args=("first", "a", slow))
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=ask, args=("second", "a", lambda: calls.append("a2")))
+    other = threading.Thread(target=ask, args=("other", "b", lambda: calls.append("b") or "B"))
+    second.start()
+    other.start()
+    while_computing = []
+
+    def finish():
+        while_computing.extend(calls)
+        release.set()
+
+    threading.Timer(0.5, finish).start()
+    for t in (first, second, other):
+        t.join(30)
+    assert while_computing == ["a"]  # the others waited
+    assert got["first"] == "A" and got["other"] == "B"
+    # "A" when it asked before "b" replaced it, else computed again: never "B"
+    assert (got["second"], calls.count("a2")) in (("A", 0), (None, 1))

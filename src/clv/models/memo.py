@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -30,18 +31,25 @@ def content_digest(arrays: Iterable[Any], *labels: Any) -> str:
 
 
 class LastResult(Generic[T]):
-    """The result for the last key asked for; a new key drops the old result first."""
+    """The result for the last key asked for; a new key drops the old result first.
+
+    Safe across threads (the head starts of :mod:`clv.pipeline.head_start` train beside
+    the tasks): one computes at a time, and a caller asking for the key being computed
+    waits and gets its result."""
 
     def __init__(self) -> None:
         self._key: Any = None
         self._value: T | None = None
         self._held = False
+        self._lock = threading.RLock()
 
     def get(self, key: Any, compute: Callable[[], T]) -> T:
-        if not self._held or key != self._key:
-            self.clear()  # free the old result before computing the new one
-            self._value, self._key, self._held = compute(), key, True
-        return self._value  # type: ignore[return-value]
+        with self._lock:
+            if not self._held or key != self._key:
+                self.clear()  # free the old result before computing the new one
+                self._value, self._key, self._held = compute(), key, True
+            return self._value  # type: ignore[return-value]
 
     def clear(self) -> None:
-        self._key, self._value, self._held = None, None, False
+        with self._lock:
+            self._key, self._value, self._held = None, None, False

@@ -427,25 +427,26 @@ def _thin(x: np.ndarray, y: np.ndarray, n: int = MAX_CURVE_POINTS
 
 
 def _figure():
-    import matplotlib
+    """A figure on its own Agg canvas: no pyplot, whose global figure list is not safe
+    across threads (head starts train beside the tasks)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=(6.4, 4.4), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
-    return plt, *plt.subplots(figsize=(6.4, 4.4), dpi=100)
 
-
-def _save(plt, fig, path) -> str:
+def _save(fig, path) -> str:
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
     return str(path)
 
 
 def plot_deciles(y_true: object, y_pred: object, path, title: str = "") -> str:
     """Bar chart of mean predicted vs. mean actual per decile of prediction (PNG)."""
     table = decile_table(y_true, y_pred)
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     w = 0.4
     ax.bar(table["decile"] - w / 2, table["mean_predicted"], w, label="mean predicted")
     ax.bar(table["decile"] + w / 2, table["mean_actual"], w, label="mean actual")
@@ -454,13 +455,13 @@ def plot_deciles(y_true: object, y_pred: object, path, title: str = "") -> str:
     ax.set_xticks(table["decile"])
     ax.set_title(title or f"decile MAPE {decile_mape(y_true, y_pred):.3f}")
     ax.legend()
-    return _save(plt, fig, path)
+    return _save(fig, path)
 
 
 def plot_gain(y_true: object, predictions: dict[str, object], path, title: str = "") -> str:
     """Gain (Lorenz) curves of several predictions of the same truth, with the
     perfect ordering and the random diagonal (PNG); the legend gives each Gini."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     x, perfect = _thin(*gain_curve(y_true, y_true))
     ax.plot(x, perfect, color="black", lw=1, ls="--", label="perfect")
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="random")
@@ -471,13 +472,13 @@ def plot_gain(y_true: object, predictions: dict[str, object], path, title: str =
     ax.set_ylabel("share of actual value")
     ax.set_title(title or "gain (Lorenz) chart")
     ax.legend(loc="lower right", fontsize=8)
-    return _save(plt, fig, path)
+    return _save(fig, path)
 
 
 def plot_calibration(y_true_binary: object, predictions: dict[str, object], path,
                      title: str = "") -> str:
     """Reliability diagram: observed rate vs. mean predicted probability per decile (PNG)."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="perfectly calibrated")
     for name, prob in predictions.items():
         table = calibration_table(y_true_binary, prob)
@@ -489,15 +490,15 @@ def plot_calibration(y_true_binary: object, predictions: dict[str, object], path
     ax.set_ylim(0, 1)
     ax.set_title(title or "calibration")
     ax.legend(loc="upper left", fontsize=8)
-    return _save(plt, fig, path)
+    return _save(fig, path)
 
 
 def plot_importance(importance: pd.Series, path, title: str = "", top: int = 20) -> str:
     """Horizontal bar chart of the ``top`` largest values of ``importance`` (PNG)."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     head = importance.sort_values(ascending=False).head(top)[::-1]
     ax.barh(head.index.astype(str), head.to_numpy())
     ax.set_xlabel("mean |contribution|")
     ax.set_title(title or "global feature importance")
     ax.tick_params(axis="y", labelsize=7)
-    return _save(plt, fig, path)
+    return _save(fig, path)
