@@ -32,7 +32,8 @@ home and Spark's scratch space all live in git-ignored folders inside it.
 |                       | hashed sample of this many customers, then every |
 |                       | customer is assigned (``0``: fit on all)         |
 | CLV_SIDE_TASK_NICE    | ``10``: nice value of a side task's process under |
-|                       | the scheduler (clv.ops.priority; ``0``: none)    |
+|                       | the scheduler (clv.ops.priority; ``0``: none),   |
+|                       | and of the head-start thread (dags test)         |
 
 ``CLV_WAREHOUSE_URI`` is a local folder (the embedded Parquet + DuckDB backend) or
 ``postgresql://user:password@host:port/database`` (PostgreSQL over Spark JDBC,
@@ -157,6 +158,25 @@ def max_head_start_customers() -> int:
     """:data:`MAX_HEAD_START_CUSTOMERS`, or ``CLV_HEAD_START_MAX_CUSTOMERS`` when set
     (0 = no head starts)."""
     return _row_cap("CLV_HEAD_START_MAX_CUSTOMERS", MAX_HEAD_START_CUSTOMERS)
+
+
+#: Nice value a side task's process takes under the scheduler, and the thread of
+#: :mod:`clv.pipeline.head_start` under ``airflow dags test`` (0-19; 0 = as the path).
+DEFAULT_SIDE_TASK_NICE = 10
+
+
+def side_task_nice() -> int:
+    """``CLV_SIDE_TASK_NICE`` as a nice value in 0..19; a clear error otherwise
+    (:mod:`clv.ops.priority`)."""
+    raw = os.environ.get("CLV_SIDE_TASK_NICE", str(DEFAULT_SIDE_TASK_NICE)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise ValueError(f"CLV_SIDE_TASK_NICE={raw!r}: expected a whole number from 0 "
+                         "(no change) to 19 (yield the most)")
+    return value
 
 
 #: Where the XGBoost fits and the scoring run (``CLV_DISTRIBUTED``,

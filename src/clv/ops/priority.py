@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 
+from clv.config import DEFAULT_SIDE_TASK_NICE, side_task_nice
 from clv.pipeline.task_process import task_has_own_process, tasks_share_this_process
 
 __all__ = ["DEFAULT_SIDE_TASK_NICE", "side_task_nice", "task_has_own_process",
@@ -23,21 +24,6 @@ __all__ = ["DEFAULT_SIDE_TASK_NICE", "side_task_nice", "task_has_own_process",
 
 log = logging.getLogger(__name__)
 
-#: Nice value a side task's process takes (0-19; 0 = as the path).
-DEFAULT_SIDE_TASK_NICE = 10
-
-
-def side_task_nice() -> int:
-    """``CLV_SIDE_TASK_NICE`` as a nice value in 0..19; a clear error otherwise."""
-    raw = os.environ.get("CLV_SIDE_TASK_NICE", str(DEFAULT_SIDE_TASK_NICE)).strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 19:
-        raise ValueError(f"CLV_SIDE_TASK_NICE={raw!r}: expected a whole number from 0 "
-                         "(no change) to 19 (yield the most)")
-    return value
 
 
 def yield_cpu(nice: int) -> int:
