@@ -211,7 +211,8 @@ def clv_pipeline():
     def validate_params() -> dict:
         """Check the trigger params before anything reads or writes data and resolve an
         empty as_of_date once for every task; a bad param fails the run at once, without
-        retries (retrying cannot fix it)."""
+        retries (retrying cannot fix it). Under `airflow dags test`, the process the ZILN
+        fit will have starts here (clv.pipeline.head_start)."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from clv import pipeline
@@ -226,6 +227,7 @@ def clv_pipeline():
                 context.get("logical_date")).isoformat()
         except ParamError as exc:
             raise AirflowFailException(str(exc)) from exc
+        pipeline.start_ziln_process()  # airflow dags test: TensorFlow loads while Spark works
         return params
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
@@ -247,14 +249,14 @@ def clv_pipeline():
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_features() -> dict:
         """Great Expectations suite customer_features over the new partition; under
-        `airflow dags test`, segment's K-means then begins beside the fits
-        (clv.pipeline.head_start)."""
+        `airflow dags test`, the trainings and segment's K-means then begin, the ZILN fit
+        in a process of its own (clv.pipeline.head_start)."""
         from clv import pipeline
 
         with _data_errors_fail_fast():
             checked = pipeline.validate_features(_as_of_date())
         return {**checked,
-                "clusters_begun": pipeline.begin_clusters(_as_of_date(), _run_id())}
+                "begun": pipeline.begin_fits(_as_of_date(), _horizon(), _run_id())}
 
     @task
     def train_clv() -> dict:

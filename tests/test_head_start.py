@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ def _nothing_left_begun():
     yield
     for key in head_start.pending():  # a failed test must not hand work to the next
         head_start.take(key, lambda: None)
+    head_start._stop_process()
 
 
 @pytest.fixture
@@ -72,9 +75,11 @@ def test_the_works_error_is_raised_by_take(dags_test):
         head_start.take("k", lambda: "inline")
 
 
-def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task(dags_test):
+def test_work_queued_behind_other_work_is_waited_for_not_run_by_the_task(dags_test):
+    """A task whose work waits in the queue waits for it: running it in the task's own
+    thread would compete, at full priority, with a head start's process (the ZILN fit)."""
     release, started = threading.Event(), threading.Event()
-    queued = []
+    ran_in = []
 
     def blocker():
         started.set()
@@ -83,12 +88,27 @@ def test_work_not_yet_under_way_is_cancelled_and_run_by_the_task(dags_test):
 
     head_start.begin("first", blocker, customers=lambda: 10)
     assert started.wait(30)
-    head_start.begin("second", lambda: queued.append("ran in the pool"), customers=lambda: 10)
-    assert head_start.take("second", lambda: threading.current_thread().name) == \
-        threading.current_thread().name
-    release.set()
+    head_start.begin("second", lambda: ran_in.append(threading.current_thread().name) or 2,
+                     customers=lambda: 10)
+    threading.Timer(0.3, release.set).start()
+    assert head_start.take("second", lambda: "inline") == 2
     assert head_start.take("first", lambda: "inline") == "blocker"
-    assert queued == []  # the queued copy never ran
+    assert len(ran_in) == 1 and ran_in[0].startswith("head-start")
+
+
+def test_the_head_start_thread_yields_the_cpu_and_the_tasks_thread_does_not(dags_test,
+                                                                          monkeypatch):
+    monkeypatch.setenv("CLV_SIDE_TASK_NICE", "7")
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    head_start._pool = None  # a new thread, made under this test's nice value
+    try:
+        assert head_start.begin(
+            "k", lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+            customers=lambda: 10)
+        assert head_start.take("k", lambda: "inline") == max(7, before)
+    finally:
+        head_start._pool = None
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
 def test_off_switch_and_customer_limit(monkeypatch, dags_test):
@@ -142,3 +162,80 @@ def test_segment_clusters_begun_ahead_are_the_clusters_of_the_task(spark, clv_ho
     pd.testing.assert_frame_equal(ahead.assignments, inline.assignments)
     pd.testing.assert_frame_equal(ahead.profiles, inline.profiles)
     assert inline.assignments["cluster"].nunique() == 5
+
+
+# --------------------------------------------------------------------------- in a process
+
+
+def _pid_and_twice(x: int) -> tuple[int, int]:
+    return os.getpid(), 2 * x
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _die() -> None:
+    os._exit(3)  # the process dies: killed, out of memory
+
+
+def _mark_setup(path: str) -> None:
+    Path(path).write_text(str(os.getpid()))
+
+
+def test_outside_airflow_dags_test_no_process_starts_and_inputs_are_not_read():
+    prepared = []
+    assert not head_start.start_process()
+    assert not head_start.begin_in_process(
+        "p", lambda: prepared.append(1) or (_pid_and_twice, (1,), None), lambda: 10)
+    assert prepared == [] and head_start.pending() == []
+    assert head_start.take("p", lambda: "inline") == "inline"
+
+
+def test_work_begun_in_a_process_runs_there_and_take_returns_what_finish_makes(dags_test):
+    prepared = []
+
+    def prepare():
+        prepared.append(os.getpid())  # the inputs are read here, in the tasks' process
+        return _pid_and_twice, (21,), lambda result: ("finished", *result)
+
+    assert head_start.begin_in_process("p", prepare, customers=lambda: 10)
+    finished, pid, value = head_start.take("p", lambda: "inline")
+    assert (finished, value) == ("finished", 42)
+    assert pid != os.getpid() and prepared == [os.getpid()]
+    assert head_start.take("p", lambda: "inline") == "inline"  # taken once
+
+
+def test_a_process_started_ahead_runs_its_setup_and_then_the_work(dags_test, tmp_path):
+    import functools
+
+    marker = tmp_path / "setup-pid"
+    assert head_start.start_process(functools.partial(_mark_setup, str(marker)))
+    assert head_start.begin_in_process("p", lambda: (_pid_and_twice, (1,), _same),
+                                       customers=lambda: 10)
+    pid, _ = head_start.take("p", lambda: "inline")
+    assert marker.read_text() == str(pid) != str(os.getpid())
+
+
+def test_a_process_started_ahead_stops_when_its_work_does_not_begin(dags_test, monkeypatch):
+    monkeypatch.setenv("CLV_HEAD_START_MAX_CUSTOMERS", "5")
+    assert head_start.start_process()
+    assert not head_start.begin_in_process("p", lambda: (_pid_and_twice, (1,), _same),
+                                           customers=lambda: 6)
+    assert head_start._process_pool is None
+
+
+def test_the_process_works_error_is_raised_by_take(dags_test):
+    assert head_start.begin_in_process(
+        "p", lambda: (_fail, ("features.training_examples: bad column",), _same), lambda: 1)
+    with pytest.raises(ValueError, match="bad column"):
+        head_start.take("p", lambda: "inline")
+
+
+def test_work_whose_process_died_is_done_by_the_task(dags_test):
+    assert head_start.begin_in_process("p", lambda: (_die, (), _same), customers=lambda: 1)
+    assert head_start.take("p", lambda: "inline") == "inline"
+
+
+def _same(x):
+    return x

@@ -116,6 +116,26 @@ def test_save_and_load_give_the_same_predictions(trained, tmp_path):
     assert loaded.config == model.config
 
 
+def test_a_fit_in_a_process_of_its_own_gives_the_same_network(trained, tmp_path):
+    """The head start's way (clv.pipeline.train_tasks.begin_fits): fitted and saved in a
+    new process set up by fit_process_setup (other thread counts), loaded here; the
+    same weights, so the same predictions, bit for bit."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    frame, spend, _, model = trained
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=ziln.fit_process_setup) as pool:
+        folder = pool.submit(ziln.fit_saved, str(tmp_path / "m"), frame, spend, SMALL,
+                             len(frame)).result(timeout=300)
+    loaded = ziln.ZilnModel.load(folder)
+    ziln._LOGITS.clear()
+    here = model.predict_logits(frame)
+    ziln._LOGITS.clear()  # the loaded network itself predicts, not the remembered result
+    np.testing.assert_array_equal(loaded.predict_logits(frame), here)
+    assert loaded.history == model.history and loaded.spend_scale == model.spend_scale
+
+
 def test_missing_feature_column_is_a_clear_error(trained):
     frame, _, _, model = trained
     with pytest.raises(ValueError, match="recency_days"):

@@ -432,6 +432,28 @@ class ZilnModel:
                    meta.get("history"), float(meta.get("spend_scale", 1.0)))
 
 
+def fit_process_setup() -> None:
+    """Import TensorFlow in a process that will fit beside the tasks' own process
+    (:func:`fit_saved`) and leave it half the cores: on 2 cores, the fit's two
+    thread pools beside the tasks' fits made both ~1.7x slower, while alone it is no
+    faster on two threads than on one (docs/benchmarks.md). Thread counts change
+    timing, never the weights (deterministic ops)."""
+    import tensorflow as tf
+
+    threads = max(1, (os.cpu_count() or 2) // 2)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras  # noqa: F401
+
+
+def fit_saved(folder: str, frame: pd.DataFrame, spend: np.ndarray, config: ZilnConfig,
+              n_offered: int) -> str:
+    """:meth:`ZilnModel.fit`, saved into ``folder`` (returned): the fit run in a process
+    of its own, whose network the caller loads (:meth:`ZilnModel.load`) with the same
+    weights, so the same predictions."""
+    return str(ZilnModel.fit(frame, spend, config, n_offered=n_offered).save(folder))
+
+
 # --------------------------------------------------------------------------- MLflow
 
 

@@ -92,7 +92,9 @@ from clv.pipeline.tables import (
     SEGMENTS,
 )
 from clv.pipeline.train_tasks import (
+    begin_fits,
     evaluate,
+    start_ziln_process,
     train,
 )
 
@@ -129,6 +131,7 @@ __all__ = [
     "allocate",
     "backtest_scores",
     "begin_clusters",
+    "begin_fits",
     "recommend",
     "build_features",
     "churn_alerts",
@@ -143,6 +146,7 @@ __all__ = [
     "run_summary",
     "score",
     "segment",
+    "start_ziln_process",
     "train",
     "validate_features",
     "validate_raw",

@@ -3,28 +3,119 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import shutil
+import tempfile
 from typing import Any
 
+from clv.data import warehouse
 from clv.pipeline.publishing import _spark, _validate_and_publish
-from clv.pipeline.tables import MODEL_METRICS, MODEL_METRICS_SCHEMA
+from clv.pipeline.tables import FEATURES, MODEL_METRICS, MODEL_METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 
+#: The fits that :func:`begin_fits` begins in the head-start thread (ZILN has a process).
+THREAD_FITS = ("clv", "churn", "btyd")
+
+
 def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
     """Train, log and register one model: ``clv``, ``churn`` (XGBoost), ``ziln``
-    (TensorFlow) or ``btyd`` (every BTYD model); the aliases are decided by :func:`evaluate`."""
+    (TensorFlow) or ``btyd`` (every BTYD model); the aliases are decided by :func:`evaluate`.
+    What :func:`begin_fits` began is taken (:mod:`clv.pipeline.head_start`)."""
+    from clv.pipeline import head_start
+
+    if model in THREAD_FITS:
+        return head_start.take(_fit_key(model, as_of_date, run_id),
+                               functools.partial(_train, model, as_of_date, horizon_days,
+                                                 run_id))
+    return _train(model, as_of_date, horizon_days, run_id)
+
+
+def _train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str
+           ) -> dict[str, Any]:
     from clv.models import training
 
     if model == "btyd":  # several models, each a spend and a churn version
         results = training.train_btyd_models(as_of_date, horizon_days, run_id)
         return {f"{r.name} v{r.version}": _train_summary(r) for r in results}
     if model == "ziln":  # one TensorFlow network, registered as a spend and a churn version
+        from clv.pipeline import head_start
+        from clv.pipeline.score_tasks import begin_clusters
+
+        fitted = head_start.take(_fit_key(model, as_of_date, run_id),
+                                 functools.partial(training.fit_ziln, as_of_date))
+        # segment's K-means: Spark jobs that took a core from the fit's process beside
+        # it run beside evaluate and score instead, which leave a core idle (begin_fits)
+        begin_clusters(as_of_date, run_id)
         return {r.name: _train_summary(r)
-                for r in training.train_ziln_model(as_of_date, horizon_days, run_id)}
+                for r in training.train_ziln_model(as_of_date, horizon_days, run_id,
+                                                   fitted=fitted)}
     fn = {"clv": training.train_clv_model, "churn": training.train_churn_model}[model]
     return _train_summary(fn(as_of_date, horizon_days, run_id))
+
+
+def begin_fits(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, bool]:
+    """Under ``airflow dags test``, once the features are validated, begin every
+    training task's work (:mod:`clv.pipeline.head_start`), so that the run no longer
+    depends on the order the command picks for them (a set's, new each run):
+
+    * the ZILN fit in a process of its own (TensorFlow driven from Python gains nothing
+      from a thread), its inputs read here, first: it is the longest;
+    * the XGBoost and BTYD trainings in the head-start thread, one after another;
+    * segment's K-means (Spark jobs) in that thread once the ZILN task has the fit:
+      beside the fit it took a core from it, beside evaluate and score a core is idle.
+      Here when the fit did not begin.
+
+    Which began, by name."""
+    from clv.pipeline import head_start
+    from clv.pipeline.score_tasks import begin_clusters
+
+    def customers() -> int:
+        return warehouse.row_count(FEATURES, as_of_date) or 0
+
+    begun = {"ziln": head_start.begin_in_process(_fit_key("ziln", as_of_date, run_id),
+                                                 functools.partial(_ziln_fit_job, as_of_date),
+                                                 customers)}
+    for model in THREAD_FITS:
+        begun[model] = head_start.begin(
+            _fit_key(model, as_of_date, run_id),
+            functools.partial(_train, model, as_of_date, horizon_days, run_id), customers)
+    if not begun["ziln"]:  # else the ZILN task begins it once the fit is in
+        begun["clusters"] = begin_clusters(as_of_date, run_id)
+    return begun
+
+
+def start_ziln_process() -> bool:
+    """Under ``airflow dags test``, start the process :func:`begin_fits` will fit ZILN in and
+    import TensorFlow in it while the tasks before the fit run; True when started."""
+    from clv.models import ziln
+    from clv.pipeline import head_start
+
+    return head_start.start_process(ziln.fit_process_setup)
+
+
+def _fit_key(model: str, as_of_date: dt.date, run_id: str) -> tuple:
+    return ("fit", model, as_of_date.isoformat(), run_id)
+
+
+def _ziln_fit_job(as_of_date: dt.date):
+    """(fit, its arguments, what loads its result) for :func:`begin_fits`."""
+    from clv.models import training, ziln
+
+    config, sample, spend, n_learn = training.ziln_fit_inputs(as_of_date)
+    folder = tempfile.mkdtemp(prefix="clv-ziln-fit-")
+    return ziln.fit_saved, (folder, sample, spend, config, n_learn), _load_and_remove
+
+
+def _load_and_remove(folder: str):
+    from clv.models import ziln
+
+    try:
+        return ziln.ZilnModel.load(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _train_summary(result) -> dict[str, Any]:

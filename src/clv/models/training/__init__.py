@@ -38,6 +38,7 @@ from clv.models.training.fit import (
     _early_stopping_split,
     _fit,
     balance_tweedie,
+    fit_ziln,
     predict_churn,
     predict_spend,
     shap_importance,
@@ -45,6 +46,7 @@ from clv.models.training.fit import (
     train_churn_model,
     train_clv_model,
     train_ziln_model,
+    ziln_fit_inputs,
 )
 from clv.models.training.register import TrainResult
 from clv.models.training.splits import TRAINING_TABLE, _split_with_rows, holdout, load_split
@@ -54,8 +56,8 @@ __all__ = [
     "METRIC_COLUMNS", "NAIVE_CHURN_BASELINE", "NAIVE_SPEND_BASELINE", "SEED",
     "SHAP_SAMPLE_ROWS", "SIGNATURE_ROWS", "TRAINING_TABLE", "XGB_PARAMS",
     "TrainResult", "_early_stopping_split", "_fit", "_split_with_rows", "_versions_to_evaluate",
-    "balance_tweedie", "baseline_predictions", "evaluate_models", "feature_matrix",
+    "balance_tweedie", "baseline_predictions", "evaluate_models", "feature_matrix", "fit_ziln",
     "holdout", "load_split", "past_spend_rate", "predict_churn", "predict_spend",
     "recency_churn_score", "report", "shap_importance", "train_btyd_models",
-    "train_churn_model", "train_clv_model", "train_ziln_model", "truth",
+    "train_churn_model", "train_clv_model", "train_ziln_model", "truth", "ziln_fit_inputs",
 ]

@@ -308,25 +308,45 @@ def _level_anchor(name: str, x_eval: pd.DataFrame, y_eval: np.ndarray, pred: np.
 # --------------------------------------------------------------------------- TensorFlow ZILN
 
 
+def ziln_fit_inputs(as_of_date: dt.date, settings: Settings | None = None,
+                    config: Any = None) -> tuple[Any, pd.DataFrame, np.ndarray, int]:
+    """What the ZILN fit learns from: ``(config, sample, spend, customers offered)``.
+
+    Only the rows the network learns from become pandas (250,000 of 2.57M at 10M
+    orders): the sample :func:`clv.models.ziln.learning_sample` would take, same seed."""
+    from clv.models import ziln
+
+    config = config or ziln.ZilnConfig()
+    sample = _learning_split(as_of_date, settings, config.max_learn_rows, config.seed)
+    return (config, sample, sample["spend_next"].to_numpy(dtype=float),
+            int(sample.attrs["n_offered_rows"]))
+
+
+def fit_ziln(as_of_date: dt.date, settings: Settings | None = None, config: Any = None):
+    """The ZILN network fitted on :func:`ziln_fit_inputs` (the fit of :func:`train_ziln_model`)."""
+    from clv.models import ziln
+
+    config, sample, spend, n_learn = ziln_fit_inputs(as_of_date, settings, config)
+    return ziln.ZilnModel.fit(sample, spend, config, n_offered=n_learn)
+
+
 def train_ziln_model(
     as_of_date: dt.date, horizon_days: int, run_id: str, settings: Settings | None = None,
-    config: Any = None,
+    config: Any = None, fitted: Any = None,
 ) -> tuple[TrainResult, TrainResult]:
     """ZILN network (TensorFlow): one training, registered as a ``clv_spend`` version
-    (expected value) and a ``clv_churn`` version (1 - p), each gated on its own."""
+    (expected value) and a ``clv_churn`` version (1 - p), each gated on its own.
+
+    ``fitted``: the network :func:`fit_ziln` gives for these arguments, where it was
+    fitted beforehand (a head start, :mod:`clv.pipeline.head_start`); else it is fitted here.
+    """
     from mlflow.models import infer_signature
 
     import mlflow
     from clv.models import ziln
 
-    config = config or ziln.ZilnConfig()
-    # Only the rows the network learns from become pandas (250,000 of 2.57M at 10M
-    # orders): the sample ziln.learning_sample would take, with the same seed
-    sample = _learning_split(as_of_date, settings, config.max_learn_rows, config.seed)
-    n_learn = sample.attrs["n_offered_rows"]
-    spend = sample["spend_next"].to_numpy(dtype=float)
-    model = ziln.ZilnModel.fit(sample, spend, config, n_offered=n_learn)
-    del sample, spend
+    model = fitted or fit_ziln(as_of_date, settings, config)
+    n_learn = model.history["n_offered_rows"]
     evaluate = _holdout(as_of_date, settings)
     device = model.device
     x_eval = feature_matrix(evaluate)
