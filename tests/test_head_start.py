@@ -232,6 +232,20 @@ def test_the_process_works_error_is_raised_by_take(dags_test):
         head_start.take("p", lambda: "inline")
 
 
+def test_inputs_that_cannot_be_read_mean_no_head_start_not_a_failure(dags_test):
+    """validate_features must not fail for the training data: the ZILN task reads it again
+    and fails as itself."""
+    assert head_start.start_process()
+
+    def prepare():
+        raise OSError("features.training_examples: no such partition")
+
+    assert not head_start.begin_in_process("p", prepare, customers=lambda: 1)
+    assert head_start.pending() == [] and head_start._process_pool is None
+    with pytest.raises(OSError, match="no such partition"):
+        head_start.take("p", prepare)
+
+
 def test_work_whose_process_died_is_done_by_the_task(dags_test):
     assert head_start.begin_in_process("p", lambda: (_die, (), _same), customers=lambda: 1)
     assert head_start.take("p", lambda: "inline") == "inline"

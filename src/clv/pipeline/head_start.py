@@ -87,7 +87,9 @@ def begin_in_process(key: Hashable,
     """:func:`begin` for work that holds the interpreter: where ``begin`` would start,
     ``prepare()`` runs here and returns ``(fn, args, finish)``; ``fn(*args)`` then runs in
     a new Python process of its own (``fn`` importable, ``args`` picklable) and
-    :func:`take` returns ``finish(its result)``, in the taking task."""
+    :func:`take` returns ``finish(its result)``, in the taking task. An error of
+    ``prepare`` only means no head start: the task reads the inputs again, and its
+    error is then the task's own."""
     global _process_pool
     if not _may_begin(key, customers):
         _stop_process()
@@ -95,7 +97,13 @@ def begin_in_process(key: Hashable,
     with _lock:
         if key in _begun:
             return False
-    fn, args, finish = prepare()
+    try:
+        fn, args, finish = prepare()
+    except Exception as exc:  # noqa: BLE001 -- the task reads it again and fails as its own
+        log.warning("no head start for %s: its inputs could not be read (%r); the task "
+                    "does the work", key, exc)
+        _stop_process()
+        return False
     with _lock:  # each process serves one head start
         pool, _process_pool = _process_pool or _new_process_pool(None), None
     future = pool.submit(fn, *args)
