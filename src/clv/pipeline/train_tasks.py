@@ -26,32 +26,32 @@ def train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str) -> di
     What :func:`begin_fits` began is taken (:mod:`clv.pipeline.head_start`)."""
     from clv.pipeline import head_start
 
-    if model in THREAD_FITS:
+    if model != "ziln":
         return head_start.take(_fit_key(model, as_of_date, run_id),
                                functools.partial(_train, model, as_of_date, horizon_days,
                                                  run_id))
-    return _train(model, as_of_date, horizon_days, run_id)
+    # one TensorFlow network, registered as a spend and a churn version
+    from clv.models import training
+    from clv.pipeline.score_tasks import begin_clusters
+
+    fitted = head_start.take(_fit_key(model, as_of_date, run_id),
+                             functools.partial(training.fit_ziln, as_of_date))
+    # segment's K-means: Spark jobs that took a core from the fit's process beside it
+    # run beside evaluate and score instead, which leave a core idle (begin_fits)
+    begin_clusters(as_of_date, run_id)
+    return {r.name: _train_summary(r)
+            for r in training.train_ziln_model(as_of_date, horizon_days, run_id,
+                                               fitted=fitted)}
 
 
 def _train(model: str, as_of_date: dt.date, horizon_days: int, run_id: str
            ) -> dict[str, Any]:
+    """The work of a training task other than ZILN's (the head-start thread's, or its own)."""
     from clv.models import training
 
     if model == "btyd":  # several models, each a spend and a churn version
         results = training.train_btyd_models(as_of_date, horizon_days, run_id)
         return {f"{r.name} v{r.version}": _train_summary(r) for r in results}
-    if model == "ziln":  # one TensorFlow network, registered as a spend and a churn version
-        from clv.pipeline import head_start
-        from clv.pipeline.score_tasks import begin_clusters
-
-        fitted = head_start.take(_fit_key(model, as_of_date, run_id),
-                                 functools.partial(training.fit_ziln, as_of_date))
-        # segment's K-means: Spark jobs that took a core from the fit's process beside
-        # it run beside evaluate and score instead, which leave a core idle (begin_fits)
-        begin_clusters(as_of_date, run_id)
-        return {r.name: _train_summary(r)
-                for r in training.train_ziln_model(as_of_date, horizon_days, run_id,
-                                                   fitted=fitted)}
     fn = {"clv": training.train_clv_model, "churn": training.train_churn_model}[model]
     return _train_summary(fn(as_of_date, horizon_days, run_id))
 
@@ -72,6 +72,7 @@ def begin_fits(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str,
     from clv.pipeline import head_start
     from clv.pipeline.score_tasks import begin_clusters
 
+    @functools.cache  # asked by each head start that may begin: counted once
     def customers() -> int:
         return warehouse.row_count(FEATURES, as_of_date) or 0
 
