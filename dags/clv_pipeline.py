@@ -241,7 +241,8 @@ def clv_pipeline():
 
     @task(pool=SPARK_POOL)
     def build_features() -> dict:
-        """Spark: customer features at the as-of date and out-of-time training examples."""
+        """Spark: out-of-time training examples and customer features at the as-of date;
+        under `airflow dags test` the ZILN fit begins on the examples (clv.pipeline.head_start)."""
         from clv import pipeline
 
         return pipeline.build_features(_as_of_date(), _horizon(), _run_id())
@@ -249,11 +250,13 @@ def clv_pipeline():
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def validate_features() -> dict:
         """Great Expectations suite customer_features over the new partition; under
-        `airflow dags test`, the trainings and segment's K-means then begin, the ZILN fit
-        in a process of its own (clv.pipeline.head_start)."""
+        `airflow dags test`, the trainings and segment's K-means then begin (the ZILN fit,
+        begun by build_features in a process of its own, is dropped if it fails:
+        clv.pipeline.head_start)."""
         from clv import pipeline
 
-        with _data_errors_fail_fast():
+        with _data_errors_fail_fast(), pipeline.ziln_fit_dropped_on_error(_as_of_date(),
+                                                                          _run_id()):
             checked = pipeline.validate_features(_as_of_date())
         return {**checked,
                 "begun": pipeline.begin_fits(_as_of_date(), _horizon(), _run_id())}
@@ -298,10 +301,14 @@ def clv_pipeline():
 
     @task(pool=SPARK_POOL)
     def score() -> dict:
-        """Score every customer with the registry's champions."""
+        """Score every customer with the registry's champions; under `airflow dags test`,
+        measure_outcomes -> allocate then begin, explain and segment beside them
+        (clv.pipeline.head_start)."""
         from clv import pipeline
 
-        return pipeline.score(_as_of_date(), _horizon(), _run_id())
+        return {**pipeline.score(_as_of_date(), _horizon(), _run_id()),
+                "begun": pipeline.begin_after_score(_as_of_date(), _horizon(), _run_id(),
+                                                    get_current_context()["params"])}
 
     @task(pool=SPARK_POOL, execution_timeout=SHORT)
     def segment() -> dict:

@@ -139,6 +139,21 @@ def test_side_tasks_leave_the_shared_process_of_dags_test_alone(pipeline_runs):
     assert "its process now at nice" not in pipeline_runs["outputs"][0]
 
 
+def test_dags_test_begins_later_tasks_work_and_each_task_takes_it(pipeline_runs):
+    """Under `airflow dags test` (clv.pipeline.head_start): the ZILN fit in a process of
+    its own from build_features on, the plan's chain on the path thread after score,
+    the side tasks in the head-start thread; every task takes what was begun for it."""
+    log = pipeline_runs["outputs"][0]
+    assert re.search(r"head start for \('fit', 'ziln', [^)]*\) in a process of its own", log)
+    for key, where in (("measure_outcomes", " on the run's path"),
+                       ("allocate", " on the run's path"), ("explain", ""),
+                       ("segment", ""), ("fit', 'churn", "")):
+        assert re.search(rf"head start for \('{key}', [^\n]*\){where} \(the tasks share",
+                         log), key
+        assert f"taking the head start of ('{key}'" in log, key
+    assert "dropped: a check before its task failed" not in log
+
+
 def test_every_output_table_has_one_row_per_customer(pipeline_runs):
     counts = pipeline_runs["counts"][-1]
     assert counts["raw.orders"] == pipeline_runs["n_orders"] == pipeline_runs["load"].rows_in

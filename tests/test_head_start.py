@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -18,7 +19,8 @@ from clv.pipeline import head_start
 def _nothing_left_begun():
     yield
     for key in head_start.pending():  # a failed test must not hand work to the next
-        head_start.take(key, lambda: None)
+        with contextlib.suppress(Exception):
+            head_start.take(key, lambda: None)
     head_start._stop_process()
 
 
@@ -253,3 +255,107 @@ def test_work_whose_process_died_is_done_by_the_task(dags_test):
 
 def _same(x):
     return x
+
+
+def _sleep_and_return_pid(seconds: float) -> int:
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_dropped_process_work_is_killed_and_its_task_does_the_work(dags_test):
+    """A check that fails after the ZILN fit began (build_features, validate_features)
+    must not leave its process fitting: the run's end would wait for it."""
+    import time
+
+    assert head_start.begin_in_process("p", lambda: (_sleep_and_return_pid, (120,), _same),
+                                       customers=lambda: 1)
+    [process] = head_start._begun["p"][2].args[0]._processes.values()  # its pool's
+    started = time.monotonic()
+    assert head_start.drop("p")
+    assert not head_start.drop("p")  # dropped once
+    assert head_start.pending() == []
+    assert head_start.take("p", lambda: "inline") == "inline"
+    process.join(30)
+    assert not process.is_alive()
+    assert time.monotonic() - started < 60  # not the 120 s of the work
+
+
+def test_dropped_on_error_drops_the_work_and_raises_and_keeps_it_otherwise(dags_test):
+    release = threading.Event()
+    assert head_start.begin("a", lambda: release.wait(30), customers=lambda: 1)
+    assert head_start.begin("b", lambda: "queued", customers=lambda: 1)
+    with head_start.dropped_on_error("a", "b"):
+        pass
+    assert sorted(head_start.pending()) == ["a", "b"]
+    with pytest.raises(ValueError, match="features failed"), \
+            head_start.dropped_on_error("b"):
+        raise ValueError("features failed")
+    assert head_start.pending() == ["a"]
+    assert head_start.take("b", lambda: "inline") == "inline"  # queued work cancelled
+    release.set()
+    assert head_start.take("a", lambda: "inline") is True
+
+
+def test_path_work_runs_in_a_thread_of_its_own_at_the_process_nice_value(dags_test,
+                                                                          monkeypatch):
+    monkeypatch.setenv("CLV_SIDE_TASK_NICE", "7")
+    head_start._pool = head_start._path_pool = None  # new threads, made under this test
+    release = threading.Event()
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def nice_and_name():
+        return (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                threading.current_thread().name)
+
+    try:
+        assert head_start.begin("side", lambda: release.wait(30) and nice_and_name(),
+                                customers=lambda: 1)
+        # the side thread is busy: path work still runs at once, in its own thread
+        assert head_start.begin("path", nice_and_name, customers=lambda: 1, on_path=True)
+        nice, name = head_start.take("path", lambda: "inline")
+        assert name.startswith("head-start-path") and nice == before
+        release.set()
+        side_nice, side_name = head_start.take("side", lambda: "inline")
+        assert side_nice == max(7, before) and not side_name.startswith("head-start-path")
+    finally:
+        release.set()
+        head_start._pool = head_start._path_pool = None
+
+
+def test_work_after_failed_work_does_not_run_and_raises_its_error(dags_test):
+    """allocate's work after measure_outcomes': no plan published when the upstream task
+    failed (the scheduler would not run allocate)."""
+    ran = []
+    assert head_start.begin("measure", lambda: _fail("raw.orders: no rows"),
+                            customers=lambda: 1, on_path=True)
+    assert head_start.begin("allocate", lambda: ran.append(1) or "plan",
+                            customers=lambda: 1, on_path=True, after="measure")
+    with pytest.raises(ValueError, match="no rows"):
+        head_start.take("allocate", lambda: "inline")
+    assert ran == []
+    assert not head_start.begin("later", lambda: 1, customers=lambda: 1,
+                                after="never begun")
+    assert head_start.begin("ok", lambda: 1, customers=lambda: 1, on_path=True)
+    assert head_start.begin("next", lambda: 2, customers=lambda: 1, on_path=True,
+                            after="ok")
+    assert head_start.take("next", lambda: "inline") == 2
+
+
+def test_a_failed_features_check_drops_the_ziln_fit_build_features_began(dags_test):
+    from clv import pipeline
+    from clv.pipeline import train_tasks
+
+    day = dt.date(1998, 7, 1)
+    key = train_tasks._fit_key("ziln", day, "run-1")
+    assert head_start.begin_in_process(key, lambda: (_sleep_and_return_pid, (120,), _same),
+                                       customers=lambda: 1)
+    assert pipeline.begin_ziln_fit(day, "run-1")  # validate_features: begun already
+    with pipeline.ziln_fit_dropped_on_error(day, "run-2"):
+        pass  # another run's: not this one
+    assert head_start.pending() == [key]
+    with pytest.raises(ValueError, match="customer_features"), \
+            pipeline.ziln_fit_dropped_on_error(day, "run-1"):
+        raise ValueError("features.customer_features: recency_days below 0")
+    assert head_start.pending() == []

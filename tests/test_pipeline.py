@@ -208,10 +208,20 @@ def test_an_own_campaign_is_fitted_on_covariates_as_of_its_send_date(spark, clv_
     treated = responses[responses["treatment"] == 1]["revenue"].mean()
     control = responses[responses["treatment"] == 0]["revenue"].mean()
     assert effect.cells.loc["all", "effect"] == pytest.approx(treated - control)
+    # fitted ahead (airflow dags test's head start) for every tested action: the same
+    # effect, taken as long as the responses are those it was fitted on
+    ahead = pipeline.effects_ahead(as_of)
+    assert set(ahead[1]) == {"winback_email"}
+    pd.testing.assert_frame_equal(ahead[1]["winback_email"].cells, effect.cells)
+    taken = pipeline._measured_effects(as_of, ["retention_coupon", "winback_email"], set(ids),
+                                       ahead=ahead)
+    assert taken == {"winback_email": ahead[1]["winback_email"]}
     # a second own campaign of the action: both are pooled, each at its own send date
     earlier = responses.assign(campaign_id="own-0", sent_date=as_of - dt.timedelta(days=120),
                                revenue=responses["revenue"] * 2)
     ingest.load_campaign_responses(spark, earlier, "run-test", as_of - dt.timedelta(days=2))
+    stale = pipeline._measured_effects(as_of, ["winback_email"], set(ids), ahead=ahead)
+    assert stale["winback_email"].campaign_id == "own-1 (+1 earlier)"  # fitted again
     pooled = pipeline._measured_effects(as_of, ["winback_email"], set(ids))["winback_email"]
     assert pooled.campaign_id == "own-1 (+1 earlier)"
     both = pd.concat([responses, earlier])

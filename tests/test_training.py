@@ -149,6 +149,28 @@ def test_both_families_compete_and_scoring_uses_whichever_is_champion(registry_h
     assert ("btyd_bgnbd_gg", "baseline", "roc_auc") in got
     assert set(table["cutoff_date"]) == {AS_OF - dt.timedelta(days=HORIZON)}
 
+    # scored ahead (airflow dags test: while the ZILN network fits), the same table and
+    # interval rows; what was scored ahead is what the table holds
+    from clv.pipeline import train_tasks
+
+    scored = training.score_versions(evaluate, HORIZON, "run-1")
+    assert set(scored) == {(n, v) for n in ("clv_spend", "clv_churn") for v in ("1", "2")}
+    assert scored[("clv_spend", "1")].coverage and scored[("clv_churn", "1")].coverage is None
+    again = training.evaluate_models(AS_OF, HORIZON, "run-1", holdout=evaluate,
+                                     scored=scored)
+    pd.testing.assert_frame_equal(again, table)
+    pd.testing.assert_frame_equal(
+        train_tasks._with_interval_coverage(again, AS_OF, evaluate, scored),
+        train_tasks._with_interval_coverage(table, AS_OF, evaluate))
+    flat = {**scored, ("clv_spend", "1"): training.VersionScore(
+        "xgboost", np.ones(len(evaluate)), scored[("clv_spend", "1")].coverage)}
+    poisoned = training.evaluate_models(AS_OF, HORIZON, "run-1", holdout=evaluate,
+                                        scored=flat)
+    gini = poisoned[(poisoned["model_version"] == "1") & (poisoned["model_name"] == "clv_spend")
+                    & (poisoned["metric"] == "normalized_gini")]["value"].iat[0]
+    assert gini == pytest.approx(0.0, abs=1e-9) != got[("clv_spend", "1",
+                                                         "normalized_gini")].value
+
 
 def _alias_of(client, name, version):
     aliases = client.get_registered_model(name).aliases or {}

@@ -35,6 +35,7 @@ from clv.pipeline.effect_inputs import (
     MAX_OWN_CAMPAIGNS,
     _measured_effects,
     _with_covariates_at,
+    effects_ahead,
 )
 from clv.pipeline.features_tasks import (
     build_features,
@@ -58,6 +59,7 @@ from clv.pipeline.publishing import (
 from clv.pipeline.recommend_tasks import recommend
 from clv.pipeline.score_tasks import (
     backtest_scores,
+    begin_after_score,
     begin_clusters,
     churn_alerts,
     explain,
@@ -93,9 +95,11 @@ from clv.pipeline.tables import (
 )
 from clv.pipeline.train_tasks import (
     begin_fits,
+    begin_ziln_fit,
     evaluate,
     start_ziln_process,
     train,
+    ziln_fit_dropped_on_error,
 )
 
 __all__ = [
@@ -130,11 +134,14 @@ __all__ = [
     "StaleDataError",
     "allocate",
     "backtest_scores",
+    "begin_after_score",
     "begin_clusters",
     "begin_fits",
+    "begin_ziln_fit",
     "recommend",
     "build_features",
     "churn_alerts",
+    "effects_ahead",
     "evaluate",
     "evaluate_plan_policy",
     "explain",
@@ -150,6 +157,7 @@ __all__ = [
     "train",
     "validate_features",
     "validate_raw",
+    "ziln_fit_dropped_on_error",
     "_campaign_responses",
     "_measured_effects",
     "_with_covariates_at",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from clv.config import DEFAULT_ACTION_COSTS, DEFAULT_CLV_WEIGHT
 from clv.data import lineage, warehouse
 from clv.data.catalog import NO_ACTION
 from clv.decisions.contact_policy import ContactPolicy
-from clv.pipeline.effect_inputs import _measured_effects, _shop_covariates
+from clv.pipeline.effect_inputs import _measured_effects, _shop_covariates, effects_key
 from clv.pipeline.loop_tasks import evaluate_plan_policy, publish_campaign_plan
 from clv.pipeline.publishing import (
     _partition_or_none,
@@ -93,6 +94,23 @@ class AllocationParams:
 
 
 def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict[str, Any]:
+    """:func:`_allocate`, or its work that ``score`` began for the same params
+    (:func:`clv.pipeline.score_tasks.begin_after_score`)."""
+    from clv.pipeline import head_start
+
+    return head_start.take(allocation_key(as_of_date, params, run_id),
+                           functools.partial(_allocate, as_of_date, params, run_id))
+
+
+def allocation_key(as_of_date: dt.date, params: AllocationParams, run_id: str) -> tuple:
+    """The head-start key of the allocation with ``params`` (a plan for other params is
+    not this one)."""
+    from clv.pipeline import head_start
+
+    return (*head_start.task_key("allocate", as_of_date, run_id), repr(params))
+
+
+def _allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict[str, Any]:
     """Spend the budget: one action (or none) per customer, maximising
     ``clv_weight * incremental CLV + (1 - clv_weight) * incremental revenue - cost``.
 
@@ -107,6 +125,7 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     from clv.data.frames import join_one_to_one
     from clv.decisions import allocation, effects
     from clv.decisions import recommendation_action as rec_action
+    from clv.pipeline import head_start
 
     # product lists (#18): with them the recommendation e-mail is on offer
     lists = _partition_or_none(RECOMMENDATIONS, as_of_date, ["customer_id", "product_id", "rank"])
@@ -117,7 +136,9 @@ def allocate(as_of_date: dt.date, params: AllocationParams, run_id: str) -> dict
     frame = join_one_to_one(scores, _segments(scores))  # both by customer_id: a column copy
     covariates = _shop_covariates(as_of_date, frame["customer_id"])
     measured = _measured_effects(as_of_date, sorted(params.action_costs),
-                                 set(covariates["customer_id"]))
+                                 set(covariates["customer_id"]),
+                                 ahead=head_start.take(effects_key(as_of_date, run_id),
+                                                       lambda: None))
     per_customer = effects.customer_effects(covariates, sorted(params.action_costs), measured)
     effect_table = allocation.action_effects_table(per_customer, covariates, measured)
     del covariates

@@ -37,18 +37,30 @@ def _shop_covariates(as_of_date: dt.date, customers) -> Any:
 MAX_OWN_CAMPAIGNS = 6
 
 
-def _measured_effects(as_of_date: dt.date, actions: list[str], shop_customers: set
-                      ) -> dict[str, Any]:
+def _measured_effects(as_of_date: dt.date, actions: list[str], shop_customers: set,
+                      ahead: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Per action, its effect fitted on the randomised campaigns sent before the as-of date
     that tested it: the shop's own campaigns pooled (each with its customers' covariates
-    at its send date), else the latest external one; none: the action keeps its prior."""
+    at its send date), else the latest external one; none: the action keeps its prior.
+
+    ``ahead``: :func:`effects_ahead` of the same as-of date and customers, fitted before
+    (a head start): taken when the campaign responses are still those it was fitted on."""
+    responses = _campaign_responses()
+    if responses is None:
+        return {}
+    if ahead is not None and ahead[0] == _responses_digest(responses):
+        log.info("action effects fitted ahead on the same campaign responses: %s",
+                 sorted(a for a in actions if a in ahead[1]))
+        return {a: ahead[1][a] for a in actions if a in ahead[1]}
+    return _fit_effects(responses, as_of_date, actions, shop_customers)
+
+
+def _fit_effects(responses, as_of_date: dt.date, actions: list[str], shop_customers: set
+                 ) -> dict[str, Any]:
     import pandas as pd
 
     from clv.decisions import effects
 
-    responses = _campaign_responses()
-    if responses is None:
-        return {}
     known = responses[pd.to_datetime(responses["sent_date"]) < pd.Timestamp(as_of_date)]
     measured = {}
     for action in actions:
@@ -61,6 +73,35 @@ def _measured_effects(as_of_date: dt.date, actions: list[str], shop_customers: s
                  measured[action].method,
                  {k: round(v, 4) for k, v in measured[action].qini.items()})
     return measured
+
+
+def effects_ahead(as_of_date: dt.date) -> tuple[str, dict[str, Any]] | None:
+    """:func:`_measured_effects` of every action a campaign tested, for the as-of date's
+    customers (the features'), with the digest of the responses they were fitted on;
+    None when no campaign was loaded. Under ``airflow dags test`` the allocate task takes
+    it from the head-start thread (:func:`clv.pipeline.train_tasks.begin_fits`); when
+    measure_outcomes has appended responses since, allocate fits them again."""
+    responses = _campaign_responses()
+    if responses is None:
+        return None
+    customers = set(_shop_covariates(as_of_date, [])["customer_id"])
+    actions = sorted(responses.loc[responses["treatment"] == 1, "action"].dropna().unique())
+    return (_responses_digest(responses),
+            _fit_effects(responses, as_of_date, actions, customers))
+
+
+def effects_key(as_of_date: dt.date, run_id: str) -> tuple:
+    """The head-start key of :func:`effects_ahead` for one run."""
+    return ("action effects", as_of_date.isoformat(), run_id)
+
+
+def _responses_digest(responses) -> str:
+    import hashlib
+
+    import pandas as pd
+
+    values = pd.util.hash_pandas_object(responses, index=False).to_numpy()
+    return hashlib.blake2b(values.tobytes(), digest_size=16).hexdigest()
 
 
 def _campaign_evidence(known, action: str, shop_customers: set):

@@ -21,6 +21,7 @@ def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[
 
     from clv import features
     from clv.features.sources import add_source_features
+    from clv.pipeline.train_tasks import begin_ziln_fit, ziln_fit_dropped_on_error
 
     spark = _spark()
     orders = warehouse.read_table(spark, RAW_ORDERS).drop(warehouse.PARTITION_COLUMN)
@@ -30,7 +31,6 @@ def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[
         return add_source_features(frame, cutoff, **sources)[0] if sources else frame
 
     feats = with_sources(features.customer_features(orders, as_of_date), as_of_date)
-    warehouse.write_partition(feats.withColumn("run_id", F.lit(run_id)), FEATURES, as_of_date)
     cutoffs = features.backtest_cutoffs(as_of_date, horizon_days)
     examples = with_sources(
         features.training_examples(orders, cutoffs["train"], horizon_days, "train"),
@@ -39,11 +39,17 @@ def build_features(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[
         features.training_examples(orders, cutoffs["eval"], horizon_days, "eval"),
         cutoffs["eval"])).withColumn("run_id", F.lit(run_id))
     warehouse.write_partition(examples, EXAMPLES, as_of_date)
-    if "sentiment" in sources:
-        sources["sentiment"].unpersist()
-    counts = {r["split"]: r["n"] for r in warehouse.read_table(spark, EXAMPLES, as_of_date)
-              .groupBy("split").count().withColumnRenamed("count", "n").collect()}
-    n_customers = warehouse.read_table(spark, FEATURES, as_of_date).count()
+    # The examples first: under airflow dags test the ZILN fit learns from them alone and
+    # begins now; an error until its checks pass drops it (clv.pipeline.head_start).
+    begin_ziln_fit(as_of_date, run_id)
+    with ziln_fit_dropped_on_error(as_of_date, run_id):
+        warehouse.write_partition(feats.withColumn("run_id", F.lit(run_id)), FEATURES,
+                                  as_of_date)
+        if "sentiment" in sources:
+            sources["sentiment"].unpersist()
+        counts = {r["split"]: r["n"] for r in warehouse.read_table(spark, EXAMPLES, as_of_date)
+                  .groupBy("split").count().withColumnRenamed("count", "n").collect()}
+        n_customers = warehouse.read_table(spark, FEATURES, as_of_date).count()
     used = ["orders", *(s for s in ("reviews", "customers", "events") if s in sources)]
     log.info("features: %d customers at %s from %s; examples %s (cutoffs %s)",
              n_customers, as_of_date, "+".join(used), counts, cutoffs)

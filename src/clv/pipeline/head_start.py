@@ -15,11 +15,18 @@ result is what the task computes alone.
   lock gains nothing from a thread (the ZILN fit and the BTYD fits in two threads took
   as long as one after the other, docs/benchmarks.md). The thread yields the CPU (its
   nice value, ``CLV_SIDE_TASK_NICE``): a task never runs queued work itself, it waits.
+  ``on_path``: in a second thread, at the process's nice value, for a chain the run
+  waits for that the command would otherwise reach after the side tasks, in its order
+  (after ``score``: measure_outcomes -> allocate, beside explain and segment).
 * :func:`begin_in_process`: in a new Python process (spawned: nothing of this one's
   threads or JVM is copied), for work that holds the interpreter, the ZILN fit. Its
   inputs are read here and handed over by pickle; :func:`start_process` starts that
   process (and imports TensorFlow in it) earlier still. A process that dies (killed,
   out of memory) only means the task does the work itself.
+
+Work begun before the checks its task waits for (the ZILN fit, on the training
+examples, before the features are validated) is dropped when one fails (:func:`drop`,
+:func:`dropped_on_error`): its process is killed, queued work cancelled.
 
 Where a task has a process of its own (the scheduler, ``make up``) nothing begins and
 :func:`take` calls the function. ``CLV_HEAD_START=off`` turns head starts off; past
@@ -29,11 +36,13 @@ early never holds a large table beside the tasks that run meanwhile.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -46,10 +55,12 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+#: The path thread of ``begin(..., on_path=True)``.
+_path_pool: ThreadPoolExecutor | None = None
 #: The process the next :func:`begin_in_process` uses, started ahead by :func:`start_process`.
 _process_pool: ProcessPoolExecutor | None = None
-#: Work begun: its future, and what makes the task's result of the future's.
-_begun: dict[Hashable, tuple[Future, Callable[[Any], Any]]] = {}
+#: Work begun: its future, what makes the task's result of the future's, and what stops it.
+_begun: dict[Hashable, tuple[Future, Callable[[Any], Any], Callable[[], Any]]] = {}
 
 
 def enabled() -> bool:
@@ -62,22 +73,37 @@ def enabled() -> bool:
     raise ValueError(f"CLV_HEAD_START={text!r}: expected on or off")
 
 
-def begin(key: Hashable, fn: Callable[[], Any], customers: Callable[[], int]) -> bool:
+def begin(key: Hashable, fn: Callable[[], Any], customers: Callable[[], int], *,
+          on_path: bool = False, after: Hashable | None = None) -> bool:
     """Start ``fn`` in the head-start thread under ``key`` when the tasks share this
     process, head starts are on and ``customers()`` (asked only then) is within
     :func:`clv.config.max_head_start_customers`; True when it was started. Work already
-    begun under ``key`` is left as it is."""
-    global _pool
+    begun under ``key`` is left as it is. ``on_path``: in the path thread instead, which
+    keeps the process's nice value: the run waits for this work (the plan's chain
+    beside the side tasks). ``after``: the key of work begun before in the same thread
+    whose task is upstream of this one: ``fn`` runs only if that work succeeded (else
+    its error is this work's, and the task, upstream-failed, never takes it); not begun
+    when that work was not."""
+    global _pool, _path_pool
     if not _may_begin(key, customers):
         return False
     with _lock:
         if key in _begun:
             return False
-        if _pool is None:  # one thread: head starts run one after another
+        if after is not None:
+            if after not in _begun:
+                return False
+            fn = functools.partial(_after, _begun[after][0], fn)
+        # one thread each: head starts run one after another
+        if on_path and _path_pool is None:
+            _path_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="head-start-path")
+        elif not on_path and _pool is None:
             _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="head-start",
                                        initializer=_yield_thread)
-        _begun[key] = _pool.submit(fn), _same
-    log.info("head start for %s (the tasks share this process: airflow dags test)", key)
+        future = (_path_pool if on_path else _pool).submit(fn)
+        _begun[key] = future, _same, future.cancel  # work already running runs out
+    log.info("head start for %s%s (the tasks share this process: airflow dags test)", key,
+             " on the run's path" if on_path else "")
     return True
 
 
@@ -109,7 +135,7 @@ def begin_in_process(key: Hashable,
     future = pool.submit(fn, *args)
     future.add_done_callback(lambda _: pool.shutdown(wait=False))  # the process ends with it
     with _lock:
-        _begun[key] = future, finish
+        _begun[key] = future, finish, functools.partial(_kill, pool)
     log.info("head start for %s in a process of its own (the tasks share this process: "
              "airflow dags test)", key)
     return True
@@ -155,6 +181,14 @@ def _stop_process() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """End ``pool``'s process now, mid-work (Python 3.14 has ``terminate_workers``; until
+    then its processes are only reachable through ``_processes``)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _may_begin(key: Hashable, customers: Callable[[], int]) -> bool:
     from clv.config import max_head_start_customers
 
@@ -183,6 +217,11 @@ def _yield_thread() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
+def _after(upstream: Future, fn: Callable[[], T]) -> T:
+    upstream.result()  # done: the same thread ran it first
+    return fn()
+
+
 def _same(result: T) -> T:
     return result
 
@@ -194,7 +233,7 @@ def take(key: Hashable, fn: Callable[[], T]) -> T:
         entry = _begun.pop(key, None)
     if entry is None:
         return fn()
-    future, finish = entry
+    future, finish, _ = entry
     log.info("taking the head start of %s", key)
     try:
         result = future.result()
@@ -203,6 +242,35 @@ def take(key: Hashable, fn: Callable[[], T]) -> T:
                     key, exc)
         return fn()
     return finish(result)
+
+
+def drop(key: Hashable) -> bool:
+    """Forget the work begun under ``key``, whose task will not take it (a check before
+    that task failed): a process of its own is killed, work still queued is cancelled,
+    work already running in the thread runs out unseen. True when there was work."""
+    with _lock:
+        entry = _begun.pop(key, None)
+    if entry is None:
+        return False
+    entry[2]()
+    log.info("head start for %s dropped: a check before its task failed", key)
+    return True
+
+
+@contextlib.contextmanager
+def dropped_on_error(*keys: Hashable) -> Iterator[None]:
+    """:func:`drop` the work begun under ``keys`` when the block raises (then re-raised)."""
+    try:
+        yield
+    except BaseException:
+        for key in keys:
+            drop(key)
+        raise
+
+
+def task_key(task: str, as_of_date: Any, run_id: str) -> tuple:
+    """The key of a task's work for one run and as-of date."""
+    return (task, as_of_date.isoformat(), run_id)
 
 
 def pending() -> list[Hashable]:

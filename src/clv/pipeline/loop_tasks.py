@@ -4,6 +4,7 @@ it returned."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 from clv.data import lineage, warehouse
@@ -99,6 +100,16 @@ def _orders_after(since: dt.date, as_of_date: dt.date, customers):
 
 
 def measure_outcomes(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
+    """:func:`_measure_outcomes`, or its work that ``score`` began
+    (:func:`clv.pipeline.score_tasks.begin_after_score`)."""
+    from clv.pipeline import head_start
+
+    return head_start.take(head_start.task_key("measure_outcomes", as_of_date, run_id),
+                           functools.partial(_measure_outcomes, as_of_date, horizon_days,
+                                             run_id))
+
+
+def _measure_outcomes(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, Any]:
     """Outcomes of every earlier plan whose response window has passed by ``as_of_date``.
 
     Reads ``marts.campaign_plan`` partitions made before the as-of date (in the last

@@ -68,9 +68,61 @@ def _clusters(as_of_date: dt.date):
     return clusters.behaviour_clusters(warehouse.read_table(_spark(), FEATURES, as_of_date))
 
 
+def begin_after_score(as_of_date: dt.date, horizon_days: int, run_id: str,
+                      params: dict[str, Any]) -> dict[str, bool]:
+    """Under ``airflow dags test``, once the scores are published, begin what the
+    scheduler would run side by side (:mod:`clv.pipeline.head_start`), whatever order
+    the command then picks for the tasks:
+
+    * the plan's chain, measure_outcomes -> allocate (the run's ``params``; params the
+      allocate task would refuse begin no allocation: the task fails as itself), in the
+      path thread;
+    * :func:`explain` and :func:`segment` in the head-start thread, which yields the CPU:
+      their Spark writes and XGBoost's SHAP leave the interpreter to the plan.
+
+    Which began, by name."""
+    from clv.pipeline import head_start
+    from clv.pipeline.decide_tasks import AllocationParams, _allocate, allocation_key
+    from clv.pipeline.loop_tasks import _measure_outcomes
+
+    @functools.cache  # asked by each head start that may begin: counted once
+    def customers() -> int:
+        return warehouse.row_count(SCORES, as_of_date) or 0
+
+    work = {
+        "measure_outcomes": (head_start.task_key("measure_outcomes", as_of_date, run_id), True,
+                             functools.partial(_measure_outcomes, as_of_date, horizon_days,
+                                               run_id)),
+        "explain": (head_start.task_key("explain", as_of_date, run_id), False,
+                    functools.partial(_explain, as_of_date, run_id)),
+        "segment": (head_start.task_key("segment", as_of_date, run_id), False,
+                    functools.partial(_segment, as_of_date, run_id)),
+    }
+    try:
+        allocation = AllocationParams.from_params(params)
+    except ValueError as exc:
+        log.info("no head start for allocate: %s", exc)
+    else:
+        work["allocate"] = (allocation_key(as_of_date, allocation, run_id), True,
+                            functools.partial(_allocate, as_of_date, allocation, run_id))
+    after = {"allocate": work["measure_outcomes"][0]}  # no plan if its upstream failed
+    return {name: head_start.begin(key, fn, customers, on_path=on_path,
+                                   after=after.get(name))
+            for name, (key, on_path, fn) in work.items()}
+
+
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     """Value x risk segments and behavioural K-means clusters (begun by
-    :func:`begin_clusters` when it could), with their summary."""
+    :func:`begin_clusters` when it could), with their summary; the work
+    :func:`begin_after_score` began, when it did."""
+    from clv.pipeline import head_start
+
+    return head_start.take(head_start.task_key("segment", as_of_date, run_id),
+                           functools.partial(_segment, as_of_date, run_id))
+
+
+def _segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """The work of :func:`segment`."""
     from clv.data.frames import join_one_to_one
     from clv.decisions.segments import assign_segments, segment_summary
     from clv.pipeline import head_start
@@ -101,7 +153,16 @@ def explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
     it: exact TreeSHAP costs more than a prediction, even once per split pattern
     (:mod:`clv.models.treeshap`, ~5 s for 500,000 customers at 10M orders). Past
     :func:`clv.config.max_explain_rows` customers, only those with the highest predicted
-    CLV are explained (:func:`clv.models.reasons.customers_to_explain`)."""
+    CLV are explained (:func:`clv.models.reasons.customers_to_explain`). The work
+    :func:`begin_after_score` began, when it did."""
+    from clv.pipeline import head_start
+
+    return head_start.take(head_start.task_key("explain", as_of_date, run_id),
+                           functools.partial(_explain, as_of_date, run_id))
+
+
+def _explain(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
+    """The work of :func:`explain`."""
     from clv.config import CLV_MODEL_NAME, max_explain_rows
     from clv.models import reasons, registry, scoring
 

@@ -10,8 +10,9 @@ import tempfile
 from typing import Any
 
 from clv.data import warehouse
+from clv.pipeline.effect_inputs import effects_ahead, effects_key
 from clv.pipeline.publishing import _spark, _validate_and_publish
-from clv.pipeline.tables import FEATURES, MODEL_METRICS, MODEL_METRICS_SCHEMA
+from clv.pipeline.tables import EXAMPLES, FEATURES, MODEL_METRICS, MODEL_METRICS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,17 @@ def begin_fits(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str,
     depends on the order the command picks for them (a set's, new each run):
 
     * the ZILN fit in a process of its own (TensorFlow driven from Python gains nothing
-      from a thread), its inputs read here, first: it is the longest;
-    * the XGBoost and BTYD trainings in the head-start thread, one after another;
+      from a thread), begun by ``build_features`` already (:func:`begin_ziln_fit`), else
+      here, first: it is the longest;
+    * the XGBoost and BTYD trainings in the head-start thread, one after another, then
+      evaluate's holdout and every version registered by then scored on it (only
+      ZILN's two are left to the evaluate task), then allocate's effect fits on the
+      campaigns (:func:`clv.pipeline.effect_inputs.effects_ahead`);
     * segment's K-means (Spark jobs) in that thread once the ZILN task has the fit:
       beside the fit it took a core from it, beside evaluate and score a core is idle.
       Here when the fit did not begin.
 
-    Which began, by name."""
+    Which began (or had), by name."""
     from clv.pipeline import head_start
     from clv.pipeline.score_tasks import begin_clusters
 
@@ -76,16 +81,48 @@ def begin_fits(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str,
     def customers() -> int:
         return warehouse.row_count(FEATURES, as_of_date) or 0
 
-    begun = {"ziln": head_start.begin_in_process(_fit_key("ziln", as_of_date, run_id),
-                                                 functools.partial(_ziln_fit_job, as_of_date),
-                                                 customers)}
+    begun = {"ziln": begin_ziln_fit(as_of_date, run_id)}
     for model in THREAD_FITS:
         begun[model] = head_start.begin(
             _fit_key(model, as_of_date, run_id),
             functools.partial(_train, model, as_of_date, horizon_days, run_id), customers)
+    # then evaluate's holdout, and the versions registered by then scored on it; then
+    # allocate's effect fits
+    begun["evaluation inputs"] = head_start.begin(
+        _evaluation_key(as_of_date, run_id),
+        functools.partial(_evaluation_inputs, as_of_date, horizon_days, run_id), customers)
+    begun["action effects"] = head_start.begin(
+        effects_key(as_of_date, run_id), functools.partial(effects_ahead, as_of_date),
+        customers)
     if not begun["ziln"]:  # else the ZILN task begins it once the fit is in
         begun["clusters"] = begin_clusters(as_of_date, run_id)
     return begun
+
+
+def begin_ziln_fit(as_of_date: dt.date, run_id: str) -> bool:
+    """Under ``airflow dags test``, begin the ZILN fit in its process (:func:`start_ziln_process`)
+    as soon as the training examples are published: it learns from them alone, and it
+    only fits (the ZILN task logs and registers the network). The features' checks still
+    come before its task; one that fails drops it (:func:`ziln_fit_dropped_on_error`).
+    True when it is begun (or already was). The size gate counts the examples (learning
+    and holdout rows): the customers' features may not be published yet."""
+    from clv.pipeline import head_start
+
+    key = _fit_key("ziln", as_of_date, run_id)
+    if key in head_start.pending():
+        return True
+    return head_start.begin_in_process(
+        key, functools.partial(_ziln_fit_job, as_of_date),
+        lambda: warehouse.row_count(EXAMPLES, as_of_date) or 0)
+
+
+def ziln_fit_dropped_on_error(as_of_date: dt.date, run_id: str):
+    """A context in which an error drops the ZILN fit :func:`begin_ziln_fit` began (its
+    process killed): the checks before the ZILN task (the features' publication and
+    validation) run in it."""
+    from clv.pipeline import head_start
+
+    return head_start.dropped_on_error(_fit_key("ziln", as_of_date, run_id))
 
 
 def start_ziln_process() -> bool:
@@ -130,12 +167,16 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
     holdout: the champion rule moves the aliases (``clv.models.registry``), metrics and charts
     go to MLflow, rows to ``marts.model_metrics``."""
     from clv.models import training
+    from clv.pipeline import head_start
 
-    # read once: the versions are judged on it, then their intervals (3.6 s at 10M orders)
-    holdout = training.holdout(as_of_date)
-    table = training.evaluate_models(as_of_date, horizon_days, run_id, holdout=holdout)
-    table = _with_interval_coverage(table, as_of_date, holdout)
-    del holdout
+    # read once: the versions are judged on it, then their intervals (3.6 s at 10M orders);
+    # under airflow dags test, read and the versions known then scored during ZILN's fit
+    holdout, scored = head_start.take(_evaluation_key(as_of_date, run_id),
+                                      lambda: (training.holdout(as_of_date), {}))
+    table = training.evaluate_models(as_of_date, horizon_days, run_id, holdout=holdout,
+                                     scored=scored)
+    table = _with_interval_coverage(table, as_of_date, holdout, scored)
+    del holdout, scored
     spark = _spark()
     frame = spark.createDataFrame(table[training.METRIC_COLUMNS].astype(
         {"horizon_days": "int32", "n_customers": "int32"}), schema=MODEL_METRICS_SCHEMA)
@@ -149,11 +190,25 @@ def evaluate(as_of_date: dt.date, horizon_days: int, run_id: str) -> dict[str, A
                         for r in primary.itertuples()}}
 
 
-def _with_interval_coverage(table, as_of_date: dt.date, holdout):
+def _evaluation_key(as_of_date: dt.date, run_id: str) -> tuple:
+    return ("evaluation inputs", as_of_date.isoformat(), run_id)
+
+
+def _evaluation_inputs(as_of_date: dt.date, horizon_days: int, run_id: str):
+    """The holdout, and every version known now scored on it (the work :func:`begin_fits`
+    begins after the thread's fits, while ZILN's network fits)."""
+    from clv.models import training
+
+    holdout = training.holdout(as_of_date)
+    return holdout, training.score_versions(holdout, horizon_days, run_id)
+
+
+def _with_interval_coverage(table, as_of_date: dt.date, holdout, scored=None):
     """``table`` (model_metrics rows) plus the 80 % interval's coverage, nominal and PIT
     coverage on the holdout for every evaluated ``clv_spend`` version, also logged as
     metrics of the version's MLflow run (step = the as-of date as YYYYMMDD). ``holdout``:
-    the customers the versions were judged on."""
+    the customers the versions were judged on; ``scored``: what
+    :func:`clv.models.training.score_versions` measured on it already, by (name, version)."""
     import pandas as pd
 
     import mlflow
@@ -168,8 +223,9 @@ def _with_interval_coverage(table, as_of_date: dt.date, holdout):
     client = mlflow.MlflowClient()
     rows = []
     for r in spend.itertuples():
-        model = registry.load_version(CLV_MODEL_NAME, r.model_version)
-        measured = intervals.holdout_coverage(model, holdout)
+        known = (scored or {}).get((CLV_MODEL_NAME, r.model_version))
+        measured = known.coverage if known is not None else intervals.holdout_coverage(
+            registry.load_version(CLV_MODEL_NAME, r.model_version), holdout)
         run = client.get_model_version(CLV_MODEL_NAME, r.model_version).run_id
         for metric in (intervals.COVERAGE_METRIC, intervals.NOMINAL_METRIC,
                        intervals.PIT_METRIC):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -23,6 +24,13 @@ from clv.config import Settings, load_settings, private_dir
 from clv.data import warehouse
 
 log = logging.getLogger("clv.quality")  # the package's logger, as before the split
+
+#: One Great Expectations context at work at a time in a process: GX keeps the current one
+#: in a process-wide singleton (``project_manager``; its query metrics look their data
+#: source up there), so two threads validating at once (the head-start thread of
+#: ``airflow dags test`` beside a task, :mod:`clv.pipeline.head_start`) would see each
+#: other's. Held around each validation and each Data Docs build.
+GX_LOCK = threading.RLock()
 
 #: Environment switch for Data Docs: ``0`` (or false/no/off) turns them off; on by default.
 DATA_DOCS_ENV = "CLV_GX_DATA_DOCS"
@@ -93,7 +101,8 @@ def _write_data_docs(
     result.meta["run_id"] = key.run_id
     result.meta["batch_kwargs"] = {"data_asset_name": table}
     index = root / "data_docs" / "index.html"
-    with warehouse.exclusive_lock(root / ".lock"):  # concurrent runs would interleave index.html
+    # concurrent runs would interleave index.html
+    with GX_LOCK, warehouse.exclusive_lock(root / ".lock"):
         context = _docs_context(root)
         context.validation_results_store.set(key, result)
         _prune(root / "validations", DATA_DOCS_KEEP)
@@ -147,7 +156,7 @@ def rebuild_data_docs_index(settings: Settings | None = None) -> str | None:
     if not (root / "validations").is_dir():
         return None
     try:
-        with warehouse.exclusive_lock(root / ".lock"):
+        with GX_LOCK, warehouse.exclusive_lock(root / ".lock"):
             context = _docs_context(root)
             # Only the pages not rendered yet (an empty list would render every stored
             # result again: 200 kept, ~4 s); with none, one of them again, for the index.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from clv.config import CHECKOUT_ROOT, gx_pandas_max_rows, load_settings
 from clv.quality import engines
 from clv.quality.checks import MAX_ROW_RATIO, _row_count_expectation, _row_count_rule
-from clv.quality.data_docs import _publish_data_docs, _quiet_gx
+from clv.quality.data_docs import GX_LOCK, _publish_data_docs, _quiet_gx
 from clv.quality.results import SAMPLE_SIZE, DataQualityError, Failure, ValidationReport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -169,13 +169,14 @@ def validate_dataframe(
         # materialise once: GX then runs dozens of jobs (or one collect) over the cached rows
         local = engines.small_frame_as_pandas(df, df.count())
     try:
-        result, failures = _run_suite(
-            df, table, {**data, "expectations": expectations}, ids, local
-        )
+        with GX_LOCK:
+            result, failures = _run_suite(
+                df, table, {**data, "expectations": expectations}, ids, local
+            )
+            docs = _publish_data_docs(result, suite_name, table, run_name)
     finally:
         if cached_here:
             df.unpersist()
-    docs = _publish_data_docs(result, suite_name, table, run_name)
     report = ValidationReport(
         table=table,
         suite=suite_name,

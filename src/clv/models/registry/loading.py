@@ -12,6 +12,7 @@ artifacts whose signed digest checks out are loaded (:mod:`.integrity`).
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +138,9 @@ def model_family(client: MlflowClient, name: str, version: str) -> str:
 #: run, so a re-created registry at the same place is not confused with the old one.
 _LOADED: OrderedDict[tuple[str, str, str, str], ScoringModel] = OrderedDict()
 _LOADED_MAX = 4
+#: Held around each use of ``_LOADED``: under ``airflow dags test`` a head-start thread
+#: loads versions beside the tasks' thread (:mod:`clv.pipeline.head_start`).
+_LOADED_LOCK = threading.Lock()
 
 
 def load_version(name: str, version: str, settings: Settings | None = None,
@@ -156,9 +160,10 @@ def load_version(name: str, version: str, settings: Settings | None = None,
     version = str(version)
     mv = client.get_model_version(name, version)
     key = (mlflow.get_tracking_uri(), name, version, str(mv.run_id))
-    if key in _LOADED:
-        _LOADED.move_to_end(key)
-        return _LOADED[key]
+    with _LOADED_LOCK:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
     family = model_family(client, name, version)
     recorded = _check_signed(name, version, alias, dict(mv.tags or {}), settings)
     with _downloaded(name, version, settings) as folder:
@@ -173,7 +178,8 @@ def load_version(name: str, version: str, settings: Settings | None = None,
     anchor = (mv.tags or {}).get("level_anchor")
     loaded = ScoringModel(name, str(version), family, model,
                           json.loads(anchor) if anchor else None)
-    _LOADED[key] = loaded
-    while len(_LOADED) > _LOADED_MAX:
-        _LOADED.popitem(last=False)
+    with _LOADED_LOCK:
+        _LOADED[key] = loaded
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.popitem(last=False)
     return loaded

@@ -28,7 +28,13 @@ from clv.models.training.baselines import (
     report,
     truth,
 )
-from clv.models.training.evaluate import METRIC_COLUMNS, _versions_to_evaluate, evaluate_models
+from clv.models.training.evaluate import (
+    METRIC_COLUMNS,
+    VersionScore,
+    _versions_to_evaluate,
+    evaluate_models,
+    score_versions,
+)
 from clv.models.training.fit import (
     MAX_STOPPING_ROWS,
     SEED,
@@ -55,9 +61,10 @@ __all__ = [
     "BTYD_BASELINE", "CHURN_MODEL_NAME", "CLV_MODEL_NAME", "MAX_STOPPING_ROWS",
     "METRIC_COLUMNS", "NAIVE_CHURN_BASELINE", "NAIVE_SPEND_BASELINE", "SEED",
     "SHAP_SAMPLE_ROWS", "SIGNATURE_ROWS", "TRAINING_TABLE", "XGB_PARAMS",
-    "TrainResult", "_early_stopping_split", "_fit", "_split_with_rows", "_versions_to_evaluate",
+    "TrainResult", "VersionScore", "_early_stopping_split", "_fit", "_split_with_rows",
+    "_versions_to_evaluate",
     "balance_tweedie", "baseline_predictions", "evaluate_models", "feature_matrix", "fit_ziln",
     "holdout", "load_split", "past_spend_rate", "predict_churn", "predict_spend",
-    "recency_churn_score", "report", "shap_importance", "train_btyd_models",
+    "recency_churn_score", "report", "score_versions", "shap_importance", "train_btyd_models",
     "train_churn_model", "train_clv_model", "train_ziln_model", "truth", "ziln_fit_inputs",
 ]

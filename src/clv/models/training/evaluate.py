@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,9 +63,43 @@ def _versions_to_evaluate(client: Any, name: str, run_id: str, horizon_days: int
     return sorted(out, key=lambda v: int(v[0]))
 
 
+@dataclass(frozen=True)
+class VersionScore:
+    """What one registered version gives on one holdout: its family, its predictions
+    and, for a spend version, its interval coverage
+    (:func:`clv.models.intervals.holdout_coverage`)."""
+
+    family: str
+    predictions: np.ndarray
+    coverage: dict[str, Any] | None = None
+
+
+def score_versions(holdout: pd.DataFrame, horizon_days: int, run_id: str,
+                   settings: Settings | None = None) -> dict[tuple[str, str], VersionScore]:
+    """Every version :func:`evaluate_models` would score on ``holdout`` now, by (name,
+    version), each loaded once. Versions never change once registered, so the evaluate
+    step takes these (``scored``) instead of scoring them again: under ``airflow dags
+    test`` they are scored while the ZILN network fits (:mod:`clv.pipeline.head_start`)."""
+    import mlflow
+    from clv.models import intervals
+
+    x_eval = feature_matrix(holdout, columns=model_columns(holdout))
+    registry.configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    out = {}
+    for name in (CLV_MODEL_NAME, CHURN_MODEL_NAME):
+        for version, _ in _versions_to_evaluate(client, name, run_id, horizon_days):
+            model = registry.load_version(name, version, settings)
+            out[(name, version)] = VersionScore(
+                model.family, model.predict(x_eval),
+                intervals.holdout_coverage(model, holdout) if name == CLV_MODEL_NAME else None)
+    return out
+
+
 def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
                     settings: Settings | None = None,
-                    holdout: pd.DataFrame | None = None) -> pd.DataFrame:
+                    holdout: pd.DataFrame | None = None,
+                    scored: dict[tuple[str, str], VersionScore] | None = None) -> pd.DataFrame:
     """Score every aliased or newly registered version and every baseline on the
     holdout, then decide the aliases (:func:`clv.models.registry.decide_aliases`).
 
@@ -75,7 +110,8 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
     run of their own (``kind=evaluation``): each value as a metric
     ``<model>.v<version>.<metric>``, the table as CSV, and comparison charts.
     ``holdout``: the as-of date's holdout (:func:`clv.models.training.splits.holdout`) when
-    the caller has read it already.
+    the caller has read it already; ``scored``: :func:`score_versions` of that holdout
+    (versions it lacks, registered since, are scored here).
     """
     import pandas as pd
 
@@ -99,8 +135,11 @@ def evaluate_models(as_of_date: dt.date, horizon_days: int, run_id: str,
         with registry.alias_lock(name, settings):
             sources = {}
             for version, _ in _versions_to_evaluate(client, name, run_id, horizon_days):
-                model = registry.load_version(name, version, settings)
-                preds[(name, version, model.family)] = model.predict(x_eval)
+                known = (scored or {}).get((name, version))
+                if known is None:
+                    model = registry.load_version(name, version, settings)
+                    known = VersionScore(model.family, model.predict(x_eval))
+                preds[(name, version, known.family)] = known.predictions
                 sources[version] = (client.get_model_version(name, version).tags or {}).get(
                     SOURCES_TAG, "orders")
             table = _metric_rows(name, truths[name], preds, cutoff, horizon_days, run_id,
