@@ -359,3 +359,42 @@ def test_a_failed_features_check_drops_the_ziln_fit_build_features_began(dags_te
             pipeline.ziln_fit_dropped_on_error(day, "run-1"):
         raise ValueError("features.customer_features: recency_days below 0")
     assert head_start.pending() == []
+
+
+def test_after_score_the_plans_chain_runs_on_the_path_and_bad_params_begin_no_plan(
+        dags_test, monkeypatch):
+    """score begins measure_outcomes -> allocate in the path thread and explain, segment
+    in the head-start thread; each task takes its own work; params allocate would refuse
+    begin no plan (the task then refuses them itself). The work functions are stand-ins:
+    what is under test is who runs them where, the e2e test runs the real ones."""
+    from clv import pipeline
+    from clv.pipeline import decide_tasks, loop_tasks, score_tasks
+
+    ran = []
+
+    def work(name, value):
+        return lambda *args: ran.append((name, threading.current_thread().name)) or value
+
+    monkeypatch.setattr(score_tasks.warehouse, "row_count", lambda *args, **kw: 100)
+    monkeypatch.setattr(loop_tasks, "_measure_outcomes", work("measure", "measured"))
+    monkeypatch.setattr(decide_tasks, "_allocate", work("allocate", "plan"))
+    monkeypatch.setattr(score_tasks, "_explain", work("explain", "reasons"))
+    monkeypatch.setattr(score_tasks, "_segment", work("segment", "segments"))
+    day, params = dt.date(1998, 7, 1), {"budget": 5000.0}
+    assert score_tasks.begin_after_score(day, 180, "run-1", params) == dict.fromkeys(
+        ("measure_outcomes", "allocate", "explain", "segment"), True)
+    assert pipeline.segment(day, "run-1") == "segments"
+    assert pipeline.explain(day, "run-1") == "reasons"
+    assert pipeline.measure_outcomes(day, 180, "run-1") == "measured"
+    assert pipeline.allocate(day, pipeline.AllocationParams.from_params(params),
+                             "run-1") == "plan"
+    where = dict(ran)
+    assert where["measure"] == where["allocate"] and where["measure"].startswith(
+        "head-start-path")
+    assert where["explain"] == where["segment"] != where["measure"]
+    assert [name for name, _ in ran if name in ("measure", "allocate")] == ["measure",
+                                                                            "allocate"]
+    assert head_start.pending() == []
+
+    bad = {"budget": 1.0, "segment_share_bounds": {"lost": 0.2}}
+    assert "allocate" not in score_tasks.begin_after_score(day, 180, "run-2", bad)

@@ -89,26 +89,23 @@ def begin_after_score(as_of_date: dt.date, horizon_days: int, run_id: str,
     def customers() -> int:
         return warehouse.row_count(SCORES, as_of_date) or 0
 
-    work = {
-        "measure_outcomes": (head_start.task_key("measure_outcomes", as_of_date, run_id), True,
-                             functools.partial(_measure_outcomes, as_of_date, horizon_days,
-                                               run_id)),
-        "explain": (head_start.task_key("explain", as_of_date, run_id), False,
-                    functools.partial(_explain, as_of_date, run_id)),
-        "segment": (head_start.task_key("segment", as_of_date, run_id), False,
-                    functools.partial(_segment, as_of_date, run_id)),
-    }
+    measure = head_start.task_key("measure_outcomes", as_of_date, run_id)
+    begun = {"measure_outcomes": head_start.begin(
+        measure, functools.partial(_measure_outcomes, as_of_date, horizon_days, run_id),
+        customers, on_path=True)}
     try:
         allocation = AllocationParams.from_params(params)
     except ValueError as exc:
         log.info("no head start for allocate: %s", exc)
-    else:
-        work["allocate"] = (allocation_key(as_of_date, allocation, run_id), True,
-                            functools.partial(_allocate, as_of_date, allocation, run_id))
-    after = {"allocate": work["measure_outcomes"][0]}  # no plan if its upstream failed
-    return {name: head_start.begin(key, fn, customers, on_path=on_path,
-                                   after=after.get(name))
-            for name, (key, on_path, fn) in work.items()}
+    else:  # only after measure_outcomes' work succeeded: no plan if its upstream failed
+        begun["allocate"] = head_start.begin(
+            allocation_key(as_of_date, allocation, run_id),
+            functools.partial(_allocate, as_of_date, allocation, run_id), customers,
+            on_path=True, after=measure)
+    for name, work in (("explain", _explain), ("segment", _segment)):
+        begun[name] = head_start.begin(head_start.task_key(name, as_of_date, run_id),
+                                       functools.partial(work, as_of_date, run_id), customers)
+    return begun
 
 
 def segment(as_of_date: dt.date, run_id: str) -> dict[str, Any]:
