@@ -398,3 +398,17 @@ def test_after_score_the_plans_chain_runs_on_the_path_and_bad_params_begin_no_pl
 
     bad = {"budget": 1.0, "segment_share_bounds": {"lost": 0.2}}
     assert "allocate" not in score_tasks.begin_after_score(day, 180, "run-2", bad)
+
+
+def test_outside_a_task_the_check_imports_no_airflow():
+    """jobs/build_features.py runs build_features, which asks whether to begin the ZILN
+    fit: importing Airflow there sent the job's logs to stdout, where its JSON report is
+    read from (tests/test_spark_standalone.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from clv.pipeline.task_process import tasks_share_this_process; "
+            "print(tasks_share_this_process(), 'airflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert out.stdout.split() == ["False", "False"]

@@ -8,15 +8,19 @@ Read from the task SDK's link to the task's supervisor. Used by
 
 from __future__ import annotations
 
+import sys
+
 
 def _supervisor_comms() -> tuple[object | None, bool]:
     """The task SDK's link to this task's supervisor (None outside a task), and whether
     it is ``airflow dags test``'s in-process one."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
-    except ImportError:
+    # Airflow runs every task through this module: not imported, no task. Importing it
+    # here would cost a plain job (jobs/build_features.py) Airflow's import and its
+    # logging setup (structlog to stdout).
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if task_runner is None:
         return None, False
+    from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
     comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
     return comms, isinstance(comms, InProcessSupervisorComms)
 
