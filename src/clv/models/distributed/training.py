@@ -174,11 +174,15 @@ def _fit_once(spark: SparkSession, model: Any, learn: DataFrame, features: list[
         while not done.wait(1.0):
             slots = executor_slots(spark)
             if slots < workers:
+                if not lost:
+                    log.warning("executors lost during the xgboost fit: %d slot(s) left of "
+                                "%d; cancelling the barrier stage", slots, workers)
                 lost.append(slots)
-                log.warning("executors lost during the xgboost fit: %d slot(s) left of %d; "
-                            "cancelling the barrier stage", slots, workers)
+                # At every poll until the fit returns: a cancel that lands between two of
+                # its jobs finds none ("Cannot find active jobs"), and the next barrier
+                # stage would wait for slots that never come back (a clean-clone make test
+                # hung there for 420 s).
                 sc.cancelJobGroup(group)
-                return
 
     log.info("xgboost fit starting on %d workers (job group %s)", workers, group)
     sc.setJobGroup(group, f"{FIT_JOB_GROUP}: xgboost on {workers} workers",
